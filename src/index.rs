@@ -1,0 +1,836 @@
+//! The in-memory index: layers, objects, uploads and the extent table.
+//!
+//! Pure: no I/O, no clock, no randomness. Every change arrives as a
+//! [`Meta`] record; the live path calls [`Index::validate`], makes the record
+//! durable, then [`Index::apply_validated`]; recovery calls [`Index::apply`]
+//! on each replayed record. So the rebuilt index equals the live one.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use crate::digest::crc32c_combine;
+use crate::error::{bad_request, conflict, corrupt, not_found, too_large, Result};
+use crate::record::{ExtentDef, Meta, Piece};
+use crate::spec::{self, UploadId};
+
+/// Where an extent's bytes are, and how many references hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Extent {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    pub(crate) block_crcs: Arc<[u32]>,
+    pub(crate) refs: u64,
+}
+
+/// A current part of an open upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Part {
+    pub(crate) number: u32,
+    pub(crate) id: u64,
+    pub(crate) size: u64,
+    pub(crate) crc32c: u32,
+    pub(crate) pieces: Vec<Piece>,
+    pub(crate) time_ms: u64,
+}
+
+/// A published object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Object {
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) content_type: String,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) last_modified_ms: u64,
+    pub(crate) crc32c: u32,
+    pub(crate) etag: String,
+    pub(crate) part_count: u32,
+    /// The object's bytes, in order.
+    pub(crate) pieces: Arc<Vec<Piece>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UploadState {
+    Open(BTreeMap<u32, Part>),
+    Completed,
+}
+
+/// A multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Upload {
+    pub(crate) layer: String,
+    pub(crate) key: String,
+    pub(crate) content_type: String,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) started_ms: u64,
+    pub(crate) last_activity_ms: u64,
+    pub(crate) state: UploadState,
+}
+
+/// A layer and its objects, in byte-wise key order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Layer {
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) objects: BTreeMap<String, Arc<Object>>,
+}
+
+/// One listing entry.
+#[derive(Debug, Clone)]
+pub(crate) enum Entry {
+    Object(Arc<Object>),
+    Prefix(String),
+}
+
+/// Where a listing page ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Cursor {
+    AfterObject(String),
+    AfterPrefix(String),
+}
+
+/// The whole in-memory state.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Index {
+    layers: BTreeMap<String, Layer>,
+    uploads: HashMap<[u8; 16], Upload>,
+    extents: HashMap<u64, Extent>,
+    /// Live extent bytes per segment.
+    live_by_segment: HashMap<u64, u64>,
+    /// Highest id (extent, part, etag sequence) any record used.
+    max_id: u64,
+}
+
+/// The etag of an object: its CRC and the sequence number of the write that
+/// made it, so it changes whenever the content does.
+fn etag(crc: u32, seq: u64) -> String {
+    format!("{crc:08x}{seq:016x}")
+}
+
+fn upload_name(u: &[u8; 16]) -> String {
+    UploadId::from_bytes(*u).to_string()
+}
+
+impl Index {
+    /// An empty index.
+    pub(crate) fn new() -> Index {
+        Index::default()
+    }
+
+    /// Highest id any applied record used; fresh ids start above it.
+    pub(crate) fn max_id(&self) -> u64 {
+        self.max_id
+    }
+
+    // ----- queries -------------------------------------------------------
+
+    /// The layer `id`: BadRequest for a malformed id, NotFound if missing.
+    pub(crate) fn layer(&self, id: &str) -> Result<&Layer> {
+        spec::validate_layer_id(id)?;
+        self.layers
+            .get(id)
+            .ok_or_else(|| not_found!("layer \"{id}\" does not exist"))
+    }
+
+    /// Layer ids and configs.
+    pub(crate) fn layers(&self) -> impl Iterator<Item = (&String, &Layer)> {
+        self.layers.iter()
+    }
+
+    /// An object, or NotFound.
+    pub(crate) fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
+        let l = self.layer(layer)?;
+        spec::validate_key(key)?;
+        l.objects
+            .get(key)
+            .ok_or_else(|| not_found!("key \"{key}\" does not exist in layer \"{layer}\""))
+    }
+
+    /// An upload of `layer` in any state; NotFound if unknown, aborted or
+    /// bound to another layer.
+    pub(crate) fn upload(&self, layer: &str, upload: &[u8; 16]) -> Result<&Upload> {
+        self.layer(layer)?;
+        match self.uploads.get(upload) {
+            Some(u) if u.layer == layer => Ok(u),
+            _ => Err(not_found!(
+                "upload {} does not exist in layer \"{layer}\"",
+                upload_name(upload)
+            )),
+        }
+    }
+
+    /// An open upload and its current parts; BadRequest once completed.
+    pub(crate) fn open_upload(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+    ) -> Result<(&Upload, &BTreeMap<u32, Part>)> {
+        let u = self.upload(layer, upload)?;
+        match &u.state {
+            UploadState::Open(parts) => Ok((u, parts)),
+            UploadState::Completed => Err(bad_request!(
+                "upload {} is already completed",
+                upload_name(upload)
+            )),
+        }
+    }
+
+    /// Open uploads of a layer, by key then start time.
+    pub(crate) fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload, usize)>> {
+        self.layer(layer)?;
+        let mut v: Vec<_> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.layer == layer)
+            .filter_map(|(id, u)| match &u.state {
+                UploadState::Open(p) => Some((id, u, p.len())),
+                UploadState::Completed => None,
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.1.key, a.1.started_ms, a.0).cmp(&(&b.1.key, b.1.started_ms, b.0)));
+        Ok(v)
+    }
+
+    /// Every open upload whose last activity is at or before `cutoff_ms`.
+    pub(crate) fn idle_uploads(&self, cutoff_ms: u64) -> Vec<(String, [u8; 16])> {
+        let mut v: Vec<_> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| matches!(u.state, UploadState::Open(_)))
+            .filter(|(_, u)| u.last_activity_ms <= cutoff_ms)
+            .map(|(id, u)| (u.layer.clone(), *id))
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// An extent of the table, if live.
+    pub(crate) fn extent(&self, id: u64) -> Option<&Extent> {
+        self.extents.get(&id)
+    }
+
+    /// Every live extent.
+    pub(crate) fn extents(&self) -> impl Iterator<Item = (&u64, &Extent)> {
+        self.extents.iter()
+    }
+
+    /// Live bytes per segment.
+    pub(crate) fn live_by_segment(&self) -> &HashMap<u64, u64> {
+        &self.live_by_segment
+    }
+
+    /// (objects, open uploads, live bytes).
+    pub(crate) fn counts(&self) -> (usize, usize, u64) {
+        let objects = self.layers.values().map(|l| l.objects.len()).sum();
+        let uploads = self
+            .uploads
+            .values()
+            .filter(|u| matches!(u.state, UploadState::Open(_)))
+            .count();
+        (objects, uploads, self.live_by_segment.values().sum())
+    }
+
+    /// One page of a listing. `parent` is normalized (no trailing `/`).
+    pub(crate) fn list(
+        &self,
+        layer: &str,
+        parent: &str,
+        deep: bool,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>)> {
+        let l = self.layer(layer)?;
+        let prefix = if parent.is_empty() {
+            String::new()
+        } else {
+            format!("{parent}/")
+        };
+        let mut start: Bound<String> = match after {
+            None => Bound::Included(prefix.clone()),
+            Some(Cursor::AfterObject(k)) => Bound::Excluded(k.clone()),
+            // '0' is the byte after '/': skip every key under the prefix.
+            Some(Cursor::AfterPrefix(p)) => Bound::Included(format!("{p}0")),
+        };
+        let mut items = Vec::new();
+        'outer: loop {
+            let range = l
+                .objects
+                .range::<String, _>((start.clone(), Bound::Unbounded));
+            for (key, obj) in range {
+                if !key.starts_with(&prefix) {
+                    if key.as_str() < prefix.as_str() {
+                        continue;
+                    }
+                    break 'outer;
+                }
+                if items.len() == limit {
+                    let cursor = match items.last() {
+                        Some(Entry::Object(o)) => Cursor::AfterObject(o.key.clone()),
+                        Some(Entry::Prefix(p)) => Cursor::AfterPrefix(p.clone()),
+                        None => break 'outer,
+                    };
+                    return Ok((items, Some(cursor)));
+                }
+                let rest = &key[prefix.len()..];
+                match rest.find('/') {
+                    Some(i) if !deep => {
+                        let p = format!("{prefix}{}", &rest[..i]);
+                        start = Bound::Included(format!("{p}0"));
+                        items.push(Entry::Prefix(p));
+                        continue 'outer;
+                    }
+                    _ => items.push(Entry::Object(Arc::clone(obj))),
+                }
+            }
+            break;
+        }
+        Ok((items, None))
+    }
+
+    // ----- changes -------------------------------------------------------
+
+    /// Validates and applies a record (recovery's path).
+    pub(crate) fn apply(&mut self, meta: Meta) -> Result<()> {
+        self.validate(&meta)?;
+        self.apply_validated(meta);
+        Ok(())
+    }
+
+    /// Checks that `meta` applies to the current state, with the error kinds
+    /// of the SPEC. Nothing changes.
+    pub(crate) fn validate(&self, meta: &Meta) -> Result<()> {
+        match meta {
+            Meta::LayerCreated { layer, .. } => {
+                spec::validate_layer_id(layer)?;
+                if self.layers.contains_key(layer) {
+                    return Err(conflict!("layer \"{layer}\" already exists"));
+                }
+            }
+            Meta::UploadStarted {
+                layer,
+                upload,
+                key,
+                content_type,
+                content_encoding,
+                ..
+            } => {
+                let l = self.layer(layer)?;
+                spec::validate_key(key)?;
+                check_binding(l, layer, content_type, content_encoding.as_deref())?;
+                if self.uploads.contains_key(upload) {
+                    return Err(conflict!("upload {} already exists", upload_name(upload)));
+                }
+            }
+            Meta::PartSet {
+                layer,
+                upload,
+                number,
+                new_extent,
+                pieces,
+                size,
+                ..
+            } => {
+                self.open_upload(layer, upload)?;
+                spec::validate_part_number(*number)?;
+                if *size > spec::MAX_PART_SIZE {
+                    return Err(too_large!(
+                        "part {number} is {size} bytes, over the {} byte limit",
+                        spec::MAX_PART_SIZE
+                    ));
+                }
+                self.check_pieces(new_extent.as_ref(), pieces, *size)?;
+            }
+            Meta::UploadCompleted {
+                layer,
+                upload,
+                parts,
+                ..
+            } => {
+                let (_, current) = self.open_upload(layer, upload)?;
+                check_completion(current, parts)?;
+            }
+            Meta::UploadAborted { layer, upload, .. } => {
+                self.open_upload(layer, upload)?;
+            }
+            Meta::ObjectPut {
+                layer,
+                key,
+                new_extent,
+                size,
+                content_type,
+                content_encoding,
+                ..
+            } => {
+                let l = self.layer(layer)?;
+                spec::validate_key(key)?;
+                if *size > spec::MAX_PUT_OBJECT_SIZE {
+                    return Err(too_large!(
+                        "object \"{key}\" is {size} bytes, over the {} byte limit of put_object",
+                        spec::MAX_PUT_OBJECT_SIZE
+                    ));
+                }
+                check_binding(l, layer, content_type, content_encoding.as_deref())?;
+                let pieces: Vec<Piece> = new_extent
+                    .iter()
+                    .map(|e| Piece {
+                        extent: e.id,
+                        offset: 0,
+                        len: e.len,
+                    })
+                    .collect();
+                self.check_pieces(new_extent.as_ref(), &pieces, *size)?;
+            }
+            Meta::ObjectDeleted { layer, key } => {
+                self.layer(layer)?;
+                spec::validate_key(key)?;
+            }
+            Meta::ObjectCopied {
+                layer, src, dst, ..
+            } => {
+                self.object(layer, src)?;
+                spec::validate_key(dst)?;
+            }
+            Meta::ExtentsMoved { moves } => {
+                for m in moves {
+                    if !self.extents.contains_key(&m.extent) {
+                        return Err(corrupt!("move of unknown extent {}", m.extent));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn check_pieces(&self, new: Option<&ExtentDef>, pieces: &[Piece], size: u64) -> Result<()> {
+        if let Some(e) = new {
+            if self.extents.contains_key(&e.id) {
+                return Err(corrupt!("extent {} is defined twice", e.id));
+            }
+            if e.block_crcs.len() as u64 != e.len.div_ceil(spec::BLOCK_SIZE) {
+                return Err(corrupt!(
+                    "extent {} of {} bytes has {} block CRCs",
+                    e.id,
+                    e.len,
+                    e.block_crcs.len()
+                ));
+            }
+        }
+        let mut total: u64 = 0;
+        for p in pieces {
+            let len = match new {
+                Some(e) if e.id == p.extent => e.len,
+                _ => match self.extents.get(&p.extent) {
+                    Some(e) => e.len,
+                    None => return Err(corrupt!("reference to unknown extent {}", p.extent)),
+                },
+            };
+            if p.len == 0 || p.offset.checked_add(p.len).is_none_or(|end| end > len) {
+                return Err(corrupt!(
+                    "piece {}+{} outside extent {} of {len} bytes",
+                    p.offset,
+                    p.len,
+                    p.extent
+                ));
+            }
+            total = total.saturating_add(p.len);
+        }
+        if total != size {
+            return Err(corrupt!("pieces total {total} bytes, record says {size}"));
+        }
+        Ok(())
+    }
+
+    /// Applies a record that [`Index::validate`] accepted.
+    pub(crate) fn apply_validated(&mut self, meta: Meta) {
+        match meta {
+            Meta::LayerCreated {
+                layer,
+                content_type,
+                content_encoding,
+            } => {
+                self.layers.insert(
+                    layer,
+                    Layer {
+                        content_type,
+                        content_encoding,
+                        objects: BTreeMap::new(),
+                    },
+                );
+            }
+            Meta::UploadStarted {
+                layer,
+                upload,
+                key,
+                content_type,
+                content_encoding,
+                time_ms,
+            } => {
+                self.uploads.insert(
+                    upload,
+                    Upload {
+                        layer,
+                        key,
+                        content_type,
+                        content_encoding,
+                        started_ms: time_ms,
+                        last_activity_ms: time_ms,
+                        state: UploadState::Open(BTreeMap::new()),
+                    },
+                );
+            }
+            Meta::PartSet {
+                upload,
+                number,
+                part_id,
+                new_extent,
+                pieces,
+                size,
+                crc32c,
+                time_ms,
+                ..
+            } => {
+                self.bump(part_id);
+                let new_id = new_extent.as_ref().map(|e| e.id);
+                if let Some(e) = new_extent {
+                    self.define(e);
+                }
+                self.retain(&pieces);
+                self.sweep(new_id);
+                let part = Part {
+                    number,
+                    id: part_id,
+                    size,
+                    crc32c,
+                    pieces,
+                    time_ms,
+                };
+                let old = match self.uploads.get_mut(&upload) {
+                    Some(u) => {
+                        u.last_activity_ms = u.last_activity_ms.max(time_ms);
+                        match &mut u.state {
+                            UploadState::Open(parts) => parts.insert(number, part),
+                            UploadState::Completed => None,
+                        }
+                    }
+                    None => None,
+                };
+                if let Some(old) = old {
+                    self.release(&old.pieces);
+                }
+            }
+            Meta::UploadCompleted {
+                layer,
+                upload,
+                parts: chosen,
+                etag_seq,
+                time_ms,
+            } => {
+                self.bump(etag_seq);
+                let Some(u) = self.uploads.get_mut(&upload) else {
+                    return;
+                };
+                let UploadState::Open(current) =
+                    std::mem::replace(&mut u.state, UploadState::Completed)
+                else {
+                    return;
+                };
+                u.last_activity_ms = u.last_activity_ms.max(time_ms);
+                let (key, content_type, content_encoding) = (
+                    u.key.clone(),
+                    u.content_type.clone(),
+                    u.content_encoding.clone(),
+                );
+                let mut numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
+                numbers.sort_unstable();
+                let mut pieces: Vec<Piece> = Vec::new();
+                let (mut size, mut crc) = (0u64, 0u32);
+                for n in &numbers {
+                    if let Some(p) = current.get(n) {
+                        crc = if size == 0 {
+                            p.crc32c
+                        } else {
+                            crc32c_combine(crc, p.crc32c, p.size)
+                        };
+                        size += p.size;
+                        for piece in &p.pieces {
+                            push_merged(&mut pieces, *piece);
+                        }
+                    }
+                }
+                let object = Object {
+                    key: key.clone(),
+                    size,
+                    content_type,
+                    content_encoding,
+                    last_modified_ms: time_ms,
+                    crc32c: crc,
+                    etag: etag(crc, etag_seq),
+                    part_count: numbers.len() as u32,
+                    pieces: Arc::new(pieces),
+                };
+                self.retain(&object.pieces);
+                for p in current.values() {
+                    self.release(&p.pieces);
+                }
+                self.publish(&layer, object);
+            }
+            Meta::UploadAborted { upload, .. } => {
+                if let Some(u) = self.uploads.remove(&upload) {
+                    if let UploadState::Open(parts) = u.state {
+                        for p in parts.values() {
+                            self.release(&p.pieces);
+                        }
+                    }
+                }
+            }
+            Meta::ObjectPut {
+                layer,
+                key,
+                new_extent,
+                size,
+                crc32c,
+                content_type,
+                content_encoding,
+                etag_seq,
+                time_ms,
+            } => {
+                self.bump(etag_seq);
+                let mut pieces = Vec::new();
+                if let Some(e) = new_extent {
+                    pieces.push(Piece {
+                        extent: e.id,
+                        offset: 0,
+                        len: e.len,
+                    });
+                    self.define(e);
+                }
+                self.retain(&pieces);
+                let object = Object {
+                    key,
+                    size,
+                    content_type,
+                    content_encoding,
+                    last_modified_ms: time_ms,
+                    crc32c,
+                    etag: etag(crc32c, etag_seq),
+                    part_count: 1,
+                    pieces: Arc::new(pieces),
+                };
+                self.publish(&layer, object);
+            }
+            Meta::ObjectDeleted { layer, key } => {
+                let old = self
+                    .layers
+                    .get_mut(&layer)
+                    .and_then(|l| l.objects.remove(&key));
+                if let Some(old) = old {
+                    self.release(&old.pieces);
+                }
+            }
+            Meta::ObjectCopied {
+                layer,
+                src,
+                dst,
+                time_ms,
+            } => {
+                let Some(src) = self
+                    .layers
+                    .get(&layer)
+                    .and_then(|l| l.objects.get(&src))
+                    .cloned()
+                else {
+                    return;
+                };
+                let object = Object {
+                    key: dst,
+                    last_modified_ms: time_ms,
+                    ..(*src).clone()
+                };
+                self.retain(&object.pieces);
+                self.publish(&layer, object);
+            }
+            Meta::ExtentsMoved { moves } => {
+                for m in moves {
+                    if let Some(e) = self.extents.get_mut(&m.extent) {
+                        let (old_seg, len) = (e.segment, e.len);
+                        e.segment = m.segment;
+                        e.offset = m.offset;
+                        sub_live(&mut self.live_by_segment, old_seg, len);
+                        *self.live_by_segment.entry(m.segment).or_default() += len;
+                    }
+                }
+            }
+        }
+    }
+
+    fn bump(&mut self, id: u64) {
+        self.max_id = self.max_id.max(id);
+    }
+
+    fn define(&mut self, e: ExtentDef) {
+        self.bump(e.id);
+        self.extents.insert(
+            e.id,
+            Extent {
+                segment: e.segment,
+                offset: e.offset,
+                len: e.len,
+                block_crcs: e.block_crcs.into(),
+                refs: 0,
+            },
+        );
+    }
+
+    fn retain(&mut self, pieces: &[Piece]) {
+        for p in pieces {
+            if let Some(e) = self.extents.get_mut(&p.extent) {
+                if e.refs == 0 {
+                    *self.live_by_segment.entry(e.segment).or_default() += e.len;
+                }
+                e.refs += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, pieces: &[Piece]) {
+        for p in pieces {
+            let dead = match self.extents.get_mut(&p.extent) {
+                Some(e) => {
+                    e.refs = e.refs.saturating_sub(1);
+                    (e.refs == 0).then_some((e.segment, e.len))
+                }
+                None => None,
+            };
+            if let Some((seg, len)) = dead {
+                self.extents.remove(&p.extent);
+                sub_live(&mut self.live_by_segment, seg, len);
+            }
+        }
+    }
+
+    /// Drops a just-defined extent that its record did not reference.
+    fn sweep(&mut self, id: Option<u64>) {
+        if let Some(id) = id {
+            if self.extents.get(&id).is_some_and(|e| e.refs == 0) {
+                self.extents.remove(&id);
+            }
+        }
+    }
+
+    fn publish(&mut self, layer: &str, object: Object) {
+        let old = self
+            .layers
+            .get_mut(layer)
+            .and_then(|l| l.objects.insert(object.key.clone(), Arc::new(object)));
+        if let Some(old) = old {
+            self.release(&old.pieces);
+        }
+    }
+}
+
+fn sub_live(map: &mut HashMap<u64, u64>, seg: u64, len: u64) {
+    if let Some(v) = map.get_mut(&seg) {
+        *v = v.saturating_sub(len);
+        if *v == 0 {
+            map.remove(&seg);
+        }
+    }
+}
+
+/// Appends a piece, merging it with the previous one when contiguous.
+fn push_merged(pieces: &mut Vec<Piece>, p: Piece) {
+    if let Some(last) = pieces.last_mut() {
+        if last.extent == p.extent && last.offset + last.len == p.offset {
+            last.len += p.len;
+            return;
+        }
+    }
+    pieces.push(p);
+}
+
+/// A layer's content type and encoding, when set, bind every upload into it.
+fn check_binding(
+    l: &Layer,
+    layer: &str,
+    content_type: &str,
+    content_encoding: Option<&str>,
+) -> Result<()> {
+    if let Some(ct) = &l.content_type {
+        if !spec::media_eq(ct, content_type) {
+            return Err(bad_request!(
+                "content type \"{content_type}\" does not match layer \"{layer}\"'s \"{ct}\""
+            ));
+        }
+    }
+    if let Some(ce) = &l.content_encoding {
+        if !content_encoding.is_some_and(|e| spec::media_eq(ce, e)) {
+            return Err(bad_request!(
+                "content encoding \"{}\" does not match layer \"{layer}\"'s \"{ce}\"",
+                content_encoding.unwrap_or("")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The complete-time rules of the SPEC for the chosen (number, id) parts.
+fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Result<()> {
+    if chosen.is_empty() {
+        return Err(bad_request!(
+            "an upload needs at least one part to complete"
+        ));
+    }
+    let mut sorted: Vec<&Part> = Vec::with_capacity(chosen.len());
+    let mut seen = std::collections::HashSet::with_capacity(chosen.len());
+    for (n, id) in chosen {
+        if !seen.insert(*n) {
+            return Err(bad_request!("part number {n} is listed twice"));
+        }
+        match current.get(n) {
+            Some(p) if p.id == *id => sorted.push(p),
+            Some(_) => {
+                return Err(bad_request!(
+                    "part {n} has no id {id:016x}: it was replaced or never existed"
+                ))
+            }
+            None => return Err(bad_request!("part {n} (id {id:016x}) does not exist")),
+        }
+    }
+    sorted.sort_by_key(|p| p.number);
+    let mut total: u64 = 0;
+    for (i, p) in sorted.iter().enumerate() {
+        let expected = i as u32 + 1;
+        if p.number != expected {
+            return Err(bad_request!(
+                "part numbers must be 1..={} without gaps: part {expected} is missing",
+                sorted.len()
+            ));
+        }
+        let last = i + 1 == sorted.len();
+        if !last && p.size < spec::MIN_PART_SIZE {
+            return Err(bad_request!(
+                "part {} is {} bytes; every part but the last must be at least {} bytes",
+                p.number,
+                p.size,
+                spec::MIN_PART_SIZE
+            ));
+        }
+        if !last && p.size % spec::PART_SIZE_MULTIPLE != 0 {
+            return Err(bad_request!(
+                "part {} is {} bytes; every part but the last must be a multiple of {} bytes",
+                p.number,
+                p.size,
+                spec::PART_SIZE_MULTIPLE
+            ));
+        }
+        total = total.saturating_add(p.size);
+    }
+    if total > spec::MAX_OBJECT_SIZE {
+        return Err(too_large!(
+            "the object would be {total} bytes, over the {} byte limit",
+            spec::MAX_OBJECT_SIZE
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,88 @@
+//! # partstore
+//!
+//! An embedded, synchronous, transport-free storage engine that assembles
+//! blobs from parts. A storage server links it in and maps its own transport
+//! (HTTP, gRPC, S3) onto it.
+//!
+//! - Multipart uploads live in an append-only segment store; a part is
+//!   written once as an extent with a CRC32C per 1 MiB block and becomes
+//!   visible atomically, so uploading part `n` again simply replaces it.
+//! - `copy_part` and `copy_object` copy no bytes: they reference the source's
+//!   stored extents.
+//! - Reads are zero-copy: [`Blob::read_range`] returns [`Slice`]s of memory
+//!   maps, verified against their block CRCs.
+//! - CRC-32C, MD5, SHA-1 and SHA-256 digests are checked on the same pass
+//!   that writes the data.
+//!
+//! The rules (part sizes, numbering, ranges, digests, keys, errors) are
+//! those of the crate's SPEC; every violation is a typed [`Error`] whose
+//! [`ErrorKind`] maps to an HTTP status, and a failed call changes nothing.
+//!
+//! ```
+//! use partstore::{Store, Options, LayerConfig, PartBody, CopySource, ErrorKind};
+//!
+//! # fn main() -> partstore::Result<()> {
+//! let dir = tempfile::tempdir().map_err(|e| partstore::Error::Io {
+//!     context: "tempdir".into(), source: e })?;
+//! let store = Store::open(dir.path(), Options::default())?;
+//! store.create_layer("maps", LayerConfig::default())?;
+//!
+//! // A multipart upload: every part but the last is >= 5 MiB and a
+//! // multiple of 1 MiB.
+//! let part1 = vec![7u8; 5 << 20];
+//! let up = store.start_multipart("maps", "tiles/eu.bin", "application/octet-stream")?;
+//! store.upload_part("maps", &up, 1, PartBody::new(&part1[..], part1.len() as u64))?;
+//! // A digest that does not match: BadRequest, and part 2 stays absent.
+//! let wrong = format!("SHA256:{}", "0".repeat(64)).parse()?;
+//! let err = store
+//!     .upload_part("maps", &up, 2, PartBody::new(&b"tail"[..], 4).digest(wrong))
+//!     .unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::BadRequest);
+//! assert_eq!(store.list_parts("maps", &up)?.len(), 1);
+//! store.upload_part("maps", &up, 2, PartBody::new(&b"tail"[..], 4))?;
+//! let obj = store.complete_multipart("maps", &up)?;
+//! assert_eq!(obj.size, (5 << 20) + 4);
+//!
+//! // Zero-copy ranged read.
+//! let blob = store.get("maps", "tiles/eu.bin")?;
+//! let slices = blob.read_range("bytes=-4".parse()?)?;
+//! assert_eq!(&*slices[0], b"tail");
+//!
+//! // Range copy by reference into a new upload.
+//! let up2 = store.start_multipart("maps", "tiles/copy.bin", "application/octet-stream")?;
+//! store.copy_part("maps", &up2, 1,
+//!     CopySource::new("tiles/eu.bin", "bytes=0-5242879".parse()?))?;
+//! let copy = store.complete_multipart("maps", &up2)?;
+//! assert_eq!(copy.size, 5 << 20);
+//!
+//! // Bad input is a typed error that changes nothing.
+//! let err = store.upload_part("maps", &up2, 0, PartBody::new(&b""[..], 0)).unwrap_err();
+//! assert_eq!(err.kind(), ErrorKind::BadRequest);
+//! assert_eq!(err.kind().http_status(), 400);
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::expect_used)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod blob;
+mod digest;
+mod error;
+mod index;
+mod record;
+mod segment;
+pub mod spec;
+mod store;
+mod types;
+
+pub use blob::{Blob, BlobReader};
+pub use error::{Error, ErrorKind, Result};
+pub use segment::Slice;
+pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
+pub use store::Store;
+pub use types::{
+    CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
+    ObjectInfo, Options, PartBody, PartInfo, PartRef, SegmentStats, Stats, UploadOptions,
+    UploadStatus, UploadSummary, VerifyReport,
+};

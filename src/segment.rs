@@ -1,0 +1,336 @@
+//! Segment files: creation, positioned writes, fsync, memory maps and the
+//! record scan that recovery uses. All `unsafe` of the crate is in this file
+//! (memory maps).
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+use crate::error::{corrupt, Error, Result};
+use crate::record::{
+    decode_segment_header, encode_segment_header, framed_len, Meta, RecordHeader, RecordKind,
+    RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+};
+
+/// File name of segment `id`.
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("seg-{id:08}.log")
+}
+
+/// Parses a segment file name back into its id.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// Fsyncs a directory, so that created or removed entries are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
+    d.sync_all()
+        .map_err(|e| Error::io(format!("fsync of directory {}", dir.display()), e))
+}
+
+/// One segment file, sized to its full length up front and mapped once, so
+/// the map never points past the end of the file.
+pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    file: File,
+    map: Arc<Mmap>,
+}
+
+impl Segment {
+    /// Creates segment `id` of `size` bytes (header written, rest zeros) and
+    /// maps it. With `durable`, the file and its directory entry are synced.
+    pub(crate) fn create(dir: &Path, id: u64, size: u64, durable: bool) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(|e| Error::io(format!("creating {name}"), e))?;
+        let seg = (|| {
+            file.write_all_at(&encode_segment_header(id), 0)
+                .map_err(|e| Error::io(format!("writing header of {name}"), e))?;
+            file.set_len(size.max(SEGMENT_HEADER_LEN))
+                .map_err(|e| Error::io(format!("sizing {name}"), e))?;
+            if durable {
+                file.sync_all()
+                    .map_err(|e| Error::io(format!("fsync of {name}"), e))?;
+                sync_dir(dir)?;
+            }
+            Segment::from_file(id, path.clone(), file)
+        })();
+        if seg.is_err() {
+            // Never leave a half-made segment behind for recovery to trip on.
+            let _ = std::fs::remove_file(&path);
+        }
+        seg
+    }
+
+    /// Opens an existing segment file and checks its header.
+    pub(crate) fn open(path: &Path) -> Result<Segment> {
+        let name = path.display().to_string();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {name}"), e))?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| corrupt!("segment {name}: shorter than its header"))?;
+        let id = decode_segment_header(&header, &name)?;
+        Segment::from_file(id, path.to_path_buf(), file)
+    }
+
+    fn from_file(id: u64, path: PathBuf, file: File) -> Result<Segment> {
+        // SAFETY: the map is read-only and covers the file's full length at
+        // this moment; the engine never shrinks a segment file while it is
+        // mapped (torn-tail truncation happens before `open` maps it, and
+        // compaction unlinks files, which keeps mapped pages valid). Writes
+        // go through `pwrite` to regions no reader is handed until they are
+        // committed, so no reader observes bytes changing under it.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        Ok(Segment {
+            id,
+            path,
+            file,
+            map: Arc::new(map),
+        })
+    }
+
+    /// The mapped length of the segment.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Writes `buf` at `offset` (a positioned write; no shared cursor).
+    pub(crate) fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.len() {
+            return Err(corrupt!(
+                "write of {} bytes at offset {offset} past the end of segment {}",
+                buf.len(),
+                self.id
+            ));
+        }
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
+
+    /// fdatasync of the segment file.
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {}", self.path.display()), e))
+    }
+
+    /// The mapped bytes `offset..offset+len`, or `Corrupt` when out of range.
+    pub(crate) fn bytes(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        let end = offset.checked_add(len);
+        match end {
+            Some(end) if end <= self.len() => Ok(&self.map[offset as usize..end as usize]),
+            _ => Err(corrupt!(
+                "range {offset}+{len} is outside segment {} ({} bytes)",
+                self.id,
+                self.len()
+            )),
+        }
+    }
+
+    /// The shared map, for holders that outlive this segment's file.
+    pub(crate) fn map(&self) -> Arc<Mmap> {
+        Arc::clone(&self.map)
+    }
+}
+
+/// Bytes of a stored object: a cheap, cloneable view into a memory-mapped
+/// segment file. It never copies; it keeps the map alive, so it stays valid
+/// after the object is deleted or its segment compacted away.
+#[derive(Clone)]
+pub struct Slice {
+    map: Arc<Mmap>,
+    start: usize,
+    len: usize,
+}
+
+impl Slice {
+    pub(crate) fn from_map(map: Arc<Mmap>, start: u64, len: u64) -> Result<Slice> {
+        let end = start.checked_add(len).filter(|e| *e <= map.len() as u64);
+        if end.is_none() {
+            return Err(corrupt!(
+                "slice {start}+{len} is outside a {}-byte map",
+                map.len()
+            ));
+        }
+        Ok(Slice {
+            map,
+            start: start as usize,
+            len: len as usize,
+        })
+    }
+}
+
+impl std::ops::Deref for Slice {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // In bounds by construction (checked in `from_map` / `slice`).
+        self.map
+            .get(self.start..self.start + self.len)
+            .unwrap_or(&[])
+    }
+}
+
+impl AsRef<[u8]> for Slice {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl std::fmt::Debug for Slice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slice")
+            .field("start", &self.start)
+            .field("len", &self.len)
+            .finish()
+    }
+}
+
+/// A metadata record found by a scan.
+pub(crate) struct ScannedMeta {
+    pub(crate) offset: u64,
+    pub(crate) meta: Meta,
+}
+
+/// What a scan of one segment found.
+pub(crate) struct Scan {
+    pub(crate) metas: Vec<ScannedMeta>,
+    /// Offset just past the last valid record: where appends continue.
+    pub(crate) end: u64,
+    /// Bytes taken by data regions (committed or not).
+    pub(crate) region_bytes: u64,
+    /// A torn record was found at `end` (only ever in the newest segment).
+    pub(crate) torn: bool,
+}
+
+enum Step {
+    /// A valid record of this total framed length.
+    Record(RecordHeader, u64),
+    /// Zero header: the end of the records.
+    End,
+    /// Not a valid record.
+    Invalid(&'static str),
+}
+
+fn step(seg: &Segment, pos: u64) -> Step {
+    let Ok(h) = seg.bytes(pos, RECORD_HEADER_LEN) else {
+        return Step::End; // no room for another header: the segment is full
+    };
+    if h.iter().all(|b| *b == 0) {
+        return Step::End;
+    }
+    let Some(header) = RecordHeader::decode(h) else {
+        return Step::Invalid("bad record header");
+    };
+    let total = framed_len(header.len);
+    if pos.checked_add(total).is_none_or(|end| end > seg.len()) {
+        return Step::Invalid("record runs past the end of the segment");
+    }
+    if header.kind == RecordKind::Meta {
+        let payload = seg
+            .bytes(pos + RECORD_HEADER_LEN, header.len)
+            .unwrap_or(&[]);
+        if crc32c::crc32c(payload) != header.payload_crc {
+            return Step::Invalid("record payload fails its CRC32C");
+        }
+    }
+    Step::Record(header, total)
+}
+
+/// Reads every record of a segment. In the newest segment, an invalid record
+/// with nothing valid after it is a torn tail (never acknowledged) and ends
+/// the scan; anywhere else an invalid record is `Corrupt`.
+pub(crate) fn scan(seg: &Segment, newest: bool) -> Result<Scan> {
+    let mut pos = SEGMENT_HEADER_LEN;
+    let mut metas = Vec::new();
+    let mut region_bytes = 0;
+    loop {
+        match step(seg, pos) {
+            Step::End => {
+                return Ok(Scan {
+                    metas,
+                    end: pos,
+                    region_bytes,
+                    torn: false,
+                })
+            }
+            Step::Record(header, total) => {
+                match header.kind {
+                    RecordKind::Extent => region_bytes += total,
+                    RecordKind::Meta => {
+                        let payload = seg.bytes(pos + RECORD_HEADER_LEN, header.len)?;
+                        let meta = Meta::decode(payload)
+                            .map_err(|e| corrupt!("segment {} offset {pos}: {e}", seg.id))?;
+                        metas.push(ScannedMeta { offset: pos, meta });
+                    }
+                }
+                pos += total;
+            }
+            Step::Invalid(why) => {
+                if newest {
+                    if let Some(next) = next_valid_record(seg, pos + RECORD_ALIGN) {
+                        return Err(corrupt!(
+                            "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
+                            seg.id
+                        ));
+                    }
+                    return Ok(Scan {
+                        metas,
+                        end: pos,
+                        region_bytes,
+                        torn: true,
+                    });
+                }
+                return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+            }
+        }
+    }
+}
+
+/// The offset of the first valid record at or after `from`, if any.
+fn next_valid_record(seg: &Segment, from: u64) -> Option<u64> {
+    let mut pos = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+    while pos + RECORD_HEADER_LEN <= seg.len() {
+        if seg.bytes(pos, 4).ok() == Some(&crate::record::RECORD_MAGIC[..]) {
+            if let Step::Record(..) = step(seg, pos) {
+                return Some(pos);
+            }
+        }
+        pos += RECORD_ALIGN;
+    }
+    None
+}
+
+/// Cuts a torn tail: zeros everything from `end` to the end of the file by
+/// truncating and re-extending it, then syncs. Done before the file is
+/// mapped for use.
+pub(crate) fn truncate_tail(path: &Path, end: u64, len: u64) -> Result<()> {
+    let name = path.display().to_string();
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {name}"), e))?;
+    file.set_len(end)
+        .and_then(|_| file.set_len(len))
+        .and_then(|_| file.sync_all())
+        .map_err(|e| Error::io(format!("truncating the torn tail of {name} at {end}"), e))
+}

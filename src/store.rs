@@ -1,0 +1,1214 @@
+//! [`Store`]: the public operations, locking and lifecycle.
+//!
+//! Concurrency: bodies are read and written with no lock held (each part
+//! owns a reserved region of a segment). State changes go through `commit`,
+//! which serializes validate → append record → fsync → apply, so the order
+//! of records on disk is the order the index applied them.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use rayon::prelude::*;
+use sha2::Digest as _;
+
+use crate::blob::{Blob, BlobPiece, ExtentView};
+use crate::digest::{self, Hashed, Hasher};
+use crate::error::{bad_request, conflict, corrupt, not_found, too_large, unsatisfiable};
+use crate::error::{Error, Result};
+use crate::index::{Cursor, Entry, Index, Object, Part, UploadState};
+use crate::record::{framed_len, ExtentDef, Meta, Piece, RecordHeader, RecordKind};
+use crate::record::{RECORD_HEADER_LEN, SEGMENT_HEADER_LEN};
+use crate::segment::{self, Segment};
+use crate::spec::{self, ByteRange, UploadId};
+use crate::types::*;
+
+/// Bytes read from a body and written per step: the memory an in-flight
+/// part holds, whatever its size.
+const CHUNK: usize = 4 << 20;
+/// Name of the lock file in a store directory.
+const LOCK_FILE: &str = "LOCK";
+
+/// An embedded store of layers, objects and multipart uploads.
+/// `Send + Sync`: share it between threads by reference or in an `Arc`.
+pub struct Store {
+    inner: Arc<Inner>,
+    flusher: Option<Flusher>,
+}
+
+/// The `Durability::Batched` background fsync thread and its stop signal.
+struct Flusher {
+    stop: Arc<(Mutex<bool>, parking_lot::Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Some(f) = &mut self.flusher {
+            *f.stop.0.lock() = true;
+            f.stop.1.notify_all();
+            if let Some(t) = f.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+struct Writer {
+    active: Arc<Segment>,
+    tail: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    _lock: File,
+    index: RwLock<Index>,
+    /// Serializes state changes (validate, append, fsync, apply).
+    commit: Mutex<()>,
+    writer: Mutex<Writer>,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    /// Data-region bytes written per segment (live or not).
+    region_bytes: Mutex<HashMap<u64, u64>>,
+    next_id: AtomicU64,
+    poison: Mutex<Option<String>>,
+    /// Records appended since the last fsync (Batched / None).
+    dirty: AtomicBool,
+    list_secret: [u8; 16],
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn to_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+fn part_id_string(id: u64) -> String {
+    format!("{id:016x}")
+}
+
+fn parse_part_id(s: &str) -> Result<u64> {
+    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad_request!("part id \"{s}\" is not one this store issued"));
+    }
+    u64::from_str_radix(s, 16).map_err(|_| bad_request!("part id \"{s}\" is malformed"))
+}
+
+fn part_info(p: &Part) -> PartInfo {
+    PartInfo {
+        part_number: p.number,
+        id: part_id_string(p.id),
+        size: p.size,
+        crc32c: p.crc32c,
+        last_modified: to_time(p.time_ms),
+    }
+}
+
+fn object_info(o: &Object) -> ObjectInfo {
+    ObjectInfo {
+        key: o.key.clone(),
+        size: o.size,
+        content_type: o.content_type.clone(),
+        content_encoding: o.content_encoding.clone(),
+        last_modified: to_time(o.last_modified_ms),
+        crc32c: o.crc32c,
+        etag: o.etag.clone(),
+        part_count: o.part_count,
+    }
+}
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading the request body", e)),
+        }
+    }
+    Ok(n)
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`: takes the directory's lock
+    /// (`Conflict` if another `Store` holds it, in this process or another),
+    /// replays every segment's records, and truncates a torn tail of the
+    /// newest segment.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
+        let dir = dir.as_ref().to_path_buf();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(|e| Error::io(format!("opening {}", lock_path.display()), e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(conflict!(
+                    "store {} is already open (locked by {})",
+                    dir.display(),
+                    lock_path.display()
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::io(format!("locking {}", lock_path.display()), e))
+            }
+        }
+
+        let mut ids = Vec::new();
+        let entries = std::fs::read_dir(&dir)
+            .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
+            if let Some(id) = entry
+                .file_name()
+                .to_str()
+                .and_then(segment::parse_segment_file_name)
+            {
+                ids.push(id);
+            }
+        }
+        ids.sort_unstable();
+
+        let mut index = Index::new();
+        let mut segments = BTreeMap::new();
+        let mut region_bytes = HashMap::new();
+        let mut tail = SEGMENT_HEADER_LEN;
+        for (i, id) in ids.iter().enumerate() {
+            let path = dir.join(segment::segment_file_name(*id));
+            let mut seg = Segment::open(&path)?;
+            if seg.id != *id {
+                return Err(corrupt!(
+                    "segment file {} says it is segment {}",
+                    path.display(),
+                    seg.id
+                ));
+            }
+            let newest = i + 1 == ids.len();
+            let scan = segment::scan(&seg, newest)?;
+            if scan.torn {
+                let len = seg.len();
+                drop(seg);
+                segment::truncate_tail(&path, scan.end, len)?;
+                seg = Segment::open(&path)?;
+            }
+            for m in scan.metas {
+                index.apply(m.meta).map_err(|e| {
+                    corrupt!(
+                        "segment {id} offset {}: record does not apply ({e})",
+                        m.offset
+                    )
+                })?;
+            }
+            region_bytes.insert(*id, scan.region_bytes);
+            tail = scan.end;
+            segments.insert(*id, Arc::new(seg));
+        }
+        for (id, e) in index.extents() {
+            let ok = segments
+                .get(&e.segment)
+                .is_some_and(|s| e.offset.saturating_add(e.len) <= s.len());
+            if !ok {
+                return Err(corrupt!(
+                    "extent {id} points outside the store (segment {}, offset {}, {} bytes)",
+                    e.segment,
+                    e.offset,
+                    e.len
+                ));
+            }
+        }
+        let active = match segments.values().next_back() {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s = Arc::new(Segment::create(&dir, 1, opts.segment_size, true)?);
+                segments.insert(1, Arc::clone(&s));
+                tail = SEGMENT_HEADER_LEN;
+                s
+            }
+        };
+        let mut list_secret = [0u8; 16];
+        getrandom::fill(&mut list_secret)
+            .map_err(|e| Error::io("reading random bytes", std::io::Error::other(e.to_string())))?;
+        let next_id = index.max_id() + 1;
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            _lock: lock,
+            index: RwLock::new(index),
+            commit: Mutex::new(()),
+            writer: Mutex::new(Writer { active, tail }),
+            segments: RwLock::new(segments),
+            region_bytes: Mutex::new(region_bytes),
+            next_id: AtomicU64::new(next_id),
+            poison: Mutex::new(None),
+            dirty: AtomicBool::new(false),
+            list_secret,
+        });
+        let flusher = (inner.opts.durability == Durability::Batched)
+            .then(|| spawn_flusher(Arc::downgrade(&inner), inner.opts.batch_interval));
+        Ok(Store { inner, flusher })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The options the store was opened with.
+    pub fn options(&self) -> &Options {
+        &self.inner.opts
+    }
+
+    // ----- layers --------------------------------------------------------
+
+    /// Creates a layer. `Conflict` if it exists.
+    pub fn create_layer(&self, id: &str, config: LayerConfig) -> Result<()> {
+        self.inner.commit(
+            |_| {
+                Ok(Meta::LayerCreated {
+                    layer: id.to_string(),
+                    content_type: config.content_type.clone(),
+                    content_encoding: config.content_encoding.clone(),
+                })
+            },
+            |_| (),
+        )
+    }
+
+    /// Every layer with its configuration, by id.
+    pub fn list_layers(&self) -> Vec<(String, LayerConfig)> {
+        self.inner
+            .index
+            .read()
+            .layers()
+            .map(|(id, l)| {
+                (
+                    id.clone(),
+                    LayerConfig {
+                        content_type: l.content_type.clone(),
+                        content_encoding: l.content_encoding.clone(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    // ----- objects -------------------------------------------------------
+
+    /// Stores a single-part object of up to 192 MiB, replacing any object of
+    /// that key. Without a content type in `body`, the layer's (or
+    /// `application/octet-stream`) is used.
+    pub fn put_object<R: Read>(
+        &self,
+        layer: &str,
+        key: &str,
+        body: PartBody<R>,
+    ) -> Result<ObjectInfo> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        let (content_type, content_encoding) = {
+            let index = inner.index.read();
+            let l = index.layer(layer)?;
+            spec::validate_key(key)?;
+            if body.len > spec::MAX_PUT_OBJECT_SIZE {
+                return Err(too_large!(
+                    "declared length {} of \"{key}\" is over the {} byte limit of put_object",
+                    body.len,
+                    spec::MAX_PUT_OBJECT_SIZE
+                ));
+            }
+            let ct = body
+                .content_type
+                .clone()
+                .or_else(|| l.content_type.clone())
+                .unwrap_or_else(|| spec::DEFAULT_CONTENT_TYPE.to_string());
+            let ce = body
+                .content_encoding
+                .clone()
+                .or_else(|| l.content_encoding.clone());
+            // Fail a binding mismatch before reading the body.
+            index.validate(&Meta::ObjectPut {
+                layer: layer.to_string(),
+                key: key.to_string(),
+                new_extent: None,
+                size: 0,
+                crc32c: 0,
+                content_type: ct.clone(),
+                content_encoding: ce.clone(),
+                etag_seq: 0,
+                time_ms: 0,
+            })?;
+            (ct, ce)
+        };
+        let digest = body.digest.clone();
+        let (extent, hashed) = inner.ingest(body.reader, body.len, digest.as_ref())?;
+        let etag_seq = inner.fresh_id();
+        let meta = Meta::ObjectPut {
+            layer: layer.to_string(),
+            key: key.to_string(),
+            new_extent: extent,
+            size: hashed.len,
+            crc32c: hashed.crc32c,
+            content_type,
+            content_encoding,
+            etag_seq,
+            time_ms: now_ms(),
+        };
+        inner.commit(
+            |_| Ok(meta),
+            |index| index.object(layer, key).map(|o| object_info(o)),
+        )?
+    }
+
+    /// Copies a whole object within a layer by reference: no bytes are
+    /// copied; content type and encoding carry over.
+    pub fn copy_object(&self, layer: &str, dst: &str, src: &str) -> Result<ObjectInfo> {
+        self.inner.commit(
+            |_| {
+                Ok(Meta::ObjectCopied {
+                    layer: layer.to_string(),
+                    src: src.to_string(),
+                    dst: dst.to_string(),
+                    time_ms: now_ms(),
+                })
+            },
+            |index| index.object(layer, dst).map(|o| object_info(o)),
+        )?
+    }
+
+    /// An object's metadata; `NotFound` for a missing key.
+    pub fn head(&self, layer: &str, key: &str) -> Result<ObjectInfo> {
+        let index = self.inner.index.read();
+        Ok(object_info(index.object(layer, key)?))
+    }
+
+    /// A pinned snapshot of an object for reading.
+    pub fn get(&self, layer: &str, key: &str) -> Result<Blob> {
+        let index = self.inner.index.read();
+        let obj = index.object(layer, key)?;
+        let segments = self.inner.segments.read();
+        let mut pieces = Vec::with_capacity(obj.pieces.len());
+        let mut start = 0u64;
+        for p in obj.pieces.iter() {
+            let extent = self.inner.view(&index, &segments, p.extent)?;
+            pieces.push(BlobPiece {
+                start,
+                len: p.len,
+                extent_offset: p.offset,
+                extent,
+            });
+            start += p.len;
+        }
+        Ok(Blob::new(
+            object_info(obj),
+            pieces,
+            self.inner.opts.verify_reads,
+        ))
+    }
+
+    /// Deletes an object; deleting a missing key succeeds.
+    pub fn delete(&self, layer: &str, key: &str) -> Result<()> {
+        {
+            // A missing key changes nothing: no record needed.
+            let index = self.inner.index.read();
+            index.layer(layer)?;
+            spec::validate_key(key)?;
+            if index.object(layer, key).is_err() {
+                return Ok(());
+            }
+        }
+        self.inner.commit(
+            |_| {
+                Ok(Meta::ObjectDeleted {
+                    layer: layer.to_string(),
+                    key: key.to_string(),
+                })
+            },
+            |_| (),
+        )
+    }
+
+    /// One page of a layer's objects (and, unless deep, folders).
+    pub fn list(&self, layer: &str, options: &ListOptions) -> Result<ListPage> {
+        if options.limit == 0 || options.limit > spec::MAX_LIST_LIMIT {
+            return Err(bad_request!(
+                "list limit {} is outside 1..={}",
+                options.limit,
+                spec::MAX_LIST_LIMIT
+            ));
+        }
+        let parent = spec::normalize_parent(&options.parent)?;
+        let index = self.inner.index.read();
+        index.layer(layer)?;
+        let after = match &options.page_token {
+            None => None,
+            Some(t) => Some(self.inner.decode_token(t, layer, &parent, options.deep)?),
+        };
+        let (entries, next) =
+            index.list(layer, &parent, options.deep, after.as_ref(), options.limit)?;
+        let items = entries
+            .into_iter()
+            .map(|e| match e {
+                Entry::Object(o) => ListItem::Object(object_info(&o)),
+                Entry::Prefix(p) => ListItem::Prefix(p),
+            })
+            .collect();
+        Ok(ListPage {
+            items,
+            next_page_token: next
+                .map(|c| self.inner.encode_token(&c, layer, &parent, options.deep)),
+        })
+    }
+
+    // ----- multipart -----------------------------------------------------
+
+    /// Starts a multipart upload of `key`; returns its token. The third
+    /// argument is the content type (`&str`) or [`UploadOptions`].
+    pub fn start_multipart(
+        &self,
+        layer: &str,
+        key: &str,
+        options: impl Into<UploadOptions>,
+    ) -> Result<UploadId> {
+        let options = options.into();
+        let upload = UploadId::random()?;
+        self.inner.commit(
+            |index| {
+                let l = index.layer(layer)?;
+                Ok(Meta::UploadStarted {
+                    layer: layer.to_string(),
+                    upload: *upload.as_bytes(),
+                    key: key.to_string(),
+                    content_type: options.content_type.clone(),
+                    content_encoding: options
+                        .content_encoding
+                        .clone()
+                        .or_else(|| l.content_encoding.clone()),
+                    time_ms: now_ms(),
+                })
+            },
+            |_| (),
+        )?;
+        Ok(upload)
+    }
+
+    /// Uploads part `n`, replacing any previous part `n` atomically. On any
+    /// failure nothing is stored and the previous part `n` stays.
+    pub fn upload_part<R: Read>(
+        &self,
+        layer: &str,
+        upload: &UploadId,
+        n: u32,
+        body: PartBody<R>,
+    ) -> Result<PartInfo> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        {
+            let index = inner.index.read();
+            let (u, _) = index.open_upload(layer, upload.as_bytes())?;
+            spec::validate_part_number(n)?;
+            if body.len > spec::MAX_PART_SIZE {
+                return Err(too_large!(
+                    "declared length {} of part {n} is over the {} byte limit",
+                    body.len,
+                    spec::MAX_PART_SIZE
+                ));
+            }
+            if let Some(ct) = &body.content_type {
+                if !spec::media_eq(ct, &u.content_type) {
+                    return Err(bad_request!(
+                        "content type \"{ct}\" of part {n} does not match the upload's \"{}\"",
+                        u.content_type
+                    ));
+                }
+            }
+        }
+        let digest = body.digest.clone();
+        let (extent, hashed) = inner.ingest(body.reader, body.len, digest.as_ref())?;
+        let pieces = extent
+            .iter()
+            .map(|e| Piece {
+                extent: e.id,
+                offset: 0,
+                len: e.len,
+            })
+            .collect();
+        let part_id = inner.fresh_id();
+        let meta = Meta::PartSet {
+            layer: layer.to_string(),
+            upload: *upload.as_bytes(),
+            number: n,
+            part_id,
+            new_extent: extent,
+            pieces,
+            size: hashed.len,
+            crc32c: hashed.crc32c,
+            time_ms: now_ms(),
+        };
+        inner.commit(|_| Ok(meta), |_| ())?;
+        Ok(PartInfo {
+            part_number: n,
+            id: part_id_string(part_id),
+            size: hashed.len,
+            crc32c: hashed.crc32c,
+            last_modified: SystemTime::now(),
+        })
+    }
+
+    /// Makes part `n` a copy of a range of an existing object, by reference:
+    /// no data bytes are copied. The range must be `bytes=a-b` with `a` a
+    /// multiple of 1 MiB and `b` inside the source.
+    pub fn copy_part(
+        &self,
+        layer: &str,
+        upload: &UploadId,
+        n: u32,
+        source: CopySource,
+    ) -> Result<PartInfo> {
+        let inner = &self.inner;
+        inner.check_poison()?;
+        let (first, last) = match source.range {
+            ByteRange::Bounded { first, last } => (first, last),
+            other => {
+                return Err(unsatisfiable!(
+                    "copy range {other} must give both bounds (bytes=a-b)"
+                ))
+            }
+        };
+        let (views, size) = {
+            let index = inner.index.read();
+            index.open_upload(layer, upload.as_bytes())?;
+            spec::validate_part_number(n)?;
+            let src = index.object(layer, &source.key)?;
+            if first % spec::COPY_ALIGNMENT != 0 {
+                return Err(unsatisfiable!(
+                    "copy range start {first} is not a multiple of {} bytes",
+                    spec::COPY_ALIGNMENT
+                ));
+            }
+            if first > last || last >= src.size {
+                return Err(unsatisfiable!(
+                    "copy range {} is outside \"{}\" of {} bytes",
+                    source.range,
+                    source.key,
+                    src.size
+                ));
+            }
+            let len = last - first + 1;
+            if len > spec::MAX_PART_SIZE {
+                return Err(too_large!(
+                    "copy range {} is {len} bytes, over the {} byte part limit",
+                    source.range,
+                    spec::MAX_PART_SIZE
+                ));
+            }
+            let segments = inner.segments.read();
+            let mut views = Vec::new();
+            let mut pos = 0u64;
+            for p in src.pieces.iter() {
+                let (p_start, p_end) = (pos, pos + p.len);
+                pos = p_end;
+                if p_end <= first || p_start > last {
+                    continue;
+                }
+                let from = first.max(p_start) - p_start;
+                let to = (last + 1).min(p_end) - p_start;
+                let piece = Piece {
+                    extent: p.extent,
+                    offset: p.offset + from,
+                    len: to - from,
+                };
+                views.push((piece, inner.view(&index, &segments, p.extent)?));
+            }
+            (views, len)
+        };
+        // CRC from stored block CRCs (plus at most the partial blocks), and
+        // the optional digest over the mapped bytes; no lock held.
+        let mut crc = 0u32;
+        let mut done = 0u64;
+        let mut hasher = source
+            .digest
+            .as_ref()
+            .map(|d| Hasher::new(Some(d.algorithm())));
+        for (piece, view) in &views {
+            let c = view.crc_of(piece.offset, piece.len)?;
+            crc = if done == 0 {
+                c
+            } else {
+                digest::crc32c_combine(crc, c, piece.len)
+            };
+            done += piece.len;
+            if let Some(h) = hasher.as_mut() {
+                view.verify_range(piece.offset, piece.len)?;
+                h.update(view.bytes(piece.offset, piece.len)?);
+            }
+        }
+        if let (Some(expected), Some(h)) = (&source.digest, hasher) {
+            let actual = match h.finish().digest {
+                Some(d) => d,
+                None => return Err(corrupt!("digest of copied bytes was not computed")),
+            };
+            digest::check(expected, &actual)?;
+        }
+        let part_id = inner.fresh_id();
+        let pieces: Vec<Piece> = views.iter().map(|(p, _)| *p).collect();
+        let key = source.key.clone();
+        inner.commit(
+            |index| {
+                // The source may have been deleted meanwhile and its extents
+                // freed; the pieces are only valid while they exist.
+                if pieces.iter().any(|p| index.extent(p.extent).is_none()) {
+                    return Err(not_found!(
+                        "copy source \"{key}\" was deleted or replaced during the copy"
+                    ));
+                }
+                Ok(Meta::PartSet {
+                    layer: layer.to_string(),
+                    upload: *upload.as_bytes(),
+                    number: n,
+                    part_id,
+                    new_extent: None,
+                    pieces: pieces.clone(),
+                    size,
+                    crc32c: crc,
+                    time_ms: now_ms(),
+                })
+            },
+            |_| (),
+        )?;
+        Ok(PartInfo {
+            part_number: n,
+            id: part_id_string(part_id),
+            size,
+            crc32c: crc,
+            last_modified: SystemTime::now(),
+        })
+    }
+
+    /// Every current part of an open upload, ascending by number.
+    pub fn list_parts(&self, layer: &str, upload: &UploadId) -> Result<Vec<PartInfo>> {
+        let index = self.inner.index.read();
+        let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
+        Ok(parts.values().map(part_info).collect())
+    }
+
+    /// Up to `limit` (1..=1000) parts numbered above `after` (0 for the
+    /// first page), ascending.
+    pub fn list_parts_page(
+        &self,
+        layer: &str,
+        upload: &UploadId,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<PartInfo>> {
+        if limit == 0 || limit > spec::MAX_LIST_LIMIT {
+            return Err(bad_request!(
+                "list limit {limit} is outside 1..={}",
+                spec::MAX_LIST_LIMIT
+            ));
+        }
+        let index = self.inner.index.read();
+        let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
+        Ok(parts
+            .range(after.saturating_add(1)..)
+            .take(limit)
+            .map(|(_, p)| part_info(p))
+            .collect())
+    }
+
+    /// Whether an upload is open (with its parts, bytes, last activity) or
+    /// completed. `NotFound` if unknown or aborted.
+    pub fn upload_status(&self, layer: &str, upload: &UploadId) -> Result<UploadStatus> {
+        let index = self.inner.index.read();
+        let u = index.upload(layer, upload.as_bytes())?;
+        Ok(match &u.state {
+            UploadState::Open(parts) => UploadStatus::Open {
+                parts: parts.len(),
+                bytes: parts.values().map(|p| p.size).sum(),
+                last_activity: to_time(u.last_activity_ms),
+            },
+            UploadState::Completed => UploadStatus::Completed,
+        })
+    }
+
+    /// Open uploads of a layer, by key.
+    pub fn list_uploads(&self, layer: &str) -> Result<Vec<UploadSummary>> {
+        let index = self.inner.index.read();
+        Ok(index
+            .open_uploads(layer)?
+            .into_iter()
+            .map(|(id, u, parts)| UploadSummary {
+                key: u.key.clone(),
+                upload: UploadId::from_bytes(*id),
+                started: to_time(u.started_ms),
+                last_activity: to_time(u.last_activity_ms),
+                parts,
+            })
+            .collect())
+    }
+
+    /// Completes an upload with every current part.
+    pub fn complete_multipart(&self, layer: &str, upload: &UploadId) -> Result<ObjectInfo> {
+        self.complete(layer, upload, None)
+    }
+
+    /// Completes an upload with exactly the listed (number, id) parts, in
+    /// any order; parts left out are discarded.
+    pub fn complete_multipart_with(
+        &self,
+        layer: &str,
+        upload: &UploadId,
+        parts: &[PartRef],
+    ) -> Result<ObjectInfo> {
+        let mut chosen = Vec::with_capacity(parts.len());
+        for p in parts {
+            chosen.push((p.number, parse_part_id(&p.id)?));
+        }
+        self.complete(layer, upload, Some(chosen))
+    }
+
+    fn complete(
+        &self,
+        layer: &str,
+        upload: &UploadId,
+        chosen: Option<Vec<(u32, u64)>>,
+    ) -> Result<ObjectInfo> {
+        let inner = &self.inner;
+        let etag_seq = inner.fresh_id();
+        inner.commit(
+            |index| {
+                let (_, current) = index.open_upload(layer, upload.as_bytes())?;
+                let parts = match &chosen {
+                    Some(c) => c.clone(),
+                    None => current.values().map(|p| (p.number, p.id)).collect(),
+                };
+                Ok(Meta::UploadCompleted {
+                    layer: layer.to_string(),
+                    upload: *upload.as_bytes(),
+                    parts,
+                    etag_seq,
+                    time_ms: now_ms(),
+                })
+            },
+            |index| {
+                let key = &index.upload(layer, upload.as_bytes())?.key;
+                index.object(layer, key).map(|o| object_info(o))
+            },
+        )?
+    }
+
+    /// Aborts an open upload; its parts become garbage.
+    pub fn abort_multipart(&self, layer: &str, upload: &UploadId) -> Result<()> {
+        self.inner.commit(
+            |_| {
+                Ok(Meta::UploadAborted {
+                    layer: layer.to_string(),
+                    upload: *upload.as_bytes(),
+                    time_ms: now_ms(),
+                })
+            },
+            |_| (),
+        )
+    }
+
+    /// Aborts every open upload idle for longer than `idle`; returns how
+    /// many.
+    pub fn expire_uploads(&self, idle: Duration) -> Result<usize> {
+        let cutoff = now_ms().saturating_sub(idle.as_millis() as u64);
+        let candidates = self.inner.index.read().idle_uploads(cutoff);
+        let mut n = 0;
+        for (layer, upload) in candidates {
+            let r = self.inner.commit(
+                |index| {
+                    let (u, _) = index.open_upload(&layer, &upload)?;
+                    if u.last_activity_ms > cutoff {
+                        return Err(conflict!("upload became active"));
+                    }
+                    Ok(Meta::UploadAborted {
+                        layer: layer.clone(),
+                        upload,
+                        time_ms: now_ms(),
+                    })
+                },
+                |_| (),
+            );
+            match r {
+                Ok(()) => n += 1,
+                // Completed, aborted or touched meanwhile: not idle any more.
+                Err(e) if matches!(e.kind(), crate::ErrorKind::Io | crate::ErrorKind::Corrupt) => {
+                    return Err(e)
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(n)
+    }
+
+    // ----- maintenance ---------------------------------------------------
+
+    /// Checks the CRC32C of every block of every live extent, in parallel.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let views: Vec<ExtentView> = {
+            let index = self.inner.index.read();
+            let segments = self.inner.segments.read();
+            let mut ids: Vec<u64> = index.extents().map(|(id, _)| *id).collect();
+            ids.sort_unstable();
+            ids.iter()
+                .map(|id| self.inner.view(&index, &segments, *id))
+                .collect::<Result<_>>()?
+        };
+        let blocks: Vec<(usize, u64)> = views
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| (0..v.len.div_ceil(spec::BLOCK_SIZE)).map(move |b| (i, b)))
+            .collect();
+        let corrupt: Vec<String> = blocks
+            .par_iter()
+            .filter_map(|(i, b)| views[*i].verify_block(*b).err().map(|e| e.to_string()))
+            .collect();
+        Ok(VerifyReport {
+            extents: views.len(),
+            blocks: blocks.len() as u64,
+            bytes: views.iter().map(|v| v.len).sum(),
+            corrupt,
+        })
+    }
+
+    /// Live and garbage bytes, segments, objects and open uploads.
+    pub fn stats(&self) -> Stats {
+        let index = self.inner.index.read();
+        let (objects, uploads, live_bytes) = index.counts();
+        let live = index.live_by_segment();
+        let regions = self.inner.region_bytes.lock();
+        let segments = self.inner.segments.read();
+        let per_segment: Vec<SegmentStats> = segments
+            .keys()
+            .map(|id| {
+                let data = regions.get(id).copied().unwrap_or(0);
+                let l = live.get(id).copied().unwrap_or(0);
+                SegmentStats {
+                    id: *id,
+                    data_bytes: data,
+                    live_bytes: l,
+                    garbage_bytes: data.saturating_sub(l),
+                }
+            })
+            .collect();
+        Stats {
+            live_bytes,
+            garbage_bytes: per_segment.iter().map(|s| s.garbage_bytes).sum(),
+            segments: segments.len(),
+            objects,
+            uploads,
+            per_segment,
+        }
+    }
+
+    /// Makes every acknowledged operation durable (all modes).
+    pub fn sync(&self) -> Result<()> {
+        self.inner.check_poison()?;
+        let _c = self.inner.commit.lock();
+        let active = Arc::clone(&self.inner.writer.lock().active);
+        self.inner.dirty.store(false, Ordering::SeqCst);
+        active.sync_data().inspect_err(|e| self.inner.set_poison(e))
+    }
+}
+
+impl Inner {
+    fn check_poison(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn set_poison(&self, e: &Error) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    fn fresh_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Pins an extent's map and block CRCs.
+    fn view(
+        &self,
+        index: &Index,
+        segments: &BTreeMap<u64, Arc<Segment>>,
+        id: u64,
+    ) -> Result<ExtentView> {
+        let e = index
+            .extent(id)
+            .ok_or_else(|| corrupt!("extent {id} is referenced but not in the extent table"))?;
+        let seg = segments
+            .get(&e.segment)
+            .ok_or_else(|| corrupt!("extent {id} lives in missing segment {}", e.segment))?;
+        Ok(ExtentView {
+            id,
+            segment: e.segment,
+            file_offset: e.offset,
+            len: e.len,
+            block_crcs: Arc::clone(&e.block_crcs),
+            map: seg.map(),
+        })
+    }
+
+    /// Serializes a state change: builds the record from the current index
+    /// (`prepare`), validates it, appends it, makes it durable per
+    /// `Durability`, applies it, then reads the result (`after`) from the
+    /// index it changed. A failure before the append changes nothing.
+    fn commit<T>(
+        &self,
+        prepare: impl FnOnce(&Index) -> Result<Meta>,
+        after: impl FnOnce(&Index) -> T,
+    ) -> Result<T> {
+        let _c = self.commit.lock();
+        self.check_poison()?;
+        let meta = {
+            let index = self.index.read();
+            let meta = prepare(&index)?;
+            index.validate(&meta)?;
+            meta
+        };
+        let frame = crate::record::frame_meta(&meta.encode());
+        let seg = self
+            .append(&frame, None)
+            .inspect_err(|e| self.set_poison(e))?
+            .0;
+        self.persist(&seg).inspect_err(|e| self.set_poison(e))?;
+        let mut index = self.index.write();
+        index.apply_validated(meta);
+        Ok(after(&index))
+    }
+
+    /// Makes appended records durable as `Durability` says.
+    fn persist(&self, seg: &Segment) -> Result<()> {
+        match self.opts.durability {
+            Durability::Sync => seg.sync_data(),
+            Durability::Batched | Durability::None => {
+                self.dirty.store(true, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+
+    /// Appends a framed record (or, with `region`, reserves a data region of
+    /// that many bytes and writes only its header) at the tail of the active
+    /// segment, rotating to a new segment when it does not fit. Returns the
+    /// segment and the record's offset.
+    fn append(&self, frame: &[u8], region: Option<u64>) -> Result<(Arc<Segment>, u64)> {
+        let total = match region {
+            Some(len) => framed_len(len),
+            None => frame.len() as u64,
+        };
+        let mut w = self.writer.lock();
+        if w.tail + total > w.active.len() {
+            self.rotate(&mut w, total)?;
+        }
+        let at = w.tail;
+        w.active.write_at(frame, at)?;
+        w.tail += total;
+        if region.is_some() {
+            *self.region_bytes.lock().entry(w.active.id).or_default() += total;
+        }
+        Ok((Arc::clone(&w.active), at))
+    }
+
+    /// Seals the active segment (fsynced, so that only the newest segment can
+    /// ever have a torn tail) and starts the next one, sized to hold at least
+    /// `need` bytes.
+    fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
+        w.active.sync_data().inspect_err(|e| self.set_poison(e))?;
+        let id = w.active.id + 1;
+        let size = self.opts.segment_size.max(SEGMENT_HEADER_LEN + need);
+        let seg = Arc::new(Segment::create(&self.dir, id, size, true)?);
+        self.segments.write().insert(id, Arc::clone(&seg));
+        w.active = seg;
+        w.tail = SEGMENT_HEADER_LEN;
+        Ok(())
+    }
+
+    /// Streams a body into a new extent: reads it in CHUNK steps, hashes
+    /// each chunk once (block CRCs + requested digest) and writes it to a
+    /// reserved region, checks length and digest, and (unless
+    /// `Durability::None`) fsyncs the data. Nothing is visible until the
+    /// caller commits the returned extent.
+    fn ingest<R: Read>(
+        &self,
+        mut reader: R,
+        len: u64,
+        expected: Option<&spec::Digest>,
+    ) -> Result<(Option<ExtentDef>, Hashed)> {
+        let mut hasher = Hasher::new(expected.map(|d| d.algorithm()));
+        let mut region = None;
+        if len > 0 {
+            let id = self.fresh_id();
+            let header = RecordHeader {
+                kind: RecordKind::Extent,
+                len,
+                payload_crc: 0,
+            }
+            .encode();
+            let (seg, at) = self.append(&header, Some(len))?;
+            let data_at = at + RECORD_HEADER_LEN;
+            let mut buf = vec![0u8; CHUNK.min(len as usize)];
+            let mut done = 0u64;
+            while done < len {
+                let want = buf.len().min((len - done) as usize);
+                let got = read_full(&mut reader, &mut buf[..want])?;
+                if got < want {
+                    return Err(bad_request!(
+                        "body ended after {} of its declared {len} bytes",
+                        done + got as u64
+                    ));
+                }
+                let chunk = &buf[..want];
+                hasher.update(chunk);
+                seg.write_at(chunk, data_at + done)?;
+                done += want as u64;
+            }
+            region = Some((id, seg, data_at));
+        }
+        let mut extra = [0u8; 1];
+        if read_full(&mut reader, &mut extra)? > 0 {
+            return Err(bad_request!("body is longer than its declared {len} bytes"));
+        }
+        let hashed = hasher.finish();
+        if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
+            digest::check(expected, actual)?;
+        }
+        let extent = match region {
+            None => None,
+            Some((id, seg, data_at)) => {
+                if self.opts.durability != Durability::None {
+                    seg.sync_data().inspect_err(|e| self.set_poison(e))?;
+                }
+                Some(ExtentDef {
+                    id,
+                    segment: seg.id,
+                    offset: data_at,
+                    len,
+                    block_crcs: hashed.block_crcs.clone(),
+                })
+            }
+        };
+        Ok((extent, hashed))
+    }
+
+    fn token_mac(&self, layer: &str, parent: &str, deep: bool, body: &[u8]) -> [u8; 8] {
+        let mut h = sha2::Sha256::new();
+        h.update(self.list_secret);
+        for part in [layer.as_bytes(), parent.as_bytes(), &[deep as u8], body] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        let out = h.finalize();
+        let mut mac = [0u8; 8];
+        mac.copy_from_slice(&out[..8]);
+        mac
+    }
+
+    fn encode_token(&self, c: &Cursor, layer: &str, parent: &str, deep: bool) -> String {
+        let mut body = Vec::new();
+        match c {
+            Cursor::AfterObject(k) => {
+                body.push(b'o');
+                body.extend_from_slice(k.as_bytes());
+            }
+            Cursor::AfterPrefix(p) => {
+                body.push(b'p');
+                body.extend_from_slice(p.as_bytes());
+            }
+        }
+        let mac = self.token_mac(layer, parent, deep, &body);
+        body.extend_from_slice(&mac);
+        hex::encode(body)
+    }
+
+    fn decode_token(&self, token: &str, layer: &str, parent: &str, deep: bool) -> Result<Cursor> {
+        let shown: String = token.chars().take(64).collect();
+        let bad = || bad_request!("page token \"{shown}\" was not issued for this listing");
+        let raw = hex::decode(token).map_err(|_| bad())?;
+        if raw.len() < 9 {
+            return Err(bad());
+        }
+        let (body, mac) = raw.split_at(raw.len() - 8);
+        if self.token_mac(layer, parent, deep, body) != mac {
+            return Err(bad());
+        }
+        let name = String::from_utf8(body[1..].to_vec()).map_err(|_| bad())?;
+        match body[0] {
+            b'o' => Ok(Cursor::AfterObject(name)),
+            b'p' => Ok(Cursor::AfterPrefix(name)),
+            _ => Err(bad()),
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A clean close leaves everything durable, whatever the mode.
+        if self.dirty.load(Ordering::SeqCst) && self.poison.lock().is_none() {
+            let _ = self.writer.lock().active.sync_data();
+        }
+    }
+}
+
+/// With `Durability::Batched`, fsyncs appended records every `interval`
+/// until the store is dropped (the `Store`'s drop stops and joins it, so the
+/// directory lock is free as soon as `drop` returns).
+fn spawn_flusher(inner: Weak<Inner>, interval: Duration) -> Flusher {
+    let stop = Arc::new((Mutex::new(false), parking_lot::Condvar::new()));
+    let signal = Arc::clone(&stop);
+    let thread = std::thread::Builder::new()
+        .name("partstore-flush".into())
+        .spawn(move || loop {
+            {
+                let mut stopped = signal.0.lock();
+                if !*stopped {
+                    signal.1.wait_for(&mut stopped, interval);
+                }
+                if *stopped {
+                    break;
+                }
+            }
+            let Some(inner) = inner.upgrade() else { break };
+            if inner.dirty.swap(false, Ordering::SeqCst) {
+                let active = Arc::clone(&inner.writer.lock().active);
+                if let Err(e) = active.sync_data() {
+                    inner.set_poison(&e);
+                }
+            }
+        })
+        .ok();
+    // Without the thread, records are still synced on `sync()` and drop.
+    Flusher { stop, thread }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}

@@ -1,0 +1,427 @@
+//! The public argument and result types of [`crate::Store`].
+
+use std::io::Read;
+use std::time::{Duration, SystemTime};
+
+use crate::spec::{ByteRange, Digest, UploadId};
+
+/// When an acknowledged write is durable. Each mode is described by what a
+/// power loss keeps; no mode ever exposes a torn part or object after a
+/// process crash, because a part or object becomes visible only through a
+/// metadata record written after its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// Every call that returns `Ok` has been fsynced (data, then its record,
+    /// and the directory when a segment is created): a power loss keeps all
+    /// of them.
+    #[default]
+    Sync,
+    /// Part data is fsynced before its record is written, but records are
+    /// fsynced at most every [`Options::batch_interval`] and on
+    /// [`crate::Store::sync`]: a power loss may drop the operations of the
+    /// last interval, each wholly.
+    Batched,
+    /// Nothing is fsynced except on [`crate::Store::sync`] and segment
+    /// rotation: a process crash loses nothing (the OS has the pages), a power
+    /// loss may lose any operation since the last sync; a part whose data
+    /// the OS had not written is then reported `Corrupt` on read, never
+    /// served as wrong bytes.
+    None,
+}
+
+/// Store settings. `Options::default()` is the safe default: `Sync`
+/// durability, 1 GiB segments, verified reads.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// When writes are durable.
+    pub durability: Durability,
+    /// Size of each segment file (a segment holding one larger part grows to
+    /// fit it).
+    pub segment_size: u64,
+    /// Verify the CRC32C of every 1 MiB block a read touches.
+    pub verify_reads: bool,
+    /// With [`Durability::Batched`], the longest time a record stays unsynced.
+    pub batch_interval: Duration,
+    /// `compact()` rewrites segments whose garbage share is above this
+    /// fraction (0.0..=1.0).
+    pub compact_threshold: f64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            durability: Durability::Sync,
+            segment_size: 1 << 30,
+            verify_reads: true,
+            batch_interval: Duration::from_millis(5),
+            compact_threshold: 0.5,
+        }
+    }
+}
+
+impl Options {
+    /// Sets [`Options::durability`].
+    pub fn durability(mut self, d: Durability) -> Options {
+        self.durability = d;
+        self
+    }
+    /// Sets [`Options::segment_size`].
+    pub fn segment_size(mut self, bytes: u64) -> Options {
+        self.segment_size = bytes;
+        self
+    }
+    /// Sets [`Options::verify_reads`].
+    pub fn verify_reads(mut self, on: bool) -> Options {
+        self.verify_reads = on;
+        self
+    }
+    /// Sets [`Options::batch_interval`].
+    pub fn batch_interval(mut self, d: Duration) -> Options {
+        self.batch_interval = d;
+        self
+    }
+    /// Sets [`Options::compact_threshold`].
+    pub fn compact_threshold(mut self, fraction: f64) -> Options {
+        self.compact_threshold = fraction;
+        self
+    }
+}
+
+/// A layer's configuration: an optional content type and content encoding
+/// that bind every upload into it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LayerConfig {
+    /// Uploads must use this content type (case-insensitive) when set.
+    pub content_type: Option<String>,
+    /// Uploads must use this content encoding when set.
+    pub content_encoding: Option<String>,
+}
+
+impl LayerConfig {
+    /// A layer bound to `content_type`.
+    pub fn new(content_type: impl Into<String>) -> LayerConfig {
+        LayerConfig {
+            content_type: Some(content_type.into()),
+            content_encoding: None,
+        }
+    }
+    /// Binds the layer to a content encoding too.
+    pub fn content_encoding(mut self, encoding: impl Into<String>) -> LayerConfig {
+        self.content_encoding = Some(encoding.into());
+        self
+    }
+}
+
+/// How a multipart upload starts: its content type and optional encoding.
+/// A `&str` converts into one naming just the content type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadOptions {
+    /// The object's content type.
+    pub content_type: String,
+    /// The object's content encoding; the layer's when `None`.
+    pub content_encoding: Option<String>,
+}
+
+impl UploadOptions {
+    /// Options with this content type.
+    pub fn new(content_type: impl Into<String>) -> UploadOptions {
+        UploadOptions {
+            content_type: content_type.into(),
+            content_encoding: None,
+        }
+    }
+    /// Sets the content encoding.
+    pub fn content_encoding(mut self, encoding: impl Into<String>) -> UploadOptions {
+        self.content_encoding = Some(encoding.into());
+        self
+    }
+}
+
+impl From<&str> for UploadOptions {
+    fn from(ct: &str) -> UploadOptions {
+        UploadOptions::new(ct)
+    }
+}
+
+impl From<String> for UploadOptions {
+    fn from(ct: String) -> UploadOptions {
+        UploadOptions::new(ct)
+    }
+}
+
+impl From<&String> for UploadOptions {
+    fn from(ct: &String) -> UploadOptions {
+        UploadOptions::new(ct.as_str())
+    }
+}
+
+/// A request body: a reader and its declared length (Content-Length), with
+/// optional content type, encoding and digest. The reader may be borrowed
+/// and need not be `Send`; exactly `len` bytes are read from it.
+pub struct PartBody<R> {
+    pub(crate) reader: R,
+    pub(crate) len: u64,
+    pub(crate) content_type: Option<String>,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) digest: Option<Digest>,
+}
+
+impl<R: Read> PartBody<R> {
+    /// A body of exactly `len` bytes read from `reader`.
+    pub fn new(reader: R, len: u64) -> PartBody<R> {
+        PartBody {
+            reader,
+            len,
+            content_type: None,
+            content_encoding: None,
+            digest: None,
+        }
+    }
+    /// The body's content type; for parts it must equal the upload's.
+    pub fn content_type(mut self, ct: impl Into<String>) -> PartBody<R> {
+        self.content_type = Some(ct.into());
+        self
+    }
+    /// The object's content encoding (for `put_object`).
+    pub fn content_encoding(mut self, ce: impl Into<String>) -> PartBody<R> {
+        self.content_encoding = Some(ce.into());
+        self
+    }
+    /// A digest the body must match, or the call fails with BadRequest.
+    pub fn digest(mut self, d: Digest) -> PartBody<R> {
+        self.digest = Some(d);
+        self
+    }
+}
+
+/// The source of `copy_part`: a key in the same layer and a `bytes=a-b`
+/// range of it, with an optional digest of the copied bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopySource {
+    /// The source object's key.
+    pub key: String,
+    /// The range to copy; must be `bytes=a-b` with `a` a multiple of 1 MiB.
+    pub range: ByteRange,
+    /// A digest the copied bytes must match.
+    pub digest: Option<Digest>,
+}
+
+impl CopySource {
+    /// Copy `range` of `key`.
+    pub fn new(key: impl Into<String>, range: ByteRange) -> CopySource {
+        CopySource {
+            key: key.into(),
+            range,
+            digest: None,
+        }
+    }
+    /// A digest the copied bytes must match.
+    pub fn digest(mut self, d: Digest) -> CopySource {
+        self.digest = Some(d);
+        self
+    }
+}
+
+/// A (number, id) pair naming one uploaded part, for
+/// `complete_multipart_with`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PartRef {
+    /// The part number.
+    pub number: u32,
+    /// The part's id as returned by `upload_part` / `copy_part`.
+    pub id: String,
+}
+
+/// A stored part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    /// The part number (1..=10000).
+    pub part_number: u32,
+    /// An id new for every upload of this number.
+    pub id: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// CRC32C of the part's bytes.
+    pub crc32c: u32,
+    /// When this part was stored.
+    pub last_modified: SystemTime,
+}
+
+/// A published object's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The object's key.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Content type.
+    pub content_type: String,
+    /// Content encoding, if any.
+    pub content_encoding: Option<String>,
+    /// When the object was written.
+    pub last_modified: SystemTime,
+    /// CRC32C of the whole object.
+    pub crc32c: u32,
+    /// Changes whenever the content does.
+    pub etag: String,
+    /// Number of parts (1 for `put_object`).
+    pub part_count: u32,
+}
+
+/// An open multipart upload, as `list_uploads` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadSummary {
+    /// The key the upload will publish.
+    pub key: String,
+    /// Its token.
+    pub upload: UploadId,
+    /// When it started.
+    pub started: SystemTime,
+    /// Its last start, part upload or copy.
+    pub last_activity: SystemTime,
+    /// Number of current parts.
+    pub parts: usize,
+}
+
+/// An upload's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadStatus {
+    /// Still accepting parts.
+    Open {
+        /// Number of current parts.
+        parts: usize,
+        /// Total bytes of current parts.
+        bytes: u64,
+        /// Last start, part upload or copy.
+        last_activity: SystemTime,
+    },
+    /// Completed into an object.
+    Completed,
+}
+
+/// Options of `list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOptions {
+    /// Folder to list ("" = root; a trailing `/` is optional).
+    pub parent: String,
+    /// Recursive listing of objects only, no folders.
+    pub deep: bool,
+    /// Items per page, 1..=1000.
+    pub limit: usize,
+    /// Where to continue, from a previous page.
+    pub page_token: Option<String>,
+}
+
+impl Default for ListOptions {
+    fn default() -> ListOptions {
+        ListOptions {
+            parent: String::new(),
+            deep: false,
+            limit: crate::spec::MAX_LIST_LIMIT,
+            page_token: None,
+        }
+    }
+}
+
+impl ListOptions {
+    /// Sets the parent folder.
+    pub fn parent(mut self, p: impl Into<String>) -> ListOptions {
+        self.parent = p.into();
+        self
+    }
+    /// Recursive (objects only) or hierarchical listing.
+    pub fn deep(mut self, deep: bool) -> ListOptions {
+        self.deep = deep;
+        self
+    }
+    /// Items per page, 1..=1000.
+    pub fn limit(mut self, n: usize) -> ListOptions {
+        self.limit = n;
+        self
+    }
+    /// Continue from a previous page's token.
+    pub fn page_token(mut self, t: impl Into<String>) -> ListOptions {
+        self.page_token = Some(t.into());
+        self
+    }
+}
+
+/// One listing entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListItem {
+    /// An object.
+    Object(ObjectInfo),
+    /// A common prefix (a folder), as a full path without trailing `/`.
+    Prefix(String),
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// Items in byte-wise key order.
+    pub items: Vec<ListItem>,
+    /// Token for the next page; `None` on the last page.
+    pub next_page_token: Option<String>,
+}
+
+/// Space used by one segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentStats {
+    /// Segment id.
+    pub id: u64,
+    /// Bytes of data regions written into it.
+    pub data_bytes: u64,
+    /// Bytes of live extents in it.
+    pub live_bytes: u64,
+    /// Data bytes no object or part references.
+    pub garbage_bytes: u64,
+}
+
+/// Store statistics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Bytes of extents referenced by an object or a part.
+    pub live_bytes: u64,
+    /// Bytes of data written that nothing references any more.
+    pub garbage_bytes: u64,
+    /// Number of segment files.
+    pub segments: usize,
+    /// Number of objects.
+    pub objects: usize,
+    /// Number of open uploads.
+    pub uploads: usize,
+    /// Per segment.
+    pub per_segment: Vec<SegmentStats>,
+}
+
+/// What `compact()` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactionReport {
+    /// Live bytes rewritten into new segments.
+    pub bytes_moved: u64,
+    /// Bytes of segment files removed.
+    pub bytes_reclaimed: u64,
+    /// Segment files removed.
+    pub segments_removed: usize,
+}
+
+/// What `verify()` found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Live extents checked.
+    pub extents: usize,
+    /// 1 MiB blocks checked.
+    pub blocks: u64,
+    /// Bytes checked.
+    pub bytes: u64,
+    /// One line per block that failed its CRC32C, naming extent, segment and
+    /// offset.
+    pub corrupt: Vec<String>,
+}
+
+impl VerifyReport {
+    /// True when every block passed.
+    pub fn is_clean(&self) -> bool {
+        self.corrupt.is_empty()
+    }
+}
