@@ -1,0 +1,1469 @@
+//! Every rule of the SPEC in one place: limits, key and layer-id syntax, part
+//! numbers, list folders, byte ranges, digests and upload tokens.
+//!
+//! All sizes are binary (1 MB = 1 MiB = 1,048,576 bytes). Every error names
+//! the offending value; very long values are shortened in messages so that a
+//! megabyte-long bad key does not produce a megabyte-long message.
+
+use std::fmt;
+use std::ops::Range;
+use std::str::FromStr;
+
+use crate::error::{bad_request, not_found, too_large, unsatisfiable, Error, Result};
+
+/// One mebibyte (1 MB in the SPEC's binary units).
+pub const MIB: u64 = 1 << 20;
+/// Stored data carries one CRC32C per block of this size.
+pub const BLOCK_SIZE: u64 = MIB;
+/// Largest part, uploaded or copied (TooLarge above it).
+pub const MAX_PART_SIZE: u64 = 96 * MIB;
+/// Smallest size of every part but the last one of a completed upload.
+pub const MIN_PART_SIZE: u64 = 5 * MIB;
+/// Every part but the last one of a completed upload is a multiple of this.
+pub const PART_SIZE_MULTIPLE: u64 = MIB;
+/// Lowest part number.
+pub const MIN_PART_NUMBER: u32 = 1;
+/// Highest part number, and so the most parts an upload can have.
+pub const MAX_PART_NUMBER: u32 = 10_000;
+/// Largest object a single `put_object` can store (TooLarge above it).
+pub const MAX_PUT_OBJECT_SIZE: u64 = 192 * MIB;
+/// Largest object a multipart upload can complete into (TooLarge above it).
+pub const MAX_OBJECT_SIZE: u64 = 500 << 30;
+/// Longest key, in characters (all of which are ASCII).
+pub const MAX_KEY_LEN: usize = 450;
+/// Longest layer id, in characters (all of which are ASCII).
+pub const MAX_LAYER_ID_LEN: usize = 50;
+/// Largest page of a list call; also the default page size.
+pub const MAX_LIST_LIMIT: usize = 1000;
+/// Page size of a list call that names none.
+pub const DEFAULT_LIST_LIMIT: usize = MAX_LIST_LIMIT;
+/// The start of a `copy_part` source range is a multiple of this.
+pub const COPY_ALIGNMENT: u64 = MIB;
+/// Content type of an object whose upload names none (and whose layer has none).
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// Most characters of a user-supplied value that error messages repeat.
+const SHOWN_CHARS: usize = 64;
+
+/// A user-supplied value for an error message: quoted and escaped like Rust's
+/// `{:?}`, and cut to its first 64 characters (followed by `…` and the full
+/// length in bytes) when longer.
+pub(crate) fn quoted(value: &str) -> String {
+    match value.char_indices().nth(SHOWN_CHARS) {
+        None => format!("{value:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &value[..cut], value.len()),
+    }
+}
+
+/// Whether `b` may appear in a key: `A-Z a-z 0-9 . [ ] = ( ) { } / _ -`.
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'.' | b'[' | b']' | b'=' | b'(' | b')' | b'{' | b'}' | b'/' | b'_' | b'-'
+        )
+}
+
+/// Whether `b` may appear in a layer id: `A-Z a-z 0-9 - _ .`.
+fn is_layer_id_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')
+}
+
+/// Describes the first character of `s` that `allowed` rejects, if any.
+fn first_bad_char(s: &str, allowed: fn(u8) -> bool) -> Option<String> {
+    s.char_indices()
+        .find(|&(_, c)| !(c.is_ascii() && allowed(c as u8)))
+        .map(|(i, c)| format!("{c:?} (U+{:04X}) at byte {i}", u32::from(c)))
+}
+
+/// Checks `key` against the key rules; `what` names the value in messages
+/// (the key itself, or the parent folder it came from).
+fn check_key(key: &str, what: &dyn Fn() -> String) -> Result<()> {
+    if key.is_empty() {
+        return Err(bad_request!("{} is empty", what()));
+    }
+    if let Some(bad) = first_bad_char(key, is_key_byte) {
+        return Err(bad_request!(
+            "{} contains {bad}; allowed are A-Z a-z 0-9 . [ ] = ( ) {{ }} / _ -",
+            what()
+        ));
+    }
+    // Only ASCII is left, so bytes are characters.
+    if key.len() > MAX_KEY_LEN {
+        return Err(bad_request!(
+            "{} is {} characters long, more than {MAX_KEY_LEN}",
+            what(),
+            key.len()
+        ));
+    }
+    if key.starts_with('/') {
+        return Err(bad_request!("{} starts with \"/\"", what()));
+    }
+    if key.ends_with('/') {
+        return Err(bad_request!("{} ends with \"/\"", what()));
+    }
+    if key.contains("//") {
+        return Err(bad_request!("{} contains \"//\"", what()));
+    }
+    Ok(())
+}
+
+/// Checks an object key: 1..=450 characters of `A-Z a-z 0-9 . [ ] = ( ) { } / _ -`,
+/// where `/` separates folders: no leading or trailing `/`, no `//`.
+///
+/// Errors: BadRequest naming the key.
+pub fn validate_key(key: &str) -> Result<()> {
+    check_key(key, &|| format!("key {}", quoted(key)))
+}
+
+/// Checks a layer id: 1..=50 characters of `A-Z a-z 0-9 - _ .`.
+///
+/// Errors: BadRequest naming the id.
+pub fn validate_layer_id(id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(bad_request!("layer id \"\" is empty"));
+    }
+    if let Some(bad) = first_bad_char(id, is_layer_id_byte) {
+        return Err(bad_request!(
+            "layer id {} contains {bad}; allowed are A-Z a-z 0-9 - _ .",
+            quoted(id)
+        ));
+    }
+    if id.len() > MAX_LAYER_ID_LEN {
+        return Err(bad_request!(
+            "layer id {} is {} characters long, more than {MAX_LAYER_ID_LEN}",
+            quoted(id),
+            id.len()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a part number: 1..=10000.
+///
+/// Errors: BadRequest naming the number.
+pub fn validate_part_number(n: u32) -> Result<()> {
+    if (MIN_PART_NUMBER..=MAX_PART_NUMBER).contains(&n) {
+        Ok(())
+    } else {
+        Err(bad_request!(
+            "part number {n} is outside {MIN_PART_NUMBER}..={MAX_PART_NUMBER}"
+        ))
+    }
+}
+
+/// Normalizes the parent folder of a list call: `""` is the root; otherwise
+/// one trailing `/` is allowed and stripped, and what remains must be a valid
+/// key (so `"/"` and `"a//"` are rejected).
+///
+/// Errors: BadRequest naming the parent as given.
+pub fn normalize_parent(parent: &str) -> Result<String> {
+    if parent.is_empty() {
+        return Ok(String::new());
+    }
+    let folder = parent.strip_suffix('/').unwrap_or(parent);
+    check_key(folder, &|| {
+        if folder.len() == parent.len() {
+            format!("parent folder {}", quoted(parent))
+        } else {
+            format!(
+                "parent folder {} (without its trailing \"/\")",
+                quoted(parent)
+            )
+        }
+    })?;
+    Ok(folder.to_owned())
+}
+
+/// Checks the page size of a list call: 1..=1000.
+///
+/// Errors: BadRequest naming the limit.
+pub fn validate_list_limit(limit: usize) -> Result<()> {
+    if (1..=MAX_LIST_LIMIT).contains(&limit) {
+        Ok(())
+    } else {
+        Err(bad_request!(
+            "list limit {limit} is outside 1..={MAX_LIST_LIMIT}"
+        ))
+    }
+}
+
+/// Checks the (declared or actual) size of one uploaded or copied part: at
+/// most 96 MiB.
+///
+/// Errors: TooLarge naming the size.
+pub fn check_part_size(len: u64) -> Result<()> {
+    if len <= MAX_PART_SIZE {
+        Ok(())
+    } else {
+        Err(too_large!(
+            "part of {len} bytes is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"
+        ))
+    }
+}
+
+/// Checks the (declared or actual) size of a single-part `put_object`: at
+/// most 192 MiB.
+///
+/// Errors: TooLarge naming the size.
+pub fn check_put_object_size(len: u64) -> Result<()> {
+    if len <= MAX_PUT_OBJECT_SIZE {
+        Ok(())
+    } else {
+        Err(too_large!(
+            "object of {len} bytes is over the single-put limit of {MAX_PUT_OBJECT_SIZE} bytes (192 MiB)"
+        ))
+    }
+}
+
+/// Checks the parts chosen to complete a multipart upload, given as
+/// `(number, size)` pairs sorted by number, and returns the object's size.
+///
+/// Rules: at least one part; numbers exactly 1..=N (no gap, no duplicate);
+/// every part but the last at least 5 MiB and a multiple of 1 MiB (all
+/// BadRequest); total at most 500 GiB (TooLarge).
+pub fn validate_complete(parts: &[(u32, u64)]) -> Result<u64> {
+    if parts.is_empty() {
+        return Err(bad_request!(
+            "an upload needs at least one part to complete"
+        ));
+    }
+    let mut total: u64 = 0;
+    let mut expected: u32 = MIN_PART_NUMBER;
+    for (i, &(number, size)) in parts.iter().enumerate() {
+        if number != expected {
+            return Err(if number < expected && i > 0 && parts[i - 1].0 == number {
+                bad_request!("part number {number} is listed more than once")
+            } else if number > expected {
+                bad_request!(
+                    "part number {expected} is missing: parts must be numbered 1..=N without gaps (found part {number})"
+                )
+            } else {
+                bad_request!("part numbers are not in ascending order at part {number}")
+            });
+        }
+        validate_part_number(number)?;
+        let is_last = i + 1 == parts.len();
+        if !is_last {
+            if size < MIN_PART_SIZE {
+                return Err(bad_request!(
+                    "part {number} has {size} bytes; every part but the last needs at least {MIN_PART_SIZE} bytes (5 MiB)"
+                ));
+            }
+            if size % PART_SIZE_MULTIPLE != 0 {
+                return Err(bad_request!(
+                    "part {number} has {size} bytes; every part but the last must be a multiple of {PART_SIZE_MULTIPLE} bytes (1 MiB)"
+                ));
+            }
+        }
+        total = total.saturating_add(size);
+        expected = expected.saturating_add(1);
+    }
+    if total > MAX_OBJECT_SIZE {
+        return Err(too_large!(
+            "the parts add up to {total} bytes, over the object limit of {MAX_OBJECT_SIZE} bytes (500 GiB)"
+        ));
+    }
+    Ok(total)
+}
+
+/// Case-insensitive (ASCII) comparison of content types or content encodings.
+pub fn media_eq(a: &str, b: &str) -> bool {
+    a.eq_ignore_ascii_case(b)
+}
+
+/// One HTTP byte range (RFC 7233, a single range only).
+///
+/// Text form: `bytes=first-last`, `bytes=first-` or `bytes=-len`;
+/// `"bytes=0-99".parse::<ByteRange>()` and `to_string()` convert both ways.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ByteRange {
+    /// `bytes=first-last` (last inclusive; clamped to size-1 on reads)
+    Bounded {
+        /// Offset of the first byte.
+        first: u64,
+        /// Offset of the last byte, inclusive.
+        last: u64,
+    },
+    /// `bytes=first-`
+    From {
+        /// Offset of the first byte.
+        first: u64,
+    },
+    /// `bytes=-len` (the last len bytes)
+    Suffix {
+        /// How many bytes at the end of the object.
+        len: u64,
+    },
+}
+
+/// Parses a non-empty run of ASCII digits; `None` for anything else,
+/// `Some(Err)` on overflow.
+fn parse_digits(s: &str) -> Option<std::result::Result<u64, ()>> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(s.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or(())
+    }))
+}
+
+impl FromStr for ByteRange {
+    type Err = Error;
+
+    /// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` (the unit `bytes` in any
+    /// case, no whitespace anywhere, ASCII digits only).
+    ///
+    /// Errors: RangeNotSatisfiable for bad syntax, several ranges, `a > b`,
+    /// `-0`, or a number over `u64::MAX`.
+    fn from_str(s: &str) -> Result<ByteRange> {
+        let syntax = || {
+            unsatisfiable!(
+                "range {} is not of the form bytes=first-last, bytes=first- or bytes=-length",
+                quoted(s)
+            )
+        };
+        let overflow = || unsatisfiable!("range {} has a number too large", quoted(s));
+        let spec = match s.split_once('=') {
+            Some((unit, spec)) if unit.eq_ignore_ascii_case("bytes") => spec,
+            _ => return Err(syntax()),
+        };
+        if spec.contains(',') {
+            return Err(unsatisfiable!(
+                "range {} asks for several ranges; only one is supported",
+                quoted(s)
+            ));
+        }
+        let (first, last) = spec.split_once('-').ok_or_else(syntax)?;
+        if first.is_empty() {
+            let len = parse_digits(last)
+                .ok_or_else(syntax)?
+                .map_err(|()| overflow())?;
+            if len == 0 {
+                return Err(unsatisfiable!(
+                    "range {} asks for the last 0 bytes",
+                    quoted(s)
+                ));
+            }
+            return Ok(ByteRange::Suffix { len });
+        }
+        let first = parse_digits(first)
+            .ok_or_else(syntax)?
+            .map_err(|()| overflow())?;
+        if last.is_empty() {
+            return Ok(ByteRange::From { first });
+        }
+        let last = parse_digits(last)
+            .ok_or_else(syntax)?
+            .map_err(|()| overflow())?;
+        if first > last {
+            return Err(unsatisfiable!(
+                "range {}: first byte {first} is after last byte {last}",
+                quoted(s)
+            ));
+        }
+        Ok(ByteRange::Bounded { first, last })
+    }
+}
+
+impl fmt::Display for ByteRange {
+    /// `bytes=first-last`, `bytes=first-` or `bytes=-len`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ByteRange::Bounded { first, last } => write!(f, "bytes={first}-{last}"),
+            ByteRange::From { first } => write!(f, "bytes={first}-"),
+            ByteRange::Suffix { len } => write!(f, "bytes=-{len}"),
+        }
+    }
+}
+
+impl ByteRange {
+    /// Half-open byte span within an object of `size` bytes, per SPEC:
+    /// Bounded's last clamped to size-1; start >= size, or size == 0 ->
+    /// RangeNotSatisfiable; Suffix longer than size -> whole object.
+    ///
+    /// A `Bounded` range with `first > last` or a `Suffix` of 0 bytes (which
+    /// parsing never yields) is RangeNotSatisfiable too.
+    pub fn resolve(&self, size: u64) -> Result<Range<u64>> {
+        if size == 0 {
+            return Err(unsatisfiable!("range {self} on an empty object"));
+        }
+        match *self {
+            ByteRange::Bounded { first, last } => {
+                if first > last {
+                    return Err(unsatisfiable!(
+                        "range {self}: first byte {first} is after last byte {last}"
+                    ));
+                }
+                if first >= size {
+                    return Err(unsatisfiable!(
+                        "range {self} starts at or after the end of the object ({size} bytes)"
+                    ));
+                }
+                Ok(first..last.min(size - 1) + 1)
+            }
+            ByteRange::From { first } => {
+                if first >= size {
+                    return Err(unsatisfiable!(
+                        "range {self} starts at or after the end of the object ({size} bytes)"
+                    ));
+                }
+                Ok(first..size)
+            }
+            ByteRange::Suffix { len } => {
+                if len == 0 {
+                    return Err(unsatisfiable!("range {self} asks for the last 0 bytes"));
+                }
+                Ok(size.saturating_sub(len)..size)
+            }
+        }
+    }
+
+    /// Half-open byte span of a `copy_part` source range within a source
+    /// object of `size` bytes, per SPEC: only `bytes=a-b`, `a` a multiple of
+    /// 1 MiB, `a <= b < size` (no clamping); all RangeNotSatisfiable. A span
+    /// longer than 96 MiB: TooLarge.
+    pub fn resolve_copy(&self, size: u64) -> Result<Range<u64>> {
+        let (first, last) = match *self {
+            ByteRange::Bounded { first, last } => (first, last),
+            ByteRange::From { .. } | ByteRange::Suffix { .. } => {
+                return Err(unsatisfiable!(
+                    "copy source range {self} must give both bounds (bytes=first-last)"
+                ))
+            }
+        };
+        if first > last {
+            return Err(unsatisfiable!(
+                "copy source range {self}: first byte {first} is after last byte {last}"
+            ));
+        }
+        if first % COPY_ALIGNMENT != 0 {
+            return Err(unsatisfiable!(
+                "copy source range {self} starts at {first}, not a multiple of {COPY_ALIGNMENT} (1 MiB)"
+            ));
+        }
+        if last >= size {
+            return Err(unsatisfiable!(
+                "copy source range {self} ends at or after the end of the source ({size} bytes)"
+            ));
+        }
+        let len = last - first + 1;
+        check_part_size(len).map_err(|_| {
+            too_large!(
+                "copy source range {self} is {len} bytes, over the part limit of {MAX_PART_SIZE} bytes (96 MiB)"
+            )
+        })?;
+        Ok(first..last + 1)
+    }
+}
+
+/// A digest algorithm of the `X-HERE-Digest` form `ALGORITHM:HEX`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DigestAlgorithm {
+    /// CRC-32C (Castagnoli), as a big-endian u32.
+    Crc32c,
+    /// MD5.
+    Md5,
+    /// SHA-1.
+    Sha1,
+    /// SHA-256.
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    /// Every algorithm, in the SPEC's order.
+    pub const ALL: [DigestAlgorithm; 4] = [
+        DigestAlgorithm::Crc32c,
+        DigestAlgorithm::Md5,
+        DigestAlgorithm::Sha1,
+        DigestAlgorithm::Sha256,
+    ];
+
+    /// Canonical name: `"CRC-32C"`, `"MD5"`, `"SHA1"` or `"SHA256"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DigestAlgorithm::Crc32c => "CRC-32C",
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Sha1 => "SHA1",
+            DigestAlgorithm::Sha256 => "SHA256",
+        }
+    }
+
+    /// Length of a digest in bytes: 4, 16, 20 or 32.
+    pub fn digest_len(self) -> usize {
+        match self {
+            DigestAlgorithm::Crc32c => 4,
+            DigestAlgorithm::Md5 => 16,
+            DigestAlgorithm::Sha1 => 20,
+            DigestAlgorithm::Sha256 => 32,
+        }
+    }
+}
+
+impl fmt::Display for DigestAlgorithm {
+    /// The canonical name.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for DigestAlgorithm {
+    type Err = Error;
+
+    /// Accepts the names case-insensitively, with or without the hyphen
+    /// between letters and digits: `CRC-32C`/`crc32c`, `MD5`/`md-5`,
+    /// `SHA1`/`sha-1`, `SHA256`/`sha-256`.
+    ///
+    /// Errors: BadRequest naming the input.
+    fn from_str(s: &str) -> Result<DigestAlgorithm> {
+        const NAMES: [(&str, &str, DigestAlgorithm); 4] = [
+            ("crc32c", "crc-32c", DigestAlgorithm::Crc32c),
+            ("md5", "md-5", DigestAlgorithm::Md5),
+            ("sha1", "sha-1", DigestAlgorithm::Sha1),
+            ("sha256", "sha-256", DigestAlgorithm::Sha256),
+        ];
+        NAMES
+            .iter()
+            .find(|(plain, hyphen, _)| {
+                s.eq_ignore_ascii_case(plain) || s.eq_ignore_ascii_case(hyphen)
+            })
+            .map(|&(_, _, algorithm)| algorithm)
+            .ok_or_else(|| {
+                bad_request!(
+                    "unknown digest algorithm {}; expected CRC-32C, MD5, SHA1 or SHA256",
+                    quoted(s)
+                )
+            })
+    }
+}
+
+/// Longest digest (SHA-256) in bytes.
+const MAX_DIGEST_LEN: usize = 32;
+
+/// A digest: an algorithm and its raw bytes. Text form `ALGORITHM:HEX`,
+/// canonically `SHA256:<lowercase hex>`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Digest {
+    algorithm: DigestAlgorithm,
+    /// The digest in the first `algorithm.digest_len()` bytes; zeros after.
+    bytes: [u8; MAX_DIGEST_LEN],
+}
+
+impl Digest {
+    /// A digest of `algorithm` with the given raw bytes.
+    ///
+    /// Errors: BadRequest if `bytes` is not `algorithm.digest_len()` long.
+    pub fn new(algorithm: DigestAlgorithm, bytes: &[u8]) -> Result<Digest> {
+        if bytes.len() != algorithm.digest_len() {
+            return Err(bad_request!(
+                "a {algorithm} digest has {} bytes, not {}",
+                algorithm.digest_len(),
+                bytes.len()
+            ));
+        }
+        Ok(Digest::from_output(algorithm, bytes))
+    }
+
+    /// The CRC-32C digest whose value is `crc` (stored big-endian).
+    pub fn from_crc32c(crc: u32) -> Digest {
+        Digest::from_output(DigestAlgorithm::Crc32c, &crc.to_be_bytes())
+    }
+
+    /// A digest from a hash function's output, whose length is right by
+    /// construction (checked in debug builds; never panics).
+    pub(crate) fn from_output(algorithm: DigestAlgorithm, output: &[u8]) -> Digest {
+        debug_assert_eq!(output.len(), algorithm.digest_len());
+        let mut bytes = [0u8; MAX_DIGEST_LEN];
+        let n = output.len().min(algorithm.digest_len());
+        bytes[..n].copy_from_slice(&output[..n]);
+        Digest { algorithm, bytes }
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> DigestAlgorithm {
+        self.algorithm
+    }
+
+    /// The raw digest bytes (`algorithm().digest_len()` of them).
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.algorithm.digest_len()]
+    }
+
+    /// The digest bytes as lowercase hex.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.bytes())
+    }
+}
+
+impl fmt::Display for Digest {
+    /// Canonical `ALGORITHM:hex`, e.g. `CRC-32C:c99465aa`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.algorithm, self.to_hex())
+    }
+}
+
+impl FromStr for Digest {
+    type Err = Error;
+
+    /// Parses `ALGORITHM:HEX`: an algorithm name as [`DigestAlgorithm`]
+    /// accepts, then exactly `digest_len * 2` hex digits in either case.
+    ///
+    /// Errors: BadRequest naming the input.
+    fn from_str(s: &str) -> Result<Digest> {
+        let (name, hex_digits) = s
+            .split_once(':')
+            .ok_or_else(|| bad_request!("digest {} is not of the form ALGORITHM:HEX", quoted(s)))?;
+        let algorithm: DigestAlgorithm = name.parse().map_err(|_| {
+            bad_request!(
+                "digest {} has unknown algorithm {}; expected CRC-32C, MD5, SHA1 or SHA256",
+                quoted(s),
+                quoted(name)
+            )
+        })?;
+        let want = algorithm.digest_len() * 2;
+        if hex_digits.len() != want || !hex_digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad_request!(
+                "digest {} needs exactly {want} hex digits for {algorithm}",
+                quoted(s)
+            ));
+        }
+        let mut bytes = [0u8; MAX_DIGEST_LEN];
+        let n = algorithm.digest_len();
+        hex::decode_to_slice(hex_digits, &mut bytes[..n])
+            .map_err(|e| bad_request!("digest {}: {e}", quoted(s)))?;
+        Ok(Digest { algorithm, bytes })
+    }
+}
+
+/// An upload token: 128 random bits from the OS, shown as 32 lowercase hex
+/// digits. Opaque and unguessable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UploadId([u8; 16]);
+
+impl UploadId {
+    /// A fresh token from the operating system's CSPRNG.
+    ///
+    /// Errors: Io if the OS cannot supply random bytes.
+    pub(crate) fn random() -> Result<UploadId> {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).map_err(|e| {
+            Error::io(
+                "reading 128 random bits for an upload token from the OS",
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        Ok(UploadId(bytes))
+    }
+
+    /// The token with these bytes (as stored on disk).
+    pub(crate) fn from_bytes(b: [u8; 16]) -> UploadId {
+        UploadId(b)
+    }
+
+    /// The token's bytes (as stored on disk).
+    pub(crate) fn as_bytes(&self) -> &[u8; 16] {
+        &self.0
+    }
+}
+
+impl fmt::Display for UploadId {
+    /// 32 lowercase hex digits.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut buf = [0u8; 32];
+        // Cannot fail: the buffer is exactly twice the input.
+        hex::encode_to_slice(self.0, &mut buf).map_err(|_| fmt::Error)?;
+        // Hex digits are ASCII.
+        f.write_str(std::str::from_utf8(&buf).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl FromStr for UploadId {
+    type Err = Error;
+
+    /// Exactly 32 hex digits, either case.
+    ///
+    /// Errors: NotFound `unknown upload "<input>"` for anything else: a
+    /// malformed token can never name an upload.
+    fn from_str(s: &str) -> Result<UploadId> {
+        let unknown = || not_found!("unknown upload {}", quoted(s));
+        if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(unknown());
+        }
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(s, &mut bytes).map_err(|_| unknown())?;
+        Ok(UploadId(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    fn kind<T: fmt::Debug>(r: Result<T>) -> ErrorKind {
+        r.unwrap_err().kind()
+    }
+
+    fn msg<T: fmt::Debug>(r: Result<T>) -> String {
+        r.unwrap_err().to_string()
+    }
+
+    // ---- limits ----
+
+    #[test]
+    fn limits_match_spec_table() {
+        assert_eq!(MIB, 1_048_576);
+        assert_eq!(BLOCK_SIZE, MIB);
+        assert_eq!(MAX_PART_SIZE, 100_663_296);
+        assert_eq!(MIN_PART_SIZE, 5_242_880);
+        assert_eq!(PART_SIZE_MULTIPLE, MIB);
+        assert_eq!((MIN_PART_NUMBER, MAX_PART_NUMBER), (1, 10_000));
+        assert_eq!(MAX_PUT_OBJECT_SIZE, 192 * 1_048_576);
+        assert_eq!(MAX_OBJECT_SIZE, 500 * 1024 * 1024 * 1024);
+        assert_eq!(MAX_KEY_LEN, 450);
+        assert_eq!(MAX_LAYER_ID_LEN, 50);
+        assert_eq!(MAX_LIST_LIMIT, 1000);
+        assert_eq!(DEFAULT_LIST_LIMIT, 1000);
+        assert_eq!(COPY_ALIGNMENT, MIB);
+        assert_eq!(DEFAULT_CONTENT_TYPE, "application/octet-stream");
+    }
+
+    // ---- keys ----
+
+    #[test]
+    fn key_with_every_allowed_char_is_accepted() {
+        validate_key("AZaz09.[]=(){}/_-").unwrap();
+        validate_key("a").unwrap();
+        validate_key("a/b/c.txt").unwrap();
+        validate_key("x=1/(y)/{z}/[w]").unwrap();
+    }
+
+    #[test]
+    fn key_of_max_len_is_accepted_and_one_more_rejected() {
+        validate_key(&"k".repeat(MAX_KEY_LEN)).unwrap();
+        let r = validate_key(&"k".repeat(MAX_KEY_LEN + 1));
+        assert_eq!(
+            kind(validate_key(&"k".repeat(MAX_KEY_LEN + 1))),
+            ErrorKind::BadRequest
+        );
+        assert!(msg(r).contains("451"));
+    }
+
+    #[test]
+    fn empty_key_is_rejected() {
+        assert_eq!(kind(validate_key("")), ErrorKind::BadRequest);
+        assert!(msg(validate_key("")).contains("key \"\""));
+    }
+
+    #[test]
+    fn key_with_double_slash_is_rejected() {
+        let e = validate_key("a//b").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains(r#"key "a//b" contains "//""#), "{e}");
+    }
+
+    #[test]
+    fn key_with_leading_slash_is_rejected() {
+        assert_eq!(kind(validate_key("/a")), ErrorKind::BadRequest);
+        assert!(msg(validate_key("/a")).contains("\"/a\""));
+    }
+
+    #[test]
+    fn key_with_trailing_slash_is_rejected() {
+        assert_eq!(kind(validate_key("a/")), ErrorKind::BadRequest);
+        assert_eq!(kind(validate_key("/")), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn key_with_disallowed_chars_is_rejected() {
+        for bad in [
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a+b",
+            "a:b",
+            "a\\b",
+            "a?b",
+            "a#b",
+            "a%b",
+            "a*b",
+            "a\"b",
+            "a'b",
+            "a,b",
+            "a;b",
+            "a<b",
+            "a@b",
+            "a!b",
+            "a~b",
+            "a\0b",
+            "é",
+            "a\u{2026}",
+        ] {
+            let e = validate_key(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{bad:?}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn key_length_counts_chars_not_bytes_of_non_ascii() {
+        // Non-ASCII is rejected for its character, whatever the length.
+        let e = validate_key(&"é".repeat(300)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("U+00E9"), "{e}");
+    }
+
+    #[test]
+    fn huge_bad_key_gives_short_message() {
+        let key = format!("{}/", "a".repeat(1 << 20));
+        let e = validate_key(&key).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        let m = e.to_string();
+        assert!(m.len() < 300, "{} bytes", m.len());
+        assert!(m.contains('…') && m.contains("1048577 bytes"), "{m}");
+    }
+
+    #[test]
+    fn quoted_escapes_and_truncates() {
+        assert_eq!(quoted("a\"b\n"), r#""a\"b\n""#);
+        assert_eq!(quoted(&"x".repeat(64)), format!("\"{}\"", "x".repeat(64)));
+        assert_eq!(
+            quoted(&"é".repeat(65)),
+            format!("\"{}\"… (130 bytes)", "é".repeat(64))
+        );
+    }
+
+    // ---- layer ids ----
+
+    #[test]
+    fn layer_id_with_allowed_chars_is_accepted() {
+        validate_layer_id("AZaz09-_.").unwrap();
+        validate_layer_id(&"l".repeat(MAX_LAYER_ID_LEN)).unwrap();
+    }
+
+    #[test]
+    fn layer_id_too_long_is_rejected() {
+        let e = validate_layer_id(&"l".repeat(MAX_LAYER_ID_LEN + 1)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("51"), "{e}");
+    }
+
+    #[test]
+    fn empty_layer_id_is_rejected() {
+        assert_eq!(kind(validate_layer_id("")), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn layer_id_with_key_only_chars_is_rejected() {
+        for bad in ["a/b", "a=b", "(a)", "[a]", "{a}", "a b", "a:b", "é"] {
+            let e = validate_layer_id(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{bad:?}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    // ---- part numbers and sizes ----
+
+    #[test]
+    fn part_number_zero_is_rejected() {
+        let e = validate_part_number(0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(
+            e.to_string().contains("part number 0 is outside 1..=10000"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn part_number_above_10000_is_rejected() {
+        assert_eq!(kind(validate_part_number(10_001)), ErrorKind::BadRequest);
+        assert_eq!(kind(validate_part_number(u32::MAX)), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn part_numbers_1_to_10000_are_accepted() {
+        validate_part_number(1).unwrap();
+        validate_part_number(5000).unwrap();
+        validate_part_number(10_000).unwrap();
+    }
+
+    #[test]
+    fn part_over_96_mib_is_too_large() {
+        check_part_size(0).unwrap();
+        check_part_size(MAX_PART_SIZE).unwrap();
+        let e = check_part_size(MAX_PART_SIZE + 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(e.to_string().contains("100663297"), "{e}");
+    }
+
+    #[test]
+    fn put_object_over_192_mib_is_too_large() {
+        check_put_object_size(MAX_PUT_OBJECT_SIZE).unwrap();
+        let e = check_put_object_size(MAX_PUT_OBJECT_SIZE + 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(e.to_string().contains("201326593"), "{e}");
+    }
+
+    #[test]
+    fn complete_accepts_valid_layout_and_returns_total() {
+        assert_eq!(validate_complete(&[(1, 0)]).unwrap(), 0);
+        assert_eq!(validate_complete(&[(1, 7)]).unwrap(), 7);
+        assert_eq!(
+            validate_complete(&[(1, 5 * MIB), (2, 96 * MIB), (3, 1)]).unwrap(),
+            101 * MIB + 1
+        );
+    }
+
+    #[test]
+    fn complete_with_no_parts_is_rejected() {
+        assert_eq!(kind(validate_complete(&[])), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn complete_with_small_non_last_part_is_rejected() {
+        let e = validate_complete(&[(1, 5 * MIB - 1), (2, 1)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("part 1 has 5242879 bytes"), "{e}");
+    }
+
+    #[test]
+    fn complete_with_unaligned_non_last_part_is_rejected() {
+        let e = validate_complete(&[(1, 6 * MIB + 1), (2, 1)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("multiple"), "{e}");
+    }
+
+    #[test]
+    fn complete_with_gap_in_numbers_is_rejected() {
+        let e = validate_complete(&[(1, 5 * MIB), (3, 1)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("part number 2 is missing"), "{e}");
+        assert_eq!(kind(validate_complete(&[(2, 1)])), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn complete_with_duplicate_number_is_rejected() {
+        let e = validate_complete(&[(1, 5 * MIB), (1, 5 * MIB)]).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("more than once"), "{e}");
+    }
+
+    #[test]
+    fn complete_over_500_gib_is_too_large() {
+        let parts: Vec<(u32, u64)> = (1..=5334).map(|n| (n, 96 * MIB)).collect();
+        let e = validate_complete(&parts).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        let exact: Vec<(u32, u64)> = (1..=5120).map(|n| (n, 100 * MIB)).collect();
+        assert_eq!(validate_complete(&exact).unwrap(), MAX_OBJECT_SIZE);
+    }
+
+    #[test]
+    fn complete_with_more_than_10000_parts_is_rejected() {
+        let parts: Vec<(u32, u64)> = (1..=10_001).map(|n| (n, 5 * MIB)).collect();
+        assert_eq!(kind(validate_complete(&parts)), ErrorKind::BadRequest);
+    }
+
+    // ---- list options ----
+
+    #[test]
+    fn parent_root_and_trailing_slash_are_normalized() {
+        assert_eq!(normalize_parent("").unwrap(), "");
+        assert_eq!(normalize_parent("a").unwrap(), "a");
+        assert_eq!(normalize_parent("a/").unwrap(), "a");
+        assert_eq!(normalize_parent("a/b/").unwrap(), "a/b");
+    }
+
+    #[test]
+    fn parent_with_bad_shape_is_rejected() {
+        for bad in ["/", "a//", "//", "/a", "a//b", "a b/"] {
+            let e = normalize_parent(bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{bad:?}");
+            assert!(e.to_string().contains(&format!("{bad:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn list_limit_outside_1_to_1000_is_rejected() {
+        validate_list_limit(1).unwrap();
+        validate_list_limit(1000).unwrap();
+        assert_eq!(kind(validate_list_limit(0)), ErrorKind::BadRequest);
+        let e = validate_list_limit(1001).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().contains("1001"), "{e}");
+    }
+
+    #[test]
+    fn media_types_compare_case_insensitively() {
+        assert!(media_eq("Application/JSON", "application/json"));
+        assert!(media_eq("", ""));
+        assert!(!media_eq("application/json", "application/jsonx"));
+        assert!(!media_eq("text/plain", "text/html"));
+    }
+
+    // ---- ranges ----
+
+    fn range(s: &str) -> Result<ByteRange> {
+        s.parse()
+    }
+
+    #[test]
+    fn range_forms_parse() {
+        assert_eq!(
+            range("bytes=0-99").unwrap(),
+            ByteRange::Bounded { first: 0, last: 99 }
+        );
+        assert_eq!(
+            range("bytes=5-5").unwrap(),
+            ByteRange::Bounded { first: 5, last: 5 }
+        );
+        assert_eq!(range("bytes=7-").unwrap(), ByteRange::From { first: 7 });
+        assert_eq!(range("bytes=-3").unwrap(), ByteRange::Suffix { len: 3 });
+        assert_eq!(
+            range("BYTES=1-2").unwrap(),
+            ByteRange::Bounded { first: 1, last: 2 }
+        );
+        assert_eq!(
+            range("bytes=18446744073709551615-").unwrap(),
+            ByteRange::From { first: u64::MAX }
+        );
+    }
+
+    #[test]
+    fn range_display_round_trips() {
+        for r in [
+            ByteRange::Bounded { first: 0, last: 0 },
+            ByteRange::Bounded {
+                first: 3,
+                last: u64::MAX,
+            },
+            ByteRange::From { first: 0 },
+            ByteRange::From { first: 12345 },
+            ByteRange::Suffix { len: 1 },
+            ByteRange::Suffix { len: u64::MAX },
+        ] {
+            assert_eq!(range(&r.to_string()).unwrap(), r);
+        }
+        assert_eq!(
+            ByteRange::Bounded { first: 1, last: 2 }.to_string(),
+            "bytes=1-2"
+        );
+        assert_eq!(ByteRange::From { first: 1 }.to_string(), "bytes=1-");
+        assert_eq!(ByteRange::Suffix { len: 2 }.to_string(), "bytes=-2");
+    }
+
+    #[test]
+    fn range_minus_zero_is_unsatisfiable() {
+        let e = range("bytes=-0").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable);
+        assert!(e.to_string().contains("\"bytes=-0\""), "{e}");
+        assert_eq!(kind(range("bytes=-000")), ErrorKind::RangeNotSatisfiable);
+    }
+
+    #[test]
+    fn range_first_after_last_is_unsatisfiable() {
+        let e = range("bytes=5-4").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable);
+        assert!(e.to_string().contains("bytes=5-4"), "{e}");
+    }
+
+    #[test]
+    fn range_with_several_ranges_is_unsatisfiable() {
+        for s in ["bytes=0-1,3-4", "bytes=0-1,", "bytes=,0-1", "bytes=-1,-2"] {
+            let e = range(s).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable, "{s}");
+            assert!(e.to_string().contains("several"), "{e}");
+        }
+    }
+
+    #[test]
+    fn range_bad_syntax_is_unsatisfiable() {
+        for s in [
+            "",
+            "bytes",
+            "bytes=",
+            "bytes=-",
+            "bytes=1",
+            "bytes=a-b",
+            "bytes=1-2-3",
+            "bytes=--1",
+            "bytes=+1-2",
+            "bytes=1-+2",
+            "bytes=0x1-2",
+            "bytes= 1-2",
+            " bytes=1-2",
+            "bytes=1-2 ",
+            "bytes =1-2",
+            "bytes=1 -2",
+            "bytes=1- 2",
+            "bytes=\t1-2",
+            "items=1-2",
+            "bits=1-2",
+            "=1-2",
+            "1-2",
+            "bytes=１-2",
+            "bytes=1.5-2",
+        ] {
+            let e = range(s).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable, "{s:?}");
+            assert!(e.to_string().contains(&format!("{s:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn range_number_overflow_is_unsatisfiable() {
+        for s in [
+            "bytes=18446744073709551616-",
+            "bytes=0-18446744073709551616",
+            "bytes=-18446744073709551616",
+            "bytes=99999999999999999999999999999-1",
+        ] {
+            let e = range(s).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable, "{s}");
+            assert!(e.to_string().contains("too large"), "{e}");
+        }
+    }
+
+    #[test]
+    fn range_bounded_resolves_with_last_clamped() {
+        let r = range("bytes=2-5").unwrap();
+        assert_eq!(r.resolve(10).unwrap(), 2..6);
+        assert_eq!(r.resolve(4).unwrap(), 2..4);
+        assert_eq!(r.resolve(3).unwrap(), 2..3);
+        assert_eq!(
+            ByteRange::Bounded {
+                first: 0,
+                last: u64::MAX
+            }
+            .resolve(u64::MAX)
+            .unwrap(),
+            0..u64::MAX
+        );
+    }
+
+    #[test]
+    fn range_start_at_or_after_size_is_unsatisfiable() {
+        assert_eq!(
+            kind(range("bytes=2-5").unwrap().resolve(2)),
+            ErrorKind::RangeNotSatisfiable
+        );
+        assert_eq!(
+            kind(range("bytes=10-").unwrap().resolve(10)),
+            ErrorKind::RangeNotSatisfiable
+        );
+        let e = range("bytes=11-20").unwrap().resolve(10).unwrap_err();
+        assert!(e.to_string().contains("bytes=11-20") && e.to_string().contains("10 bytes"));
+    }
+
+    #[test]
+    fn range_from_resolves_to_end() {
+        assert_eq!(range("bytes=0-").unwrap().resolve(10).unwrap(), 0..10);
+        assert_eq!(range("bytes=9-").unwrap().resolve(10).unwrap(), 9..10);
+    }
+
+    #[test]
+    fn range_suffix_resolves_to_tail_or_whole_object() {
+        assert_eq!(range("bytes=-3").unwrap().resolve(10).unwrap(), 7..10);
+        assert_eq!(range("bytes=-10").unwrap().resolve(10).unwrap(), 0..10);
+        assert_eq!(range("bytes=-11").unwrap().resolve(10).unwrap(), 0..10);
+        assert_eq!(
+            ByteRange::Suffix { len: u64::MAX }.resolve(1).unwrap(),
+            0..1
+        );
+    }
+
+    #[test]
+    fn any_range_on_empty_object_is_unsatisfiable() {
+        for s in ["bytes=0-0", "bytes=0-", "bytes=-1", "bytes=0-100"] {
+            let e = range(s).unwrap().resolve(0).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable, "{s}");
+            assert!(e.to_string().contains("empty"), "{e}");
+        }
+    }
+
+    #[test]
+    fn hand_built_invalid_ranges_do_not_resolve() {
+        let r = ByteRange::Bounded { first: 5, last: 4 };
+        assert_eq!(kind(r.resolve(10)), ErrorKind::RangeNotSatisfiable);
+        assert_eq!(
+            kind(ByteRange::Suffix { len: 0 }.resolve(10)),
+            ErrorKind::RangeNotSatisfiable
+        );
+    }
+
+    #[test]
+    fn copy_range_resolves_exact_span() {
+        let r = range(&format!("bytes={}-{}", MIB, 2 * MIB - 1)).unwrap();
+        assert_eq!(r.resolve_copy(2 * MIB).unwrap(), MIB..2 * MIB);
+        assert_eq!(range("bytes=0-0").unwrap().resolve_copy(1).unwrap(), 0..1);
+        let full = ByteRange::Bounded {
+            first: 0,
+            last: MAX_PART_SIZE - 1,
+        };
+        assert_eq!(full.resolve_copy(MAX_PART_SIZE).unwrap(), 0..MAX_PART_SIZE);
+    }
+
+    #[test]
+    fn copy_range_open_or_suffix_is_unsatisfiable() {
+        assert_eq!(
+            kind(range("bytes=0-").unwrap().resolve_copy(10)),
+            ErrorKind::RangeNotSatisfiable
+        );
+        assert_eq!(
+            kind(range("bytes=-5").unwrap().resolve_copy(10)),
+            ErrorKind::RangeNotSatisfiable
+        );
+    }
+
+    #[test]
+    fn copy_range_unaligned_start_is_unsatisfiable() {
+        let e = range("bytes=1-5").unwrap().resolve_copy(10).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable);
+        assert!(e.to_string().contains("multiple"), "{e}");
+    }
+
+    #[test]
+    fn copy_range_past_end_is_unsatisfiable_not_clamped() {
+        let e = range("bytes=0-10").unwrap().resolve_copy(10).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::RangeNotSatisfiable);
+        assert_eq!(
+            kind(range("bytes=0-0").unwrap().resolve_copy(0)),
+            ErrorKind::RangeNotSatisfiable
+        );
+    }
+
+    #[test]
+    fn copy_range_first_after_last_is_unsatisfiable() {
+        let r = ByteRange::Bounded {
+            first: MIB,
+            last: 0,
+        };
+        assert_eq!(
+            kind(r.resolve_copy(10 * MIB)),
+            ErrorKind::RangeNotSatisfiable
+        );
+    }
+
+    #[test]
+    fn copy_range_over_96_mib_is_too_large() {
+        let r = ByteRange::Bounded {
+            first: 0,
+            last: MAX_PART_SIZE,
+        };
+        let e = r.resolve_copy(MAX_PART_SIZE + 1).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TooLarge);
+        assert!(e.to_string().contains("100663297"), "{e}");
+    }
+
+    // ---- digests ----
+
+    #[test]
+    fn digest_algorithm_names_and_lengths() {
+        let expect = [
+            (DigestAlgorithm::Crc32c, "CRC-32C", 4),
+            (DigestAlgorithm::Md5, "MD5", 16),
+            (DigestAlgorithm::Sha1, "SHA1", 20),
+            (DigestAlgorithm::Sha256, "SHA256", 32),
+        ];
+        for (alg, name, len) in expect {
+            assert_eq!(alg.name(), name);
+            assert_eq!(alg.to_string(), name);
+            assert_eq!(alg.digest_len(), len);
+            assert_eq!(name.parse::<DigestAlgorithm>().unwrap(), alg);
+        }
+        assert_eq!(
+            DigestAlgorithm::ALL.map(|a| a.name()),
+            ["CRC-32C", "MD5", "SHA1", "SHA256"]
+        );
+    }
+
+    #[test]
+    fn digest_algorithm_parses_case_insensitively_with_optional_hyphen() {
+        use DigestAlgorithm::*;
+        for (s, alg) in [
+            ("crc32c", Crc32c),
+            ("CRC32C", Crc32c),
+            ("crc-32c", Crc32c),
+            ("Crc-32C", Crc32c),
+            ("md5", Md5),
+            ("MD-5", Md5),
+            ("sha1", Sha1),
+            ("sha-1", Sha1),
+            ("SHA-1", Sha1),
+            ("sha256", Sha256),
+            ("sha-256", Sha256),
+            ("Sha-256", Sha256),
+        ] {
+            assert_eq!(s.parse::<DigestAlgorithm>().unwrap(), alg, "{s}");
+        }
+    }
+
+    #[test]
+    fn unknown_digest_algorithm_is_bad_request() {
+        for s in [
+            "", "sha512", "crc32", "sha--256", "sha_256", "sha 256", " sha256", "sha256 ",
+            "s-ha256", "-sha256",
+        ] {
+            let e = s.parse::<DigestAlgorithm>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{s:?}");
+            assert!(e.to_string().contains(&format!("{s:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn digest_crc32c_hello_world() {
+        let d: Digest = "CRC-32C:c99465aa".parse().unwrap();
+        assert_eq!(d.algorithm(), DigestAlgorithm::Crc32c);
+        assert_eq!(d.bytes(), crc32c::crc32c(b"hello world").to_be_bytes());
+        assert_eq!(d, Digest::from_crc32c(0xc994_65aa));
+        assert_eq!(d.to_string(), "CRC-32C:c99465aa");
+    }
+
+    #[test]
+    fn digest_crc32c_check_value_123456789() {
+        let d: Digest = "crc32c:E3069283".parse().unwrap();
+        assert_eq!(d.bytes(), crc32c::crc32c(b"123456789").to_be_bytes());
+        assert_eq!(d.to_hex(), "e3069283");
+    }
+
+    #[test]
+    fn digest_parses_any_case_and_displays_canonically() {
+        let hex = "B94D27B9934D3E08A52E52D7DA7DABFAC484EFE37A5380EE9088F7ACE2EFCDE9";
+        let d: Digest = format!("sha-256:{hex}").parse().unwrap();
+        assert_eq!(d.algorithm(), DigestAlgorithm::Sha256);
+        assert_eq!(
+            d.to_string(),
+            format!("SHA256:{}", hex.to_ascii_lowercase())
+        );
+        assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+        let m: Digest = "md5:5EB63BBBE01EEED093CB22BB8F5ACDC3".parse().unwrap();
+        assert_eq!(m.to_string(), "MD5:5eb63bbbe01eeed093cb22bb8f5acdc3");
+        let s: Digest = "SHA-1:2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            s.to_string(),
+            "SHA1:2aae6c35c94fcfb415dbe95f408b9ce91ee846ed"
+        );
+    }
+
+    #[test]
+    fn digest_with_wrong_hex_length_is_bad_request() {
+        for s in [
+            "CRC-32C:c99465a",
+            "CRC-32C:c99465aa0",
+            "CRC-32C:",
+            "MD5:c99465aa",
+            "SHA1:b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9",
+            "SHA256:2aae6c35c94fcfb415dbe95f408b9ce91ee846ed",
+        ] {
+            let e = s.parse::<Digest>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{s}");
+            assert!(e.to_string().contains(&quoted(s)), "{e}");
+        }
+    }
+
+    #[test]
+    fn digest_with_bad_syntax_is_bad_request() {
+        for s in [
+            "",
+            "c99465aa",
+            ":c99465aa",
+            "CRC-32C c99465aa",
+            "CRC-32C:c99465ag",
+            "CRC-32C:+c99465a",
+            "CRC-32C: c99465aa",
+            "CRC-32C:c99465aa ",
+            " CRC-32C:c99465aa",
+            "CRC-32C:c9:9465aa",
+            "CRC-32C::c99465aa",
+            "SHA512:c99465aa",
+            "CRC-32C:c99465\u{e9}",
+        ] {
+            let e = s.parse::<Digest>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest, "{s:?}");
+            assert!(e.to_string().contains(&format!("{s:?}")), "{e}");
+        }
+    }
+
+    #[test]
+    fn huge_bad_digest_gives_short_message() {
+        let s = format!("SHA256:{}", "0".repeat(1 << 20));
+        let e = s.parse::<Digest>().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadRequest);
+        assert!(e.to_string().len() < 300);
+    }
+
+    #[test]
+    fn digest_new_checks_length() {
+        let d = Digest::new(DigestAlgorithm::Md5, &[7u8; 16]).unwrap();
+        assert_eq!(d.bytes(), &[7u8; 16]);
+        assert_eq!(d.to_hex(), "07".repeat(16));
+        for alg in DigestAlgorithm::ALL {
+            let e = Digest::new(alg, &[0u8; 5]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadRequest);
+            assert!(e.to_string().contains(alg.name()), "{e}");
+            Digest::new(alg, &vec![0u8; alg.digest_len()]).unwrap();
+        }
+    }
+
+    #[test]
+    fn digests_of_different_algorithms_are_unequal() {
+        let a = Digest::new(DigestAlgorithm::Md5, &[0u8; 16]).unwrap();
+        let b = Digest::new(DigestAlgorithm::Sha256, &[0u8; 32]).unwrap();
+        assert_ne!(a, b);
+    }
+
+    // ---- upload tokens ----
+
+    #[test]
+    fn upload_id_displays_32_lowercase_hex_and_round_trips() {
+        let id = UploadId::from_bytes([0xAB; 16]);
+        assert_eq!(id.to_string(), "ab".repeat(16));
+        assert_eq!(id.to_string().parse::<UploadId>().unwrap(), id);
+        assert_eq!("AB".repeat(16).parse::<UploadId>().unwrap(), id);
+        assert_eq!(id.as_bytes(), &[0xAB; 16]);
+    }
+
+    #[test]
+    fn random_upload_ids_differ() {
+        let a = UploadId::random().unwrap();
+        let b = UploadId::random().unwrap();
+        assert_ne!(a, b);
+        assert_ne!(a.as_bytes(), &[0u8; 16]);
+        let s = a.to_string();
+        assert_eq!(s.len(), 32);
+        assert!(s
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+    }
+
+    #[test]
+    fn malformed_upload_id_is_not_found() {
+        for s in [
+            "",
+            "abc",
+            &"a".repeat(31),
+            &"a".repeat(33),
+            &"g".repeat(32),
+            &format!(" {}", "a".repeat(31)),
+            &format!("+{}", "a".repeat(31)),
+            &format!("{}\u{e9}", "a".repeat(30)),
+        ] {
+            let e = s.parse::<UploadId>().unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::NotFound, "{s:?}");
+            assert!(
+                e.to_string().contains(&format!("unknown upload {s:?}")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn upload_id_order_follows_bytes() {
+        let lo = UploadId::from_bytes([0; 16]);
+        let hi = UploadId::from_bytes([1; 16]);
+        assert!(lo < hi);
+    }
+}
