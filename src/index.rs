@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::digest::crc32c_combine;
 use crate::error::{bad_request, conflict, corrupt, not_found, too_large, Result};
-use crate::record::{ExtentDef, Meta, Piece};
+use crate::record::{ExtentDef, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec::{self, UploadId};
 
 /// Where an extent's bytes are, and how many references hold it.
@@ -292,6 +292,10 @@ impl Index {
 
     /// Validates and applies a record (recovery's path).
     pub(crate) fn apply(&mut self, meta: Meta) -> Result<()> {
+        if let Meta::Snapshot(snap) = &meta {
+            *self = Index::restore(snap)?;
+            return Ok(());
+        }
         self.validate(&meta)?;
         self.apply_validated(meta);
         Ok(())
@@ -398,8 +402,185 @@ impl Index {
                     }
                 }
             }
+            Meta::Snapshot(snap) => {
+                Index::restore(snap)?;
+            }
         }
         Ok(())
+    }
+
+    /// The whole state as one record's worth of data (compaction writes it).
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut extents: Vec<ExtentDef> = self
+            .extents
+            .iter()
+            .map(|(id, e)| ExtentDef {
+                id: *id,
+                segment: e.segment,
+                offset: e.offset,
+                len: e.len,
+                block_crcs: e.block_crcs.to_vec(),
+            })
+            .collect();
+        extents.sort_by_key(|e| e.id);
+        let mut uploads: Vec<UploadSnap> = self
+            .uploads
+            .iter()
+            .map(|(id, u)| UploadSnap {
+                id: *id,
+                layer: u.layer.clone(),
+                key: u.key.clone(),
+                content_type: u.content_type.clone(),
+                content_encoding: u.content_encoding.clone(),
+                started_ms: u.started_ms,
+                last_activity_ms: u.last_activity_ms,
+                completed: matches!(u.state, UploadState::Completed),
+                parts: match &u.state {
+                    UploadState::Open(parts) => parts
+                        .values()
+                        .map(|p| PartSnap {
+                            number: p.number,
+                            id: p.id,
+                            size: p.size,
+                            crc32c: p.crc32c,
+                            time_ms: p.time_ms,
+                            pieces: p.pieces.clone(),
+                        })
+                        .collect(),
+                    UploadState::Completed => Vec::new(),
+                },
+            })
+            .collect();
+        uploads.sort_by_key(|u| u.id);
+        let mut layers = Vec::new();
+        let mut objects = Vec::new();
+        for (id, l) in &self.layers {
+            layers.push((
+                id.clone(),
+                l.content_type.clone(),
+                l.content_encoding.clone(),
+            ));
+            for o in l.objects.values() {
+                objects.push((
+                    id.clone(),
+                    ObjectSnap {
+                        key: o.key.clone(),
+                        size: o.size,
+                        content_type: o.content_type.clone(),
+                        content_encoding: o.content_encoding.clone(),
+                        last_modified_ms: o.last_modified_ms,
+                        crc32c: o.crc32c,
+                        etag: o.etag.clone(),
+                        part_count: o.part_count,
+                        pieces: o.pieces.to_vec(),
+                    },
+                ));
+            }
+        }
+        Snapshot {
+            max_id: self.max_id,
+            layers,
+            extents,
+            uploads,
+            objects,
+        }
+    }
+
+    /// Rebuilds an index from a snapshot, recounting references; `Corrupt`
+    /// if it is inconsistent.
+    pub(crate) fn restore(snap: &Snapshot) -> Result<Index> {
+        let mut ix = Index {
+            max_id: snap.max_id,
+            ..Index::default()
+        };
+        for (id, ct, ce) in &snap.layers {
+            if ix.layers.contains_key(id) {
+                return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
+            }
+            ix.layers.insert(
+                id.clone(),
+                Layer {
+                    content_type: ct.clone(),
+                    content_encoding: ce.clone(),
+                    objects: BTreeMap::new(),
+                },
+            );
+        }
+        for e in &snap.extents {
+            ix.check_pieces(Some(e), &[], 0)?;
+            ix.define(e.clone());
+        }
+        let check = |ix: &Index, pieces: &[Piece], size: u64| -> Result<()> {
+            ix.check_pieces(None, pieces, size)
+        };
+        for u in &snap.uploads {
+            if !ix.layers.contains_key(&u.layer) || ix.uploads.contains_key(&u.id) {
+                return Err(corrupt!(
+                    "snapshot upload {} is in unknown layer \"{}\" or listed twice",
+                    upload_name(&u.id),
+                    u.layer
+                ));
+            }
+            let state = if u.completed {
+                UploadState::Completed
+            } else {
+                let mut parts = BTreeMap::new();
+                for p in &u.parts {
+                    check(&ix, &p.pieces, p.size)?;
+                    ix.retain(&p.pieces);
+                    parts.insert(
+                        p.number,
+                        Part {
+                            number: p.number,
+                            id: p.id,
+                            size: p.size,
+                            crc32c: p.crc32c,
+                            pieces: p.pieces.clone(),
+                            time_ms: p.time_ms,
+                        },
+                    );
+                }
+                UploadState::Open(parts)
+            };
+            ix.uploads.insert(
+                u.id,
+                Upload {
+                    layer: u.layer.clone(),
+                    key: u.key.clone(),
+                    content_type: u.content_type.clone(),
+                    content_encoding: u.content_encoding.clone(),
+                    started_ms: u.started_ms,
+                    last_activity_ms: u.last_activity_ms,
+                    state,
+                },
+            );
+        }
+        for (layer, o) in &snap.objects {
+            check(&ix, &o.pieces, o.size)?;
+            ix.retain(&o.pieces);
+            let object = Object {
+                key: o.key.clone(),
+                size: o.size,
+                content_type: o.content_type.clone(),
+                content_encoding: o.content_encoding.clone(),
+                last_modified_ms: o.last_modified_ms,
+                crc32c: o.crc32c,
+                etag: o.etag.clone(),
+                part_count: o.part_count,
+                pieces: Arc::new(o.pieces.clone()),
+            };
+            let l = ix
+                .layers
+                .get_mut(layer)
+                .ok_or_else(|| corrupt!("snapshot object in unknown layer \"{layer}\""))?;
+            if l.objects.insert(o.key.clone(), Arc::new(object)).is_some() {
+                return Err(corrupt!("snapshot lists key \"{}\" twice", o.key));
+            }
+        }
+        if let Some((id, _)) = ix.extents.iter().find(|(_, e)| e.refs == 0) {
+            return Err(corrupt!("snapshot extent {id} is referenced by nothing"));
+        }
+        Ok(ix)
     }
 
     fn check_pieces(&self, new: Option<&ExtentDef>, pieces: &[Piece], size: u64) -> Result<()> {
@@ -659,6 +840,11 @@ impl Index {
                         sub_live(&mut self.live_by_segment, old_seg, len);
                         *self.live_by_segment.entry(m.segment).or_default() += len;
                     }
+                }
+            }
+            Meta::Snapshot(snap) => {
+                if let Ok(ix) = Index::restore(&snap) {
+                    *self = ix;
                 }
             }
         }

@@ -67,6 +67,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod blob;
+mod compact;
 mod digest;
 mod error;
 mod index;

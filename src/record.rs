@@ -242,6 +242,60 @@ pub(crate) enum Meta {
     ExtentsMoved {
         moves: Vec<ExtentMove>,
     },
+    /// The whole state, written by compaction. Replay ignores every
+    /// metadata record before the last snapshot and starts from it.
+    Snapshot(Box<Snapshot>),
+}
+
+/// The whole index state in one record.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) max_id: u64,
+    /// (id, content type, content encoding)
+    pub(crate) layers: Vec<(String, Option<String>, Option<String>)>,
+    pub(crate) extents: Vec<ExtentDef>,
+    pub(crate) uploads: Vec<UploadSnap>,
+    /// (layer, object)
+    pub(crate) objects: Vec<(String, ObjectSnap)>,
+}
+
+/// An upload inside a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UploadSnap {
+    pub(crate) id: [u8; 16],
+    pub(crate) layer: String,
+    pub(crate) key: String,
+    pub(crate) content_type: String,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) started_ms: u64,
+    pub(crate) last_activity_ms: u64,
+    pub(crate) completed: bool,
+    pub(crate) parts: Vec<PartSnap>,
+}
+
+/// A part inside a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartSnap {
+    pub(crate) number: u32,
+    pub(crate) id: u64,
+    pub(crate) size: u64,
+    pub(crate) crc32c: u32,
+    pub(crate) time_ms: u64,
+    pub(crate) pieces: Vec<Piece>,
+}
+
+/// An object inside a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectSnap {
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    pub(crate) content_type: String,
+    pub(crate) content_encoding: Option<String>,
+    pub(crate) last_modified_ms: u64,
+    pub(crate) crc32c: u32,
+    pub(crate) etag: String,
+    pub(crate) part_count: u32,
+    pub(crate) pieces: Vec<Piece>,
 }
 
 // Payload tags; part of the format.
@@ -254,6 +308,7 @@ const T_OBJECT_PUT: u8 = 6;
 const T_OBJECT_DELETED: u8 = 7;
 const T_OBJECT_COPIED: u8 = 8;
 const T_EXTENTS_MOVED: u8 = 9;
+const T_SNAPSHOT: u8 = 10;
 
 struct Enc(Vec<u8>);
 
@@ -288,15 +343,72 @@ impl Enc {
             None => self.u8(0),
             Some(e) => {
                 self.u8(1);
-                self.u64(e.id);
-                self.u64(e.segment);
-                self.u64(e.offset);
-                self.u64(e.len);
-                self.u32(e.block_crcs.len() as u32);
-                for c in &e.block_crcs {
-                    self.u32(*c);
-                }
+                self.extent_def(e);
             }
+        }
+    }
+    fn extent_def(&mut self, e: &ExtentDef) {
+        self.u64(e.id);
+        self.u64(e.segment);
+        self.u64(e.offset);
+        self.u64(e.len);
+        self.u32(e.block_crcs.len() as u32);
+        for c in &e.block_crcs {
+            self.u32(*c);
+        }
+    }
+    fn pieces(&mut self, pieces: &[Piece]) {
+        self.u32(pieces.len() as u32);
+        for p in pieces {
+            self.u64(p.extent);
+            self.u64(p.offset);
+            self.u64(p.len);
+        }
+    }
+    fn snapshot(&mut self, s: &Snapshot) {
+        self.u64(s.max_id);
+        self.u32(s.layers.len() as u32);
+        for (id, ct, ce) in &s.layers {
+            self.str(id);
+            self.opt_str(ct);
+            self.opt_str(ce);
+        }
+        self.u32(s.extents.len() as u32);
+        for e in &s.extents {
+            self.extent_def(e);
+        }
+        self.u32(s.uploads.len() as u32);
+        for u in &s.uploads {
+            self.bytes16(&u.id);
+            self.str(&u.layer);
+            self.str(&u.key);
+            self.str(&u.content_type);
+            self.opt_str(&u.content_encoding);
+            self.u64(u.started_ms);
+            self.u64(u.last_activity_ms);
+            self.u8(u.completed as u8);
+            self.u32(u.parts.len() as u32);
+            for p in &u.parts {
+                self.u32(p.number);
+                self.u64(p.id);
+                self.u64(p.size);
+                self.u32(p.crc32c);
+                self.u64(p.time_ms);
+                self.pieces(&p.pieces);
+            }
+        }
+        self.u32(s.objects.len() as u32);
+        for (layer, o) in &s.objects {
+            self.str(layer);
+            self.str(&o.key);
+            self.u64(o.size);
+            self.str(&o.content_type);
+            self.opt_str(&o.content_encoding);
+            self.u64(o.last_modified_ms);
+            self.u32(o.crc32c);
+            self.str(&o.etag);
+            self.u32(o.part_count);
+            self.pieces(&o.pieces);
         }
     }
 }
@@ -359,26 +471,117 @@ impl<'a> Dec<'a> {
     fn extent(&mut self) -> Result<Option<ExtentDef>> {
         match self.u8()? {
             0 => Ok(None),
-            1 => {
-                let id = self.u64()?;
-                let segment = self.u64()?;
-                let offset = self.u64()?;
-                let len = self.u64()?;
-                let n = self.count(4)?;
-                let mut block_crcs = Vec::with_capacity(n);
-                for _ in 0..n {
-                    block_crcs.push(self.u32()?);
-                }
-                Ok(Some(ExtentDef {
-                    id,
-                    segment,
-                    offset,
-                    len,
-                    block_crcs,
-                }))
-            }
+            1 => Ok(Some(self.extent_def()?)),
             t => Err(corrupt!("bad extent tag {t} in record")),
         }
+    }
+    fn extent_def(&mut self) -> Result<ExtentDef> {
+        let id = self.u64()?;
+        let segment = self.u64()?;
+        let offset = self.u64()?;
+        let len = self.u64()?;
+        let n = self.count(4)?;
+        let mut block_crcs = Vec::with_capacity(n);
+        for _ in 0..n {
+            block_crcs.push(self.u32()?);
+        }
+        Ok(ExtentDef {
+            id,
+            segment,
+            offset,
+            len,
+            block_crcs,
+        })
+    }
+    fn pieces(&mut self) -> Result<Vec<Piece>> {
+        let n = self.count(24)?;
+        let mut pieces = Vec::with_capacity(n);
+        for _ in 0..n {
+            pieces.push(Piece {
+                extent: self.u64()?,
+                offset: self.u64()?,
+                len: self.u64()?,
+            });
+        }
+        Ok(pieces)
+    }
+    fn snapshot(&mut self) -> Result<Snapshot> {
+        let max_id = self.u64()?;
+        let n = self.count(6)?;
+        let mut layers = Vec::with_capacity(n);
+        for _ in 0..n {
+            layers.push((self.str()?, self.opt_str()?, self.opt_str()?));
+        }
+        let n = self.count(36)?;
+        let mut extents = Vec::with_capacity(n);
+        for _ in 0..n {
+            extents.push(self.extent_def()?);
+        }
+        let n = self.count(50)?;
+        let mut uploads = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = self.bytes16()?;
+            let layer = self.str()?;
+            let key = self.str()?;
+            let content_type = self.str()?;
+            let content_encoding = self.opt_str()?;
+            let started_ms = self.u64()?;
+            let last_activity_ms = self.u64()?;
+            let completed = match self.u8()? {
+                0 => false,
+                1 => true,
+                t => return Err(corrupt!("bad completed flag {t} in snapshot")),
+            };
+            let np = self.count(32)?;
+            let mut parts = Vec::with_capacity(np);
+            for _ in 0..np {
+                parts.push(PartSnap {
+                    number: self.u32()?,
+                    id: self.u64()?,
+                    size: self.u64()?,
+                    crc32c: self.u32()?,
+                    time_ms: self.u64()?,
+                    pieces: self.pieces()?,
+                });
+            }
+            uploads.push(UploadSnap {
+                id,
+                layer,
+                key,
+                content_type,
+                content_encoding,
+                started_ms,
+                last_activity_ms,
+                completed,
+                parts,
+            });
+        }
+        let n = self.count(45)?;
+        let mut objects = Vec::with_capacity(n);
+        for _ in 0..n {
+            let layer = self.str()?;
+            objects.push((
+                layer,
+                ObjectSnap {
+                    key: self.str()?,
+                    size: self.u64()?,
+                    content_type: self.str()?,
+                    content_encoding: self.opt_str()?,
+                    last_modified_ms: self.u64()?,
+                    crc32c: self.u32()?,
+                    etag: self.str()?,
+                    part_count: self.u32()?,
+                    pieces: self.pieces()?,
+                },
+            ));
+        }
+        Ok(Snapshot {
+            max_id,
+            layers,
+            extents,
+            uploads,
+            objects,
+        })
     }
 }
 
@@ -516,6 +719,10 @@ impl Meta {
                     e.u64(m.offset);
                 }
             }
+            Meta::Snapshot(s) => {
+                e.u8(T_SNAPSHOT);
+                e.snapshot(s);
+            }
         }
         e.0
     }
@@ -618,6 +825,7 @@ impl Meta {
                 }
                 Meta::ExtentsMoved { moves }
             }
+            T_SNAPSHOT => Meta::Snapshot(Box::new(d.snapshot()?)),
             t => return Err(corrupt!("unknown metadata record tag {t}")),
         };
         if !d.0.is_empty() {
@@ -711,6 +919,57 @@ mod tests {
                     offset: 3,
                 }],
             },
+            Meta::Snapshot(Box::new(Snapshot {
+                max_id: 99,
+                layers: vec![("maps".into(), Some("a/b".into()), None)],
+                extents: vec![ExtentDef {
+                    id: 1,
+                    segment: 1,
+                    offset: 56,
+                    len: 10,
+                    block_crcs: vec![5],
+                }],
+                uploads: vec![UploadSnap {
+                    id: [3; 16],
+                    layer: "maps".into(),
+                    key: "k".into(),
+                    content_type: "a/b".into(),
+                    content_encoding: Some("gzip".into()),
+                    started_ms: 1,
+                    last_activity_ms: 2,
+                    completed: false,
+                    parts: vec![PartSnap {
+                        number: 1,
+                        id: 4,
+                        size: 10,
+                        crc32c: 7,
+                        time_ms: 2,
+                        pieces: vec![Piece {
+                            extent: 1,
+                            offset: 0,
+                            len: 10,
+                        }],
+                    }],
+                }],
+                objects: vec![(
+                    "maps".into(),
+                    ObjectSnap {
+                        key: "o".into(),
+                        size: 10,
+                        content_type: "a/b".into(),
+                        content_encoding: None,
+                        last_modified_ms: 3,
+                        crc32c: 7,
+                        etag: "e".into(),
+                        part_count: 1,
+                        pieces: vec![Piece {
+                            extent: 1,
+                            offset: 0,
+                            len: 10,
+                        }],
+                    },
+                )],
+            })),
         ]
     }
 

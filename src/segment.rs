@@ -216,7 +216,8 @@ pub(crate) struct Scan {
     pub(crate) metas: Vec<ScannedMeta>,
     /// Offset just past the last valid record: where appends continue.
     pub(crate) end: u64,
-    /// Bytes taken by data regions (committed or not).
+    /// Data bytes of the regions in it (committed or not), headers and
+    /// padding excluded.
     pub(crate) region_bytes: u64,
     /// A torn record was found at `end` (only ever in the newest segment).
     pub(crate) torn: bool,
@@ -275,7 +276,7 @@ pub(crate) fn scan(seg: &Segment, newest: bool) -> Result<Scan> {
             }
             Step::Record(header, total) => {
                 match header.kind {
-                    RecordKind::Extent => region_bytes += total,
+                    RecordKind::Extent => region_bytes += header.len,
                     RecordKind::Meta => {
                         let payload = seg.bytes(pos + RECORD_HEADER_LEN, header.len)?;
                         let meta = Meta::decode(payload)

@@ -37,7 +37,7 @@ const LOCK_FILE: &str = "LOCK";
 /// An embedded store of layers, objects and multipart uploads.
 /// `Send + Sync`: share it between threads by reference or in an `Arc`.
 pub struct Store {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     flusher: Option<Flusher>,
 }
 
@@ -59,26 +59,28 @@ impl Drop for Store {
     }
 }
 
-struct Writer {
-    active: Arc<Segment>,
-    tail: u64,
+pub(crate) struct Writer {
+    pub(crate) active: Arc<Segment>,
+    pub(crate) tail: u64,
 }
 
-struct Inner {
-    dir: PathBuf,
-    opts: Options,
+pub(crate) struct Inner {
+    pub(crate) dir: PathBuf,
+    pub(crate) opts: Options,
     _lock: File,
-    index: RwLock<Index>,
+    pub(crate) index: RwLock<Index>,
     /// Serializes state changes (validate, append, fsync, apply).
-    commit: Mutex<()>,
-    writer: Mutex<Writer>,
-    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    pub(crate) commit: Mutex<()>,
+    /// One compaction at a time.
+    pub(crate) compaction: Mutex<()>,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     /// Data-region bytes written per segment (live or not).
-    region_bytes: Mutex<HashMap<u64, u64>>,
+    pub(crate) region_bytes: Mutex<HashMap<u64, u64>>,
     next_id: AtomicU64,
     poison: Mutex<Option<String>>,
     /// Records appended since the last fsync (Batched / None).
-    dirty: AtomicBool,
+    pub(crate) dirty: AtomicBool,
     list_secret: [u8; 16],
 }
 
@@ -187,10 +189,10 @@ impl Store {
         }
         ids.sort_unstable();
 
-        let mut index = Index::new();
         let mut segments = BTreeMap::new();
         let mut region_bytes = HashMap::new();
         let mut tail = SEGMENT_HEADER_LEN;
+        let mut metas = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let path = dir.join(segment::segment_file_name(*id));
             let mut seg = Segment::open(&path)?;
@@ -209,17 +211,25 @@ impl Store {
                 segment::truncate_tail(&path, scan.end, len)?;
                 seg = Segment::open(&path)?;
             }
-            for m in scan.metas {
-                index.apply(m.meta).map_err(|e| {
-                    corrupt!(
-                        "segment {id} offset {}: record does not apply ({e})",
-                        m.offset
-                    )
-                })?;
-            }
+            metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
             region_bytes.insert(*id, scan.region_bytes);
             tail = scan.end;
             segments.insert(*id, Arc::new(seg));
+        }
+        // Replay starts at the last snapshot: it holds the whole state that
+        // every earlier record built.
+        let start = metas
+            .iter()
+            .rposition(|(_, m)| matches!(m.meta, Meta::Snapshot(_)))
+            .unwrap_or(0);
+        let mut index = Index::new();
+        for (id, m) in metas.into_iter().skip(start) {
+            index.apply(m.meta).map_err(|e| {
+                corrupt!(
+                    "segment {id} offset {}: record does not apply ({e})",
+                    m.offset
+                )
+            })?;
         }
         for (id, e) in index.extents() {
             let ok = segments
@@ -253,6 +263,7 @@ impl Store {
             _lock: lock,
             index: RwLock::new(index),
             commit: Mutex::new(()),
+            compaction: Mutex::new(()),
             writer: Mutex::new(Writer { active, tail }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(region_bytes),
@@ -932,26 +943,26 @@ impl Store {
 }
 
 impl Inner {
-    fn check_poison(&self) -> Result<()> {
+    pub(crate) fn check_poison(&self) -> Result<()> {
         match &*self.poison.lock() {
             Some(why) => Err(Error::Poisoned(why.clone())),
             None => Ok(()),
         }
     }
 
-    fn set_poison(&self, e: &Error) {
+    pub(crate) fn set_poison(&self, e: &Error) {
         let mut p = self.poison.lock();
         if p.is_none() {
             *p = Some(e.to_string());
         }
     }
 
-    fn fresh_id(&self) -> u64 {
+    pub(crate) fn fresh_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Pins an extent's map and block CRCs.
-    fn view(
+    pub(crate) fn view(
         &self,
         index: &Index,
         segments: &BTreeMap<u64, Arc<Segment>>,
@@ -977,7 +988,7 @@ impl Inner {
     /// (`prepare`), validates it, appends it, makes it durable per
     /// `Durability`, applies it, then reads the result (`after`) from the
     /// index it changed. A failure before the append changes nothing.
-    fn commit<T>(
+    pub(crate) fn commit<T>(
         &self,
         prepare: impl FnOnce(&Index) -> Result<Meta>,
         after: impl FnOnce(&Index) -> T,
@@ -1002,7 +1013,7 @@ impl Inner {
     }
 
     /// Makes appended records durable as `Durability` says.
-    fn persist(&self, seg: &Segment) -> Result<()> {
+    pub(crate) fn persist(&self, seg: &Segment) -> Result<()> {
         match self.opts.durability {
             Durability::Sync => seg.sync_data(),
             Durability::Batched | Durability::None => {
@@ -1016,7 +1027,7 @@ impl Inner {
     /// that many bytes and writes only its header) at the tail of the active
     /// segment, rotating to a new segment when it does not fit. Returns the
     /// segment and the record's offset.
-    fn append(&self, frame: &[u8], region: Option<u64>) -> Result<(Arc<Segment>, u64)> {
+    pub(crate) fn append(&self, frame: &[u8], region: Option<u64>) -> Result<(Arc<Segment>, u64)> {
         let total = match region {
             Some(len) => framed_len(len),
             None => frame.len() as u64,
@@ -1028,8 +1039,8 @@ impl Inner {
         let at = w.tail;
         w.active.write_at(frame, at)?;
         w.tail += total;
-        if region.is_some() {
-            *self.region_bytes.lock().entry(w.active.id).or_default() += total;
+        if let Some(len) = region {
+            *self.region_bytes.lock().entry(w.active.id).or_default() += len;
         }
         Ok((Arc::clone(&w.active), at))
     }
@@ -1037,7 +1048,7 @@ impl Inner {
     /// Seals the active segment (fsynced, so that only the newest segment can
     /// ever have a torn tail) and starts the next one, sized to hold at least
     /// `need` bytes.
-    fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
+    pub(crate) fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
         w.active.sync_data().inspect_err(|e| self.set_poison(e))?;
         let id = w.active.id + 1;
         let size = self.opts.segment_size.max(SEGMENT_HEADER_LEN + need);
