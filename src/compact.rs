@@ -15,7 +15,6 @@
 //!    then fsync the directory. Readers holding a `Blob` keep their maps.
 
 use std::collections::{HashMap, HashSet};
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 use crate::blob::ExtentView;
@@ -123,9 +122,7 @@ impl Store {
                 });
             }
             let frame = frame_meta(&Meta::Snapshot(Box::new(snap)).encode());
-            let (seg, _) = inner
-                .append(&frame, None)
-                .inspect_err(|e| inner.set_poison(e))?;
+            let (seg, _) = inner.append(&frame, None)?;
             // Always synced, whatever the durability mode: the old files go
             // away next.
             seg.sync_data().inspect_err(|e| inner.set_poison(e))?;
@@ -149,17 +146,16 @@ impl Store {
             let seg = inner.segments.write().remove(&id);
             inner.region_bytes.lock().remove(&id);
             if let Some(seg) = seg {
-                let allocated = std::fs::metadata(&seg.path)
-                    .map(|m| m.blocks() * 512)
-                    .unwrap_or(0);
-                std::fs::remove_file(&seg.path).map_err(|e| {
+                let backend = &inner.opts.backend;
+                let allocated = backend.allocated_bytes(&seg.path).unwrap_or(0);
+                backend.remove_file(&seg.path).map_err(|e| {
                     crate::error::Error::io(format!("removing {}", seg.path.display()), e)
                 })?;
                 report.bytes_reclaimed += allocated;
                 report.segments_removed += 1;
             }
         }
-        segment::sync_dir(&inner.dir)?;
+        segment::sync_dir(&*inner.opts.backend, &inner.dir)?;
         Ok(report)
     }
 }

@@ -66,6 +66,7 @@
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backend;
 mod blob;
 mod compact;
 mod digest;
@@ -84,6 +85,6 @@ pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
 pub use store::Store;
 pub use types::{
     CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
-    ObjectInfo, Options, PartBody, PartInfo, PartRef, SegmentStats, Stats, UploadOptions,
-    UploadStatus, UploadSummary, VerifyReport,
+    ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
+    UploadOptions, UploadStatus, UploadSummary, VerifyReport,
 };

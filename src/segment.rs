@@ -1,14 +1,13 @@
 //! Segment files: creation, positioned writes, fsync, memory maps and the
-//! record scan that recovery uses. All `unsafe` of the crate is in this file
-//! (memory maps).
+//! record scan that recovery uses. All file access goes through the
+//! [`Backend`](crate::backend::Backend).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use crate::backend::{Backend, BackendFile};
 use crate::error::{corrupt, Error, Result};
 use crate::record::{
     decode_segment_header, encode_segment_header, framed_len, Meta, RecordHeader, RecordKind,
@@ -30,9 +29,9 @@ pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
 }
 
 /// Fsyncs a directory, so that created or removed entries are durable.
-pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    let d = File::open(dir).map_err(|e| Error::io(format!("opening {}", dir.display()), e))?;
-    d.sync_all()
+pub(crate) fn sync_dir(backend: &dyn Backend, dir: &Path) -> Result<()> {
+    backend
+        .sync_dir(dir)
         .map_err(|e| Error::io(format!("fsync of directory {}", dir.display()), e))
 }
 
@@ -41,21 +40,24 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 pub(crate) struct Segment {
     pub(crate) id: u64,
     pub(crate) path: PathBuf,
-    file: File,
+    file: Arc<dyn BackendFile>,
     map: Arc<Mmap>,
 }
 
 impl Segment {
     /// Creates segment `id` of `size` bytes (header written, rest zeros) and
     /// maps it. With `durable`, the file and its directory entry are synced.
-    pub(crate) fn create(dir: &Path, id: u64, size: u64, durable: bool) -> Result<Segment> {
+    pub(crate) fn create(
+        backend: &dyn Backend,
+        dir: &Path,
+        id: u64,
+        size: u64,
+        durable: bool,
+    ) -> Result<Segment> {
         let path = dir.join(segment_file_name(id));
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
+        let file = backend
+            .create_new(&path)
             .map_err(|e| Error::io(format!("creating {name}"), e))?;
         let seg = (|| {
             file.write_all_at(&encode_segment_header(id), 0)
@@ -65,23 +67,21 @@ impl Segment {
             if durable {
                 file.sync_all()
                     .map_err(|e| Error::io(format!("fsync of {name}"), e))?;
-                sync_dir(dir)?;
+                sync_dir(backend, dir)?;
             }
-            Segment::from_file(id, path.clone(), file)
+            Segment::from_file(id, path.clone(), Arc::clone(&file))
         })();
         if seg.is_err() {
             // Never leave a half-made segment behind for recovery to trip on.
-            let _ = std::fs::remove_file(&path);
+            let _ = backend.remove_file(&path);
         }
         seg
     }
 
     /// Opens an existing segment file and checks its header.
-    pub(crate) fn open(path: &Path) -> Result<Segment> {
+    pub(crate) fn open(backend: &dyn Backend, path: &Path) -> Result<Segment> {
         let name = path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
+        let file = backend
             .open(path)
             .map_err(|e| Error::io(format!("opening {name}"), e))?;
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
@@ -91,14 +91,9 @@ impl Segment {
         Segment::from_file(id, path.to_path_buf(), file)
     }
 
-    fn from_file(id: u64, path: PathBuf, file: File) -> Result<Segment> {
-        // SAFETY: the map is read-only and covers the file's full length at
-        // this moment; the engine never shrinks a segment file while it is
-        // mapped (torn-tail truncation happens before `open` maps it, and
-        // compaction unlinks files, which keeps mapped pages valid). Writes
-        // go through `pwrite` to regions no reader is handed until they are
-        // committed, so no reader observes bytes changing under it.
-        let map = unsafe { Mmap::map(&file) }
+    fn from_file(id: u64, path: PathBuf, file: Arc<dyn BackendFile>) -> Result<Segment> {
+        let map = file
+            .map()
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
         Ok(Segment {
             id,
@@ -324,10 +319,9 @@ fn next_valid_record(seg: &Segment, from: u64) -> Option<u64> {
 /// Cuts a torn tail: zeros everything from `end` to the end of the file by
 /// truncating and re-extending it, then syncs. Done before the file is
 /// mapped for use.
-pub(crate) fn truncate_tail(path: &Path, end: u64, len: u64) -> Result<()> {
+pub(crate) fn truncate_tail(backend: &dyn Backend, path: &Path, end: u64, len: u64) -> Result<()> {
     let name = path.display().to_string();
-    let file = OpenOptions::new()
-        .write(true)
+    let file = backend
         .open(path)
         .map_err(|e| Error::io(format!("opening {name}"), e))?;
     file.set_len(end)

@@ -17,6 +17,7 @@ use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 use sha2::Digest as _;
 
+use crate::backend::Backend;
 use crate::blob::{Blob, BlobPiece, ExtentView};
 use crate::digest::{self, Hashed, Hasher};
 use crate::error::{bad_request, conflict, corrupt, not_found, too_large, unsatisfiable};
@@ -61,7 +62,11 @@ impl Drop for Store {
 
 pub(crate) struct Writer {
     pub(crate) active: Arc<Segment>,
+    /// Where the next record goes.
     pub(crate) tail: u64,
+    /// Highest offset a failed write may have touched beyond `tail`; zeroed
+    /// before the segment is sealed so no garbage is left between records.
+    pub(crate) dirty_until: u64,
 }
 
 pub(crate) struct Inner {
@@ -150,7 +155,10 @@ impl Store {
     /// newest segment.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)
+        let backend_arc = Arc::clone(&opts.backend);
+        let backend: &dyn Backend = &*backend_arc;
+        backend
+            .create_dir_all(&dir)
             .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let lock_path = dir.join(LOCK_FILE);
         let lock = std::fs::OpenOptions::new()
@@ -174,19 +182,13 @@ impl Store {
             }
         }
 
-        let mut ids = Vec::new();
-        let entries = std::fs::read_dir(&dir)
+        let names = backend
+            .read_dir(&dir)
             .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-        for entry in entries {
-            let entry = entry.map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
-            if let Some(id) = entry
-                .file_name()
-                .to_str()
-                .and_then(segment::parse_segment_file_name)
-            {
-                ids.push(id);
-            }
-        }
+        let mut ids: Vec<u64> = names
+            .iter()
+            .filter_map(|n| segment::parse_segment_file_name(n))
+            .collect();
         ids.sort_unstable();
 
         let mut segments = BTreeMap::new();
@@ -195,7 +197,7 @@ impl Store {
         let mut metas = Vec::new();
         for (i, id) in ids.iter().enumerate() {
             let path = dir.join(segment::segment_file_name(*id));
-            let mut seg = Segment::open(&path)?;
+            let mut seg = Segment::open(backend, &path)?;
             if seg.id != *id {
                 return Err(corrupt!(
                     "segment file {} says it is segment {}",
@@ -205,11 +207,17 @@ impl Store {
             }
             let newest = i + 1 == ids.len();
             let scan = segment::scan(&seg, newest)?;
+            if scan.torn && opts.recovery == RecoveryMode::Strict {
+                return Err(corrupt!(
+                    "segment {id} offset {}: torn record (recovery mode is Strict)",
+                    scan.end
+                ));
+            }
             if scan.torn {
                 let len = seg.len();
                 drop(seg);
-                segment::truncate_tail(&path, scan.end, len)?;
-                seg = Segment::open(&path)?;
+                segment::truncate_tail(backend, &path, scan.end, len)?;
+                seg = Segment::open(backend, &path)?;
             }
             metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
             region_bytes.insert(*id, scan.region_bytes);
@@ -247,7 +255,7 @@ impl Store {
         let active = match segments.values().next_back() {
             Some(s) => Arc::clone(s),
             None => {
-                let s = Arc::new(Segment::create(&dir, 1, opts.segment_size, true)?);
+                let s = Arc::new(Segment::create(backend, &dir, 1, opts.segment_size, true)?);
                 segments.insert(1, Arc::clone(&s));
                 tail = SEGMENT_HEADER_LEN;
                 s
@@ -264,7 +272,11 @@ impl Store {
             index: RwLock::new(index),
             commit: Mutex::new(()),
             compaction: Mutex::new(()),
-            writer: Mutex::new(Writer { active, tail }),
+            writer: Mutex::new(Writer {
+                active,
+                tail,
+                dirty_until: tail,
+            }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(region_bytes),
             next_id: AtomicU64::new(next_id),
@@ -1002,10 +1014,7 @@ impl Inner {
             meta
         };
         let frame = crate::record::frame_meta(&meta.encode());
-        let seg = self
-            .append(&frame, None)
-            .inspect_err(|e| self.set_poison(e))?
-            .0;
+        let seg = self.append(&frame, None)?.0;
         self.persist(&seg).inspect_err(|e| self.set_poison(e))?;
         let mut index = self.index.write();
         index.apply_validated(meta);
@@ -1037,8 +1046,13 @@ impl Inner {
             self.rotate(&mut w, total)?;
         }
         let at = w.tail;
-        w.active.write_at(frame, at)?;
+        if let Err(e) = w.active.write_at(frame, at) {
+            // The tail stays; the next record overwrites these bytes.
+            w.dirty_until = w.dirty_until.max(at + frame.len() as u64);
+            return Err(e);
+        }
         w.tail += total;
+        w.dirty_until = w.dirty_until.max(w.tail);
         if let Some(len) = region {
             *self.region_bytes.lock().entry(w.active.id).or_default() += len;
         }
@@ -1049,13 +1063,25 @@ impl Inner {
     /// ever have a torn tail) and starts the next one, sized to hold at least
     /// `need` bytes.
     pub(crate) fn rotate(&self, w: &mut Writer, need: u64) -> Result<()> {
+        if w.dirty_until > w.tail {
+            let zeros = vec![0u8; (w.dirty_until - w.tail) as usize];
+            w.active.write_at(&zeros, w.tail)?;
+            w.dirty_until = w.tail;
+        }
         w.active.sync_data().inspect_err(|e| self.set_poison(e))?;
         let id = w.active.id + 1;
         let size = self.opts.segment_size.max(SEGMENT_HEADER_LEN + need);
-        let seg = Arc::new(Segment::create(&self.dir, id, size, true)?);
+        let seg = Arc::new(Segment::create(
+            &*self.opts.backend,
+            &self.dir,
+            id,
+            size,
+            true,
+        )?);
         self.segments.write().insert(id, Arc::clone(&seg));
         w.active = seg;
         w.tail = SEGMENT_HEADER_LEN;
+        w.dirty_until = SEGMENT_HEADER_LEN;
         Ok(())
     }
 

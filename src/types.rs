@@ -1,7 +1,10 @@
 //! The public argument and result types of [`crate::Store`].
 
 use std::io::Read;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use crate::backend::{Backend, StdBackend};
 
 use crate::spec::{ByteRange, Digest, UploadId};
 
@@ -29,6 +32,22 @@ pub enum Durability {
     None,
 }
 
+/// What `Store::open` does with a record that fails its checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecoveryMode {
+    /// An invalid record at the end of the newest segment with nothing
+    /// valid after it is a torn write that was never acknowledged: it is
+    /// truncated. An invalid record anywhere else (an older segment, or
+    /// followed by valid records) is corruption: `open` fails with `Corrupt`
+    /// naming the segment and offset, and changes nothing.
+    #[default]
+    TruncateTornTail,
+    /// Any invalid record, a torn tail included, fails `open` with
+    /// `Corrupt` and nothing is truncated: for inspecting a store exactly as
+    /// a crash left it.
+    Strict,
+}
+
 /// Store settings. `Options::default()` is the safe default: `Sync`
 /// durability, 1 GiB segments, verified reads.
 #[derive(Debug, Clone)]
@@ -45,6 +64,11 @@ pub struct Options {
     /// `compact()` rewrites segments whose garbage share is above this
     /// fraction (0.0..=1.0).
     pub compact_threshold: f64,
+    /// What `open` does with a torn or corrupt record.
+    pub recovery: RecoveryMode,
+    /// Where files live; [`StdBackend`] (the real file system) by default.
+    /// Tests pass a fault-injecting one.
+    pub backend: Arc<dyn Backend>,
 }
 
 impl Default for Options {
@@ -55,6 +79,8 @@ impl Default for Options {
             verify_reads: true,
             batch_interval: Duration::from_millis(5),
             compact_threshold: 0.5,
+            recovery: RecoveryMode::TruncateTornTail,
+            backend: Arc::new(StdBackend),
         }
     }
 }
@@ -83,6 +109,16 @@ impl Options {
     /// Sets [`Options::compact_threshold`].
     pub fn compact_threshold(mut self, fraction: f64) -> Options {
         self.compact_threshold = fraction;
+        self
+    }
+    /// Sets [`Options::recovery`].
+    pub fn recovery(mut self, mode: RecoveryMode) -> Options {
+        self.recovery = mode;
+        self
+    }
+    /// Sets [`Options::backend`].
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Options {
+        self.backend = backend;
         self
     }
 }

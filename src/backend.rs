@@ -1,0 +1,138 @@
+//! The storage backend: every file operation the engine makes goes through
+//! [`Backend`] and [`BackendFile`], so tests can swap in a backend that fails
+//! the Nth call or simulates a power loss. [`StdBackend`] is the real one:
+//! `std::fs` plus read-only `memmap2` maps.
+
+use std::fmt::Debug;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::sync::Arc;
+
+use memmap2::Mmap;
+
+/// A directory of files, as the engine uses it.
+pub trait Backend: Send + Sync + Debug {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// The names of the entries of a directory.
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file for reading and writing; fails if it exists.
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>>;
+    /// Opens an existing file for reading and writing.
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>>;
+    /// Unlinks a file (open maps of it stay valid).
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (created and removed files) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Bytes of disk a file occupies (its allocated blocks).
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64>;
+}
+
+/// One open file.
+pub trait BackendFile: Send + Sync {
+    /// Reads exactly `buf.len()` bytes at `offset`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Writes all of `buf` at `offset`.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// fdatasync: makes written data durable.
+    fn sync_data(&self) -> io::Result<()>;
+    /// fsync: makes data and metadata (the length) durable.
+    fn sync_all(&self) -> io::Result<()>;
+    /// Truncates or extends (with zeros) the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// The file's length.
+    fn len(&self) -> io::Result<u64>;
+    /// True when the file is empty.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+    /// A read-only map of the whole file as it is now. Writes made later
+    /// through [`BackendFile::write_all_at`] must be visible through it (a
+    /// shared mapping of the same file).
+    fn map(&self) -> io::Result<Mmap>;
+}
+
+/// The real backend: `std::fs` and `memmap2`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdBackend;
+
+struct StdFile(File);
+
+impl Backend for StdBackend {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        std::fs::create_dir_all(dir)
+    }
+
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            if let Some(name) = entry?.file_name().to_str() {
+                names.push(name.to_string());
+            }
+        }
+        Ok(names)
+    }
+
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        Ok(Arc::new(StdFile(f)))
+    }
+
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
+        let f = OpenOptions::new().read(true).write(true).open(path)?;
+        Ok(Arc::new(StdFile(f)))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
+        Ok(std::fs::metadata(path)?.blocks() * 512)
+    }
+}
+
+impl BackendFile for StdFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.0.write_all_at(buf, offset)
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.0.sync_data()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.0.sync_all()
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.0.metadata()?.len())
+    }
+
+    fn map(&self) -> io::Result<Mmap> {
+        // SAFETY: the map is read-only and shared. The engine never shrinks a
+        // segment file while it is mapped (torn-tail truncation happens
+        // before `open` maps it; compaction unlinks files, which keeps mapped
+        // pages valid), and it hands readers only regions whose writes have
+        // completed and been committed, so no reader sees bytes change.
+        unsafe { Mmap::map(&self.0) }
+    }
+}
