@@ -1,0 +1,642 @@
+//! Tests of the `partstore` binary: each runs it as a user would, against a
+//! store in a temporary directory.
+#![cfg(feature = "cli")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use partstore::{Options, PartBody, Store};
+
+/// Exit codes of the binary (see its `--help`).
+const USAGE: i32 = 2;
+const BAD_REQUEST: i32 = 3;
+const NOT_FOUND: i32 = 4;
+const CONFLICT: i32 = 5;
+const UNSATISFIABLE: i32 = 7;
+const CORRUPT: i32 = 8;
+
+const MIB: usize = 1 << 20;
+
+/// Runs `partstore --store <store> args...`.
+fn run(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .output()
+        .expect("the partstore binary runs")
+}
+
+/// Runs it and asserts success; returns stdout.
+fn ok(store: &Path, args: &[&str]) -> Vec<u8> {
+    let out = run(store, args);
+    assert!(
+        out.status.success(),
+        "partstore {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Runs it and asserts it fails with `code` and an `error: ` line.
+fn fails(store: &Path, args: &[&str], code: i32) -> String {
+    let out = run(store, args);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "partstore {args:?}: stderr {stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "stderr: {stderr}");
+    stderr
+}
+
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).expect("utf-8 output")
+}
+
+/// `len` bytes that differ from position to position and with `seed`.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// A temporary dir with a store (`store/`) holding layer `maps`, and a
+/// place for local files.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let f = Fixture {
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        ok(&f.store(), &["layer", "create", "maps"]);
+        f
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes a local file and returns its path as a string.
+    fn file(&self, name: &str, data: &[u8]) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, data).expect("write local file");
+        p.to_str().expect("utf-8 path").to_string()
+    }
+
+    fn local(&self, name: &str) -> String {
+        self.dir
+            .path()
+            .join(name)
+            .to_str()
+            .expect("utf-8 path")
+            .to_string()
+    }
+}
+
+#[test]
+fn put_as_parts_and_get_back_byte_identical() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = pattern(20 * MIB, 1);
+    let file = f.file("in.bin", &data);
+    let put = text(ok(
+        &s,
+        &[
+            "put",
+            "maps",
+            "tiles/eu.bin",
+            &file,
+            "--part-size",
+            "5MiB",
+            "--jobs",
+            "3",
+            "--digest",
+            "sha256",
+        ],
+    ));
+    assert!(put.contains("4 part(s)"), "{put}");
+    let stat = text(ok(&s, &["stat", "maps", "tiles/eu.bin"]));
+    assert!(
+        stat.contains(&format!("size:             {}", data.len())),
+        "{stat}"
+    );
+    assert!(stat.contains("parts:            4"), "{stat}");
+    assert!(
+        stat.contains(&format!("crc32c:           {:08x}", crc32c::crc32c(&data))),
+        "{stat}"
+    );
+
+    // To a file and to stdout.
+    let out = f.local("out.bin");
+    ok(&s, &["get", "maps", "tiles/eu.bin", "-o", &out]);
+    assert!(std::fs::read(&out).expect("read output") == data);
+    assert!(ok(&s, &["get", "maps", "tiles/eu.bin"]) == data);
+
+    // Every digest algorithm is accepted and checked.
+    for alg in ["crc32c", "md5", "sha1"] {
+        let key = format!("d/{alg}");
+        ok(
+            &s,
+            &[
+                "put",
+                "maps",
+                &key,
+                &file,
+                "--part-size",
+                "8MiB",
+                "--digest",
+                alg,
+            ],
+        );
+        assert!(ok(&s, &["get", "maps", &key]) == data);
+    }
+    // A single-part put with a digest.
+    ok(&s, &["put", "maps", "single", &file, "--digest", "md5"]);
+    assert!(ok(&s, &["get", "maps", "single"]) == data);
+    assert!(text(ok(&s, &["stat", "maps", "single"])).contains("parts:            1"));
+}
+
+#[test]
+fn range_get() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = pattern(3 * MIB + 17, 2);
+    ok(&s, &["put", "maps", "obj", &f.file("obj", &data)]);
+    assert_eq!(
+        ok(&s, &["get", "maps", "obj", "--range", "bytes=100-199"]),
+        &data[100..200]
+    );
+    assert_eq!(
+        ok(&s, &["get", "maps", "obj", "--range", "bytes=-10"]),
+        &data[data.len() - 10..]
+    );
+    let from = MIB - 3;
+    assert!(
+        ok(
+            &s,
+            &["get", "maps", "obj", "--range", &format!("bytes={from}-")]
+        ) == data[from..]
+    );
+    // The end is clamped to the object.
+    assert_eq!(
+        ok(
+            &s,
+            &["get", "maps", "obj", "--range", "bytes=10-99999999999"]
+        )
+        .len(),
+        data.len() - 10
+    );
+    let out = f.local("range.bin");
+    ok(
+        &s,
+        &["get", "maps", "obj", "--range", "bytes=5-9", "-o", &out],
+    );
+    assert_eq!(std::fs::read(&out).expect("read output"), &data[5..10]);
+
+    let err = fails(
+        &s,
+        &["get", "maps", "obj", "--range", "bytes=99999999-"],
+        UNSATISFIABLE,
+    );
+    assert!(err.contains("bytes=99999999-"), "{err}");
+    fails(
+        &s,
+        &["get", "maps", "obj", "--range", "bytes=5-1"],
+        UNSATISFIABLE,
+    );
+    fails(
+        &s,
+        &["get", "maps", "obj", "--range", "lines=1-2"],
+        UNSATISFIABLE,
+    );
+
+    // An empty object: nothing without a range; any range is unsatisfiable.
+    ok(&s, &["put", "maps", "empty", &f.file("empty", b"")]);
+    assert!(ok(&s, &["get", "maps", "empty"]).is_empty());
+    fails(
+        &s,
+        &["get", "maps", "empty", "--range", "bytes=0-"],
+        UNSATISFIABLE,
+    );
+}
+
+#[test]
+fn cp_with_a_range_and_whole() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = pattern(12 * MIB + 5, 3);
+    ok(
+        &s,
+        &[
+            "put",
+            "maps",
+            "src",
+            &f.file("src", &data),
+            "--part-size",
+            "5MiB",
+        ],
+    );
+    // A range across the boundary of parts 1 and 2.
+    let (a, b) = (4 * MIB, 7 * MIB - 1);
+    let range = format!("bytes={a}-{b}");
+    let out = text(ok(&s, &["cp", "maps", "src", "dst", "--range", &range]));
+    assert!(out.contains(&format!("{} bytes", b - a + 1)), "{out}");
+    assert!(ok(&s, &["get", "maps", "dst"]) == data[a..=b]);
+    assert!(text(ok(&s, &["stat", "maps", "dst"])).contains("parts:            1"));
+
+    // Whole-object copy keeps its parts; deleting the source leaves it.
+    ok(&s, &["cp", "maps", "src", "whole"]);
+    ok(&s, &["rm", "maps", "src"]);
+    assert!(ok(&s, &["get", "maps", "whole"]) == data);
+    assert!(ok(&s, &["get", "maps", "dst"]) == data[a..=b]);
+
+    // Range rules of copy_part; a failed copy leaves no upload behind.
+    fails(
+        &s,
+        &["cp", "maps", "whole", "x", "--range", "bytes=1-100"],
+        UNSATISFIABLE,
+    );
+    fails(
+        &s,
+        &["cp", "maps", "whole", "x", "--range", "bytes=0-"],
+        UNSATISFIABLE,
+    );
+    fails(&s, &["cp", "maps", "nope", "x"], NOT_FOUND);
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+    fails(&s, &["stat", "maps", "x"], NOT_FOUND);
+}
+
+#[test]
+fn ls_hierarchical_and_deep() {
+    let f = Fixture::new();
+    let s = f.store();
+    let small = f.file("small", b"hello");
+    for key in ["a/x", "a/b/y", "a/b/c/z", "top", "b"] {
+        ok(&s, &["put", "maps", key, &small]);
+    }
+    let root = text(ok(&s, &["ls", "maps"]));
+    let names: Vec<&str> = root
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(names, ["a/", "b", "top"], "{root}");
+    assert!(root.lines().next().is_some_and(|l| l.contains("DIR")));
+    assert!(root.contains("     5  "), "{root}");
+
+    let a = text(ok(&s, &["ls", "maps", "--parent", "a/"]));
+    let names: Vec<&str> = a
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(names, ["a/b/", "a/x"], "{a}");
+
+    let deep = text(ok(&s, &["ls", "maps", "--deep"]));
+    let names: Vec<&str> = deep
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .collect();
+    assert_eq!(names, ["a/b/c/z", "a/b/y", "a/x", "b", "top"], "{deep}");
+    assert!(!deep.contains("DIR"));
+
+    let deep_a = text(ok(&s, &["ls", "maps", "--parent", "a/b", "--deep"]));
+    assert_eq!(deep_a.lines().count(), 2, "{deep_a}");
+    assert!(ok(&s, &["ls", "maps", "--parent", "none"]).is_empty());
+    fails(&s, &["ls", "nolayer"], NOT_FOUND);
+}
+
+#[test]
+fn rm_deletes_and_is_idempotent() {
+    let f = Fixture::new();
+    let s = f.store();
+    ok(&s, &["put", "maps", "k", &f.file("k", b"bytes")]);
+    ok(&s, &["rm", "maps", "k"]);
+    let err = fails(&s, &["stat", "maps", "k"], NOT_FOUND);
+    assert!(err.contains("\"k\""), "{err}");
+    fails(&s, &["get", "maps", "k"], NOT_FOUND);
+    ok(&s, &["rm", "maps", "k"]);
+    assert!(ok(&s, &["ls", "maps"]).is_empty());
+}
+
+#[test]
+fn uploads_abort_and_expire() {
+    let f = Fixture::new();
+    let s = f.store();
+    let (first, second) = {
+        let store = Store::open(&s, Options::default()).expect("open");
+        let part = pattern(MIB, 4);
+        let a = store
+            .start_multipart("maps", "up/a", "application/octet-stream")
+            .expect("start");
+        store
+            .upload_part("maps", &a, 1, PartBody::new(&part[..], part.len() as u64))
+            .expect("part");
+        let b = store
+            .start_multipart("maps", "up/b", "application/octet-stream")
+            .expect("start");
+        (a.to_string(), b.to_string())
+    };
+    let list = text(ok(&s, &["uploads", "maps"]));
+    assert_eq!(list.lines().count(), 2, "{list}");
+    let line_a = list
+        .lines()
+        .find(|l| l.starts_with(&first))
+        .unwrap_or_else(|| panic!("{first} missing from {list}"));
+    assert!(line_a.ends_with("up/a"), "{line_a}");
+    assert!(line_a.contains(&format!(" {MIB} ")), "{line_a}");
+    assert!(list.contains(&second));
+
+    ok(&s, &["abort", "maps", &first]);
+    let list = text(ok(&s, &["uploads", "maps"]));
+    assert!(!list.contains(&first) && list.contains(&second), "{list}");
+    fails(&s, &["abort", "maps", &first], NOT_FOUND);
+    fails(&s, &["abort", "maps", "not-a-token"], NOT_FOUND);
+
+    let kept = text(ok(&s, &["expire", "maps", "--idle", "24h"]));
+    assert!(kept.contains("aborted 0"), "{kept}");
+    assert!(text(ok(&s, &["uploads", "maps"])).contains(&second));
+    let gone = text(ok(&s, &["expire", "maps", "--idle", "0s"]));
+    assert!(gone.contains("aborted 1"), "{gone}");
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+    fails(&s, &["expire", "maps", "--idle", "24"], USAGE);
+}
+
+#[test]
+fn verify_reports_a_flipped_byte() {
+    let f = Fixture::new();
+    let s = f.store();
+    let marker = b"partstore-cli-test: a unique marker to find in the segment files";
+    let mut data = pattern(3 * MIB, 5);
+    data[2 * MIB..2 * MIB + marker.len()].copy_from_slice(marker);
+    ok(&s, &["put", "maps", "victim", &f.file("victim", &data)]);
+    let clean = text(ok(&s, &["verify"]));
+    assert!(clean.contains("clean"), "{clean}");
+
+    // Flip one byte of the marker where the engine stored it.
+    let mut flipped = 0;
+    for entry in std::fs::read_dir(&s).expect("list store") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !(name.starts_with("seg-") && name.ends_with(".log")) {
+            continue;
+        }
+        let mut bytes = std::fs::read(&path).expect("read segment");
+        if let Some(at) = bytes.windows(marker.len()).position(|w| w == marker) {
+            bytes[at + 10] ^= 0x01;
+            std::fs::write(&path, &bytes).expect("write segment");
+            flipped += 1;
+        }
+    }
+    assert_eq!(flipped, 1, "the marker is stored exactly once");
+
+    let out = run(&s, &["verify"]);
+    assert_eq!(out.status.code(), Some(CORRUPT));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("corrupt: "))
+            .count(),
+        1,
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 corrupt block"), "{stdout}");
+    assert!(stderr.starts_with("error: corrupt"), "{stderr}");
+    // Reading the block is refused too; the other blocks still read.
+    fails(&s, &["get", "maps", "victim"], CORRUPT);
+    assert_eq!(
+        ok(&s, &["get", "maps", "victim", "--range", "bytes=0-99"]),
+        &data[..100]
+    );
+}
+
+#[test]
+fn errors_have_distinct_exit_codes() {
+    let f = Fixture::new();
+    let s = f.store();
+    let file = f.file("x", &pattern(6 * MIB, 6));
+    fails(&s, &["layer", "create", "maps"], CONFLICT);
+    fails(&s, &["layer", "create", "bad layer!"], BAD_REQUEST);
+    fails(&s, &["put", "nolayer", "k", &file], NOT_FOUND);
+    fails(
+        &s,
+        &["put", "maps", "k", &file, "--part-size", "3MiB"],
+        BAD_REQUEST,
+    );
+    fails(&s, &["put", "maps", "k//x", &file], BAD_REQUEST);
+    fails(&s, &["put", "maps", "k", &file, "--part-size", "97MiB"], 6);
+    let missing = f.local("missing");
+    fails(&s, &["put", "maps", "k", &missing], 9);
+    // Usage errors keep clap's code.
+    let out = run(&s, &["put", "maps", "k", &file, "--part-size", "lots"]);
+    assert_eq!(out.status.code(), Some(USAGE));
+    assert_eq!(run(&s, &["frobnicate"]).status.code(), Some(USAGE));
+    // A store open elsewhere is a Conflict.
+    {
+        let _held = Store::open(&s, Options::default()).expect("open");
+        let err = fails(&s, &["ls", "maps"], CONFLICT);
+        assert!(err.contains("already open"), "{err}");
+    }
+    // A store that does not exist is not created by reading commands.
+    let nowhere = f.dir.path().join("nowhere");
+    fails(&nowhere, &["ls", "maps"], NOT_FOUND);
+    assert!(!nowhere.exists());
+    // Layers are listed with their bindings.
+    ok(
+        &s,
+        &["layer", "create", "png", "--content-type", "image/png"],
+    );
+    let layers = text(ok(&s, &["layer", "ls"]));
+    assert!(layers
+        .lines()
+        .any(|l| l.starts_with("png") && l.contains("image/png")));
+    assert!(layers.lines().any(|l| l.starts_with("maps")));
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let commands: &[&[&str]] = &[
+        &[],
+        &["bench"],
+        &["layer"],
+        &["layer", "create"],
+        &["layer", "ls"],
+        &["put"],
+        &["get"],
+        &["cp"],
+        &["ls"],
+        &["stat"],
+        &["rm"],
+        &["uploads"],
+        &["abort"],
+        &["expire"],
+        &["verify"],
+        &["compact"],
+        &["stats"],
+    ];
+    for cmd in commands {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let out = text(ok(dir.path(), &args));
+        assert!(out.contains("Example"), "{cmd:?} --help: {out}");
+    }
+    let top = text(ok(dir.path(), &["--help"]));
+    assert!(top.contains("Exit codes"), "{top}");
+}
+
+#[test]
+fn compact_and_stats() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = pattern(6 * MIB, 7);
+    let file = f.file("d", &data);
+    ok(&s, &["put", "maps", "k", &file]);
+    ok(&s, &["put", "maps", "k", &file]);
+    let stats = text(ok(&s, &["stats"]));
+    assert!(stats.contains("objects:  1"), "{stats}");
+    assert!(
+        stats.contains(&format!("garbage:  6.00 MiB ({} bytes)", 6 * MIB)),
+        "{stats}"
+    );
+    let report = text(ok(&s, &["compact"]));
+    assert!(report.starts_with("moved "), "{report}");
+    assert!(ok(&s, &["get", "maps", "k"]) == data);
+}
+
+/// Every figure of `bench --json`, by key.
+const FIGURES: &[&str] = &[
+    "size_bytes",
+    "part_size_bytes",
+    "parts",
+    "jobs",
+    "ingest_seconds",
+    "ingest_gib_per_s",
+    "complete_seconds",
+    "read_range_seconds",
+    "read_range_gib_per_s",
+    "reader_seconds",
+    "reader_gib_per_s",
+    "copy_parts",
+    "copy_part_mean_seconds",
+    "copy_part_total_seconds",
+    "copy_complete_seconds",
+    "raw_seconds",
+    "raw_gib_per_s",
+    "ingest_vs_raw",
+];
+
+/// The number after `"key":` in a flat JSON object.
+fn json_number(json: &str, key: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("{key} missing from {json}"));
+    let rest = json[at + key.len() + 3..].trim_start();
+    let end = rest
+        .find(|c: char| c == ',' || c == '}' || c.is_whitespace())
+        .unwrap_or(rest.len());
+    rest[..end]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+#[test]
+fn bench_json_has_every_figure() {
+    let out = Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .args(["bench", "--size", "64MiB", "--json"])
+        .output()
+        .expect("run bench");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = text(out.stdout);
+    let trimmed = json.trim();
+    assert!(trimmed.starts_with('{') && trimmed.ends_with('}'), "{json}");
+    for key in FIGURES {
+        let v = json_number(&json, key);
+        assert!(v.is_finite() && v > 0.0, "{key} = {v} in {json}");
+    }
+    assert_eq!(json_number(&json, "size_bytes"), (64 * MIB) as f64);
+    assert_eq!(json_number(&json, "parts"), 8.0);
+    assert!(json.contains("\"digest\": \"none\""), "{json}");
+    assert!(json.contains("\"durability\": \"sync\""), "{json}");
+    assert!(json.contains("\"temporary\": true"), "{json}");
+    // The temporary store is gone.
+    let store = json
+        .split("\"store\": \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("store path");
+    assert!(!Path::new(store).exists(), "{store} was left behind");
+}
+
+#[test]
+fn bench_in_a_given_store_with_options_and_a_table() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = dir.path().join("store");
+    let table = text(ok(
+        &s,
+        &[
+            "bench",
+            "--size",
+            "11MiB",
+            "--part-size",
+            "5MiB",
+            "--jobs",
+            "2",
+            "--digest",
+            "crc32c",
+            "--durability",
+            "none",
+        ],
+    ));
+    for row in [
+        "ingest: upload_part x3",
+        "complete_multipart (3 parts)",
+        "read_range",
+        "reader()",
+        "copy_part (5.00 MiB range), mean of 3",
+        "raw std::fs: write_all_at x3",
+        "ingest / raw",
+    ] {
+        assert!(table.contains(row), "{row} missing from\n{table}");
+    }
+    // Its objects are deleted afterwards, and no raw file is left.
+    assert!(text(ok(&s, &["stats"])).contains("objects:  0"));
+    let leftovers: Vec<_> = std::fs::read_dir(&s)
+        .expect("list store")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("bench-raw"))
+        .collect();
+    assert!(leftovers.is_empty());
+    for alg in ["md5", "sha1", "sha256"] {
+        ok(
+            &s,
+            &[
+                "bench",
+                "--size",
+                "5MiB",
+                "--digest",
+                alg,
+                "--durability",
+                "batched",
+            ],
+        );
+    }
+    let out = run(&s, &["bench", "--size", "20MiB", "--part-size", "3MiB"]);
+    assert_eq!(out.status.code(), Some(BAD_REQUEST));
+}
