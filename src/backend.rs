@@ -48,6 +48,17 @@ pub trait BackendFile: Send + Sync {
     fn is_empty(&self) -> io::Result<bool> {
         Ok(self.len()? == 0)
     }
+    /// The first offset at or after `offset` that may hold data (not a
+    /// hole), or `None` when only holes follow. The default says "maybe
+    /// data" everywhere, which is always correct, just slower to scan.
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        Ok((offset < self.len()?).then_some(offset))
+    }
+    /// The first hole at or after `offset` (the end of the file counts).
+    fn next_hole(&self, offset: u64) -> io::Result<u64> {
+        let _ = offset;
+        self.len()
+    }
     /// A read-only map of the whole file as it is now. Writes made later
     /// through [`BackendFile::write_all_at`] must be visible through it (a
     /// shared mapping of the same file).
@@ -125,6 +136,24 @@ impl BackendFile for StdFile {
 
     fn len(&self) -> io::Result<u64> {
         Ok(self.0.metadata()?.len())
+    }
+
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        match rustix::fs::seek(&self.0, rustix::fs::SeekFrom::Data(offset)) {
+            Ok(at) => Ok(Some(at)),
+            Err(rustix::io::Errno::NXIO) => Ok(None),
+            // A file system without SEEK_DATA: assume data.
+            Err(rustix::io::Errno::INVAL) => Ok(Some(offset)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn next_hole(&self, offset: u64) -> io::Result<u64> {
+        match rustix::fs::seek(&self.0, rustix::fs::SeekFrom::Hole(offset)) {
+            Ok(at) => Ok(at),
+            Err(rustix::io::Errno::INVAL) => self.len(),
+            Err(e) => Err(e.into()),
+        }
     }
 
     fn map(&self) -> io::Result<Mmap> {

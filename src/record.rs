@@ -122,7 +122,8 @@ pub(crate) fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
     let bad = || corrupt!("segment {file}: bad file header");
     let h = h.get(0..SEGMENT_HEADER_LEN as usize).ok_or_else(bad)?;
     let crc = u32::from_le_bytes(h[28..32].try_into().map_err(|_| bad())?);
-    if h[0..8] != SEGMENT_MAGIC || crc32c::crc32c(&h[0..28]) != crc {
+    let reserved_zero = h[12..16] == [0; 4] && h[24..28] == [0; 4];
+    if h[0..8] != SEGMENT_MAGIC || crc32c::crc32c(&h[0..28]) != crc || !reserved_zero {
         return Err(bad());
     }
     let version = u32::from_le_bytes(h[8..12].try_into().map_err(|_| bad())?);

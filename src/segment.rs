@@ -20,12 +20,14 @@ pub(crate) fn segment_file_name(id: u64) -> String {
 }
 
 /// Parses a segment file name back into its id.
+/// Only the canonical spelling counts, so no two files name one segment.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    digits.parse().ok()
+    let id = digits.parse().ok()?;
+    (segment_file_name(id) == name).then_some(id)
 }
 
 /// Fsyncs a directory, so that created or removed entries are durable.
@@ -252,23 +254,30 @@ fn step(seg: &Segment, pos: u64) -> Step {
     Step::Record(header, total)
 }
 
+/// How a scan treats the end of a segment's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TailPolicy {
+    /// Sealed segment: any invalid record is corruption.
+    Sealed,
+    /// Newest segment: an invalid record with nothing valid after it is a
+    /// torn tail.
+    Newest,
+    /// Newest segment, salvage: truncate at the first invalid record even
+    /// if valid ones follow (they are dropped).
+    Salvage,
+}
+
 /// Reads every record of a segment. In the newest segment, an invalid record
 /// with nothing valid after it is a torn tail (never acknowledged) and ends
-/// the scan; anywhere else an invalid record is `Corrupt`.
-pub(crate) fn scan(seg: &Segment, newest: bool) -> Result<Scan> {
+/// the scan; anywhere else an invalid record is `Corrupt`. The end of the
+/// records (a zero header) must not be followed by a valid record either:
+/// that would be a lost or zeroed write in the middle of the log.
+pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     let mut pos = SEGMENT_HEADER_LEN;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
     loop {
-        match step(seg, pos) {
-            Step::End => {
-                return Ok(Scan {
-                    metas,
-                    end: pos,
-                    region_bytes,
-                    torn: false,
-                })
-            }
+        let (why, torn) = match step(seg, pos) {
             Step::Record(header, total) => {
                 match header.kind {
                     RecordKind::Extent => region_bytes += header.len,
@@ -280,40 +289,55 @@ pub(crate) fn scan(seg: &Segment, newest: bool) -> Result<Scan> {
                     }
                 }
                 pos += total;
+                continue;
             }
-            Step::Invalid(why) => {
-                if newest {
-                    if let Some(next) = next_valid_record(seg, pos + RECORD_ALIGN) {
-                        return Err(corrupt!(
-                            "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
-                            seg.id
-                        ));
-                    }
-                    return Ok(Scan {
-                        metas,
-                        end: pos,
-                        region_bytes,
-                        torn: true,
-                    });
-                }
-                return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+            Step::End => ("zeroed record header", false),
+            Step::Invalid(why) => (why, true),
+        };
+        if policy != TailPolicy::Salvage {
+            if let Some(next) = next_valid_record(seg, pos + RECORD_ALIGN)? {
+                return Err(corrupt!(
+                    "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
+                    seg.id
+                ));
             }
         }
+        if torn && policy == TailPolicy::Sealed {
+            return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+        }
+        return Ok(Scan {
+            metas,
+            end: pos,
+            region_bytes,
+            torn,
+        });
     }
 }
 
-/// The offset of the first valid record at or after `from`, if any.
-fn next_valid_record(seg: &Segment, from: u64) -> Option<u64> {
+/// The offset of the first valid record at or after `from`, if any. Only
+/// the file's data extents are read (holes of the preallocated tail are
+/// skipped), so this is cheap on a healthy segment.
+fn next_valid_record(seg: &Segment, from: u64) -> Result<Option<u64>> {
+    let io = |e| Error::io(format!("seeking in {}", seg.path.display()), e);
     let mut pos = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
     while pos + RECORD_HEADER_LEN <= seg.len() {
-        if seg.bytes(pos, 4).ok() == Some(&crate::record::RECORD_MAGIC[..]) {
-            if let Step::Record(..) = step(seg, pos) {
-                return Some(pos);
+        let Some(data) = seg.file.next_data(pos).map_err(io)? else {
+            return Ok(None);
+        };
+        let start = pos.max(data.div_ceil(RECORD_ALIGN) * RECORD_ALIGN);
+        let hole = seg.file.next_hole(start).map_err(io)?.min(seg.len());
+        let mut p = start;
+        while (p < hole || p == start) && p + RECORD_HEADER_LEN <= seg.len() {
+            if seg.bytes(p, 4).ok() == Some(&crate::record::RECORD_MAGIC[..]) {
+                if let Step::Record(..) = step(seg, p) {
+                    return Ok(Some(p));
+                }
             }
+            p += RECORD_ALIGN;
         }
-        pos += RECORD_ALIGN;
+        pos = p.max(hole);
     }
-    None
+    Ok(None)
 }
 
 /// Cuts a torn tail: zeros everything from `end` to the end of the file by

@@ -43,10 +43,10 @@ pub const COPY_ALIGNMENT: u64 = MIB;
 pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Most characters of a user-supplied value that error messages repeat.
-const SHOWN_CHARS: usize = 64;
+const SHOWN_CHARS: usize = 128;
 
 /// A user-supplied value for an error message: quoted and escaped like Rust's
-/// `{:?}`, and cut to its first 64 characters (followed by `…` and the full
+/// `{:?}`, and cut to its first 128 characters (a full SHA-256 digest fits) (followed by `…` and the full
 /// length in bytes) when longer.
 pub(crate) fn quoted(value: &str) -> String {
     match value.char_indices().nth(SHOWN_CHARS) {
@@ -828,10 +828,10 @@ mod tests {
     #[test]
     fn quoted_escapes_and_truncates() {
         assert_eq!(quoted("a\"b\n"), r#""a\"b\n""#);
-        assert_eq!(quoted(&"x".repeat(64)), format!("\"{}\"", "x".repeat(64)));
+        assert_eq!(quoted(&"x".repeat(128)), format!("\"{}\"", "x".repeat(128)));
         assert_eq!(
-            quoted(&"é".repeat(65)),
-            format!("\"{}\"… (130 bytes)", "é".repeat(64))
+            quoted(&"é".repeat(129)),
+            format!("\"{}\"… (258 bytes)", "é".repeat(128))
         );
     }
 

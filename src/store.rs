@@ -205,8 +205,12 @@ impl Store {
                     seg.id
                 ));
             }
-            let newest = i + 1 == ids.len();
-            let scan = segment::scan(&seg, newest)?;
+            let policy = match (i + 1 == ids.len(), opts.recovery) {
+                (false, _) => segment::TailPolicy::Sealed,
+                (true, RecoveryMode::SalvageTail) => segment::TailPolicy::Salvage,
+                (true, _) => segment::TailPolicy::Newest,
+            };
+            let scan = segment::scan(&seg, policy)?;
             if scan.torn && opts.recovery == RecoveryMode::Strict {
                 return Err(corrupt!(
                     "segment {id} offset {}: torn record (recovery mode is Strict)",
@@ -944,13 +948,18 @@ impl Store {
         }
     }
 
-    /// Makes every acknowledged operation durable (all modes).
+    /// Makes every acknowledged operation durable (all modes): fsyncs every
+    /// segment, so part data written under `Durability::None` into a segment
+    /// that has since been sealed is covered too.
     pub fn sync(&self) -> Result<()> {
         self.inner.check_poison()?;
         let _c = self.inner.commit.lock();
-        let active = Arc::clone(&self.inner.writer.lock().active);
         self.inner.dirty.store(false, Ordering::SeqCst);
-        active.sync_data().inspect_err(|e| self.inner.set_poison(e))
+        let segments: Vec<Arc<Segment>> = self.inner.segments.read().values().cloned().collect();
+        for seg in segments {
+            seg.sync_data().inspect_err(|e| self.inner.set_poison(e))?;
+        }
+        Ok(())
     }
 }
 

@@ -42,6 +42,13 @@ pub enum RecoveryMode {
     /// naming the segment and offset, and changes nothing.
     #[default]
     TruncateTornTail,
+    /// For a store written with `Durability::Batched` or `None` that lost
+    /// power: the OS may have written later pages of the newest segment but
+    /// not earlier ones, which `TruncateTornTail` reports as corruption.
+    /// This mode truncates the newest segment at its first invalid record
+    /// and drops any records after it (operations of the last moments
+    /// before the power loss). Older segments are still checked strictly.
+    SalvageTail,
     /// Any invalid record, a torn tail included, fails `open` with
     /// `Corrupt` and nothing is truncated: for inspecting a store exactly as
     /// a crash left it.
