@@ -911,7 +911,6 @@ fn completion_replaces_an_existing_key() {
 // combines in all: about 50 s in a release build, many minutes in debug.
 // Run it with `cargo test --release --test spec_rules -- --ignored`.
 #[test]
-#[ignore = "slow (~50 s optimized): 512,000 block-CRC combines in copy_part"]
 fn complete_over_500_gib_is_too_large() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path(), opts().durability(Durability::None)).unwrap();
