@@ -5,6 +5,9 @@
 //! durable, then [`Index::apply_validated`]; recovery calls [`Index::apply`]
 //! on each replayed record. So the rebuilt index equals the live one.
 
+// Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
+#![cfg_attr(feature = "fuzzing", allow(missing_docs))]
+
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -16,83 +19,83 @@ use crate::spec::{self, UploadId};
 
 /// Where an extent's bytes are, and how many references hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Extent {
-    pub(crate) segment: u64,
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
-    pub(crate) block_crcs: Arc<[u32]>,
-    pub(crate) refs: u64,
+pub struct Extent {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub block_crcs: Arc<[u32]>,
+    pub refs: u64,
 }
 
 /// A current part of an open upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Part {
-    pub(crate) number: u32,
-    pub(crate) id: u64,
-    pub(crate) size: u64,
-    pub(crate) crc32c: u32,
-    pub(crate) pieces: Vec<Piece>,
-    pub(crate) time_ms: u64,
+pub struct Part {
+    pub number: u32,
+    pub id: u64,
+    pub size: u64,
+    pub crc32c: u32,
+    pub pieces: Vec<Piece>,
+    pub time_ms: u64,
 }
 
 /// A published object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Object {
-    pub(crate) key: String,
-    pub(crate) size: u64,
-    pub(crate) content_type: String,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) last_modified_ms: u64,
-    pub(crate) crc32c: u32,
-    pub(crate) etag: String,
-    pub(crate) part_count: u32,
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+    pub last_modified_ms: u64,
+    pub crc32c: u32,
+    pub etag: String,
+    pub part_count: u32,
     /// The object's bytes, in order.
-    pub(crate) pieces: Arc<Vec<Piece>>,
+    pub pieces: Arc<Vec<Piece>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum UploadState {
+pub enum UploadState {
     Open(BTreeMap<u32, Part>),
     Completed,
 }
 
 /// A multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Upload {
-    pub(crate) layer: String,
-    pub(crate) key: String,
-    pub(crate) content_type: String,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) started_ms: u64,
-    pub(crate) last_activity_ms: u64,
-    pub(crate) state: UploadState,
+pub struct Upload {
+    pub layer: String,
+    pub key: String,
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+    pub started_ms: u64,
+    pub last_activity_ms: u64,
+    pub state: UploadState,
 }
 
 /// A layer and its objects, in byte-wise key order.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Layer {
-    pub(crate) content_type: Option<String>,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) objects: BTreeMap<String, Arc<Object>>,
+pub struct Layer {
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub objects: BTreeMap<String, Arc<Object>>,
 }
 
 /// One listing entry.
 #[derive(Debug, Clone)]
-pub(crate) enum Entry {
+pub enum Entry {
     Object(Arc<Object>),
     Prefix(String),
 }
 
 /// Where a listing page ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Cursor {
+pub enum Cursor {
     AfterObject(String),
     AfterPrefix(String),
 }
 
 /// The whole in-memory state.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Index {
+pub struct Index {
     layers: BTreeMap<String, Layer>,
     uploads: HashMap<[u8; 16], Upload>,
     extents: HashMap<u64, Extent>,
@@ -114,19 +117,19 @@ fn upload_name(u: &[u8; 16]) -> String {
 
 impl Index {
     /// An empty index.
-    pub(crate) fn new() -> Index {
+    pub fn new() -> Index {
         Index::default()
     }
 
     /// Highest id any applied record used; fresh ids start above it.
-    pub(crate) fn max_id(&self) -> u64 {
+    pub fn max_id(&self) -> u64 {
         self.max_id
     }
 
     // ----- queries -------------------------------------------------------
 
     /// The layer `id`: BadRequest for a malformed id, NotFound if missing.
-    pub(crate) fn layer(&self, id: &str) -> Result<&Layer> {
+    pub fn layer(&self, id: &str) -> Result<&Layer> {
         spec::validate_layer_id(id)?;
         self.layers
             .get(id)
@@ -134,12 +137,12 @@ impl Index {
     }
 
     /// Layer ids and configs.
-    pub(crate) fn layers(&self) -> impl Iterator<Item = (&String, &Layer)> {
+    pub fn layers(&self) -> impl Iterator<Item = (&String, &Layer)> {
         self.layers.iter()
     }
 
     /// An object, or NotFound.
-    pub(crate) fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
+    pub fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
         let l = self.layer(layer)?;
         spec::validate_key(key)?;
         l.objects
@@ -149,7 +152,7 @@ impl Index {
 
     /// An upload of `layer` in any state; NotFound if unknown, aborted or
     /// bound to another layer.
-    pub(crate) fn upload(&self, layer: &str, upload: &[u8; 16]) -> Result<&Upload> {
+    pub fn upload(&self, layer: &str, upload: &[u8; 16]) -> Result<&Upload> {
         self.layer(layer)?;
         match self.uploads.get(upload) {
             Some(u) if u.layer == layer => Ok(u),
@@ -161,7 +164,7 @@ impl Index {
     }
 
     /// An open upload and its current parts; BadRequest once completed.
-    pub(crate) fn open_upload(
+    pub fn open_upload(
         &self,
         layer: &str,
         upload: &[u8; 16],
@@ -177,7 +180,7 @@ impl Index {
     }
 
     /// Open uploads of a layer, by key then start time.
-    pub(crate) fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload, usize)>> {
+    pub fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload, usize)>> {
         self.layer(layer)?;
         let mut v: Vec<_> = self
             .uploads
@@ -193,7 +196,7 @@ impl Index {
     }
 
     /// Every open upload whose last activity is at or before `cutoff_ms`.
-    pub(crate) fn idle_uploads(&self, cutoff_ms: u64) -> Vec<(String, [u8; 16])> {
+    pub fn idle_uploads(&self, cutoff_ms: u64) -> Vec<(String, [u8; 16])> {
         let mut v: Vec<_> = self
             .uploads
             .iter()
@@ -206,22 +209,22 @@ impl Index {
     }
 
     /// An extent of the table, if live.
-    pub(crate) fn extent(&self, id: u64) -> Option<&Extent> {
+    pub fn extent(&self, id: u64) -> Option<&Extent> {
         self.extents.get(&id)
     }
 
     /// Every live extent.
-    pub(crate) fn extents(&self) -> impl Iterator<Item = (&u64, &Extent)> {
+    pub fn extents(&self) -> impl Iterator<Item = (&u64, &Extent)> {
         self.extents.iter()
     }
 
     /// Live bytes per segment.
-    pub(crate) fn live_by_segment(&self) -> &HashMap<u64, u64> {
+    pub fn live_by_segment(&self) -> &HashMap<u64, u64> {
         &self.live_by_segment
     }
 
     /// (objects, open uploads, live bytes).
-    pub(crate) fn counts(&self) -> (usize, usize, u64) {
+    pub fn counts(&self) -> (usize, usize, u64) {
         let objects = self.layers.values().map(|l| l.objects.len()).sum();
         let uploads = self
             .uploads
@@ -232,7 +235,7 @@ impl Index {
     }
 
     /// One page of a listing. `parent` is normalized (no trailing `/`).
-    pub(crate) fn list(
+    pub fn list(
         &self,
         layer: &str,
         parent: &str,
@@ -291,7 +294,7 @@ impl Index {
     // ----- changes -------------------------------------------------------
 
     /// Validates and applies a record (recovery's path).
-    pub(crate) fn apply(&mut self, meta: Meta) -> Result<()> {
+    pub fn apply(&mut self, meta: Meta) -> Result<()> {
         if let Meta::Snapshot(snap) = &meta {
             *self = Index::restore(snap)?;
             return Ok(());
@@ -303,7 +306,7 @@ impl Index {
 
     /// Checks that `meta` applies to the current state, with the error kinds
     /// of the SPEC. Nothing changes.
-    pub(crate) fn validate(&self, meta: &Meta) -> Result<()> {
+    pub fn validate(&self, meta: &Meta) -> Result<()> {
         match meta {
             Meta::LayerCreated { layer, .. } => {
                 spec::validate_layer_id(layer)?;
@@ -410,7 +413,7 @@ impl Index {
     }
 
     /// The whole state as one record's worth of data (compaction writes it).
-    pub(crate) fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> Snapshot {
         let mut extents: Vec<ExtentDef> = self
             .extents
             .iter()
@@ -488,7 +491,7 @@ impl Index {
 
     /// Rebuilds an index from a snapshot, recounting references; `Corrupt`
     /// if it is inconsistent.
-    pub(crate) fn restore(snap: &Snapshot) -> Result<Index> {
+    pub fn restore(snap: &Snapshot) -> Result<Index> {
         let mut ix = Index {
             max_id: snap.max_id,
             ..Index::default()
@@ -623,7 +626,7 @@ impl Index {
     }
 
     /// Applies a record that [`Index::validate`] accepted.
-    pub(crate) fn apply_validated(&mut self, meta: Meta) {
+    pub fn apply_validated(&mut self, meta: Meta) {
         match meta {
             Meta::LayerCreated {
                 layer,

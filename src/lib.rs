@@ -88,3 +88,18 @@ pub use types::{
     ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
     UploadOptions, UploadStatus, UploadSummary, VerifyReport,
 };
+
+/// The pure in-memory index and the on-disk record format, for fuzz targets
+/// and model tests (feature `fuzzing`). Not a stable API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::index::{
+        Cursor, Entry, Extent, Index, Layer, Object, Part, Upload, UploadState,
+    };
+    pub use crate::record::{
+        decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,
+        ExtentMove, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot,
+        UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    };
+}

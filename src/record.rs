@@ -24,30 +24,33 @@
 //! A header of 24 zero bytes marks the end of a segment's records (segments
 //! are preallocated, so the unwritten rest reads as zeros).
 
+// Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
+#![cfg_attr(feature = "fuzzing", allow(missing_docs))]
+
 use crate::error::{corrupt, Result};
 
 /// Magic at the start of every segment file.
-pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"PARTSTOR";
+pub const SEGMENT_MAGIC: [u8; 8] = *b"PARTSTOR";
 /// On-disk format version, in every segment header.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 1;
 /// Length of the segment file header.
-pub(crate) const SEGMENT_HEADER_LEN: u64 = 32;
+pub const SEGMENT_HEADER_LEN: u64 = 32;
 /// Magic at the start of every record; the last byte is the record version.
-pub(crate) const RECORD_MAGIC: [u8; 4] = *b"PSR1";
+pub const RECORD_MAGIC: [u8; 4] = *b"PSR1";
 /// Length of a record header.
-pub(crate) const RECORD_HEADER_LEN: u64 = 24;
+pub const RECORD_HEADER_LEN: u64 = 24;
 /// Records start at multiples of this.
-pub(crate) const RECORD_ALIGN: u64 = 8;
+pub const RECORD_ALIGN: u64 = 8;
 
 /// Total bytes a record with a payload of `len` bytes occupies.
-pub(crate) fn framed_len(len: u64) -> u64 {
+pub fn framed_len(len: u64) -> u64 {
     RECORD_HEADER_LEN + len.div_ceil(RECORD_ALIGN) * RECORD_ALIGN
 }
 
 /// Kinds of record. Values are part of the format: never reuse one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
-pub(crate) enum RecordKind {
+pub enum RecordKind {
     /// A data region: the bytes of one extent. Only live once a metadata
     /// record commits it with its block CRCs.
     Extent = 1,
@@ -67,14 +70,14 @@ impl RecordKind {
 
 /// A decoded record header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordHeader {
-    pub(crate) kind: RecordKind,
-    pub(crate) len: u64,
-    pub(crate) payload_crc: u32,
+pub struct RecordHeader {
+    pub kind: RecordKind,
+    pub len: u64,
+    pub payload_crc: u32,
 }
 
 impl RecordHeader {
-    pub(crate) fn encode(&self) -> [u8; RECORD_HEADER_LEN as usize] {
+    pub fn encode(&self) -> [u8; RECORD_HEADER_LEN as usize] {
         let mut h = [0u8; RECORD_HEADER_LEN as usize];
         h[0..4].copy_from_slice(&RECORD_MAGIC);
         h[4] = self.kind as u8;
@@ -87,7 +90,7 @@ impl RecordHeader {
 
     /// Decodes a header; `None` when it is not a valid header (torn,
     /// corrupt, or not a header at all).
-    pub(crate) fn decode(h: &[u8]) -> Option<RecordHeader> {
+    pub fn decode(h: &[u8]) -> Option<RecordHeader> {
         if h.len() < RECORD_HEADER_LEN as usize || h.get(0..4)? != RECORD_MAGIC {
             return None;
         }
@@ -107,7 +110,7 @@ impl RecordHeader {
 }
 
 /// Encodes a segment file header.
-pub(crate) fn encode_segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+pub fn encode_segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
@@ -118,7 +121,7 @@ pub(crate) fn encode_segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_LEN 
 }
 
 /// Checks a segment file header; returns the segment id it names.
-pub(crate) fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
+pub fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
     let bad = || corrupt!("segment {file}: bad file header");
     let h = h.get(0..SEGMENT_HEADER_LEN as usize).ok_or_else(bad)?;
     let crc = u32::from_le_bytes(h[28..32].try_into().map_err(|_| bad())?);
@@ -136,7 +139,7 @@ pub(crate) fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
 }
 
 /// Frames a metadata payload as a complete record, padding included.
-pub(crate) fn frame_meta(payload: &[u8]) -> Vec<u8> {
+pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
     let header = RecordHeader {
         kind: RecordKind::Meta,
         len: payload.len() as u64,
@@ -152,34 +155,34 @@ pub(crate) fn frame_meta(payload: &[u8]) -> Vec<u8> {
 
 /// Where an extent's bytes live and their per-block CRCs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ExtentDef {
-    pub(crate) id: u64,
-    pub(crate) segment: u64,
+pub struct ExtentDef {
+    pub id: u64,
+    pub segment: u64,
     /// File offset of the first data byte (just past the record header).
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
-    pub(crate) block_crcs: Vec<u32>,
+    pub offset: u64,
+    pub len: u64,
+    pub block_crcs: Vec<u32>,
 }
 
 /// A run of bytes inside an extent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) struct Piece {
-    pub(crate) extent: u64,
-    pub(crate) offset: u64,
-    pub(crate) len: u64,
+pub struct Piece {
+    pub extent: u64,
+    pub offset: u64,
+    pub len: u64,
 }
 
 /// One extent's new location, written by compaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ExtentMove {
-    pub(crate) extent: u64,
-    pub(crate) segment: u64,
-    pub(crate) offset: u64,
+pub struct ExtentMove {
+    pub extent: u64,
+    pub segment: u64,
+    pub offset: u64,
 }
 
 /// A state change. Replaying every `Meta` in order rebuilds the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Meta {
+pub enum Meta {
     LayerCreated {
         layer: String,
         content_type: Option<String>,
@@ -250,53 +253,53 @@ pub(crate) enum Meta {
 
 /// The whole index state in one record.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub(crate) struct Snapshot {
-    pub(crate) max_id: u64,
+pub struct Snapshot {
+    pub max_id: u64,
     /// (id, content type, content encoding)
-    pub(crate) layers: Vec<(String, Option<String>, Option<String>)>,
-    pub(crate) extents: Vec<ExtentDef>,
-    pub(crate) uploads: Vec<UploadSnap>,
+    pub layers: Vec<(String, Option<String>, Option<String>)>,
+    pub extents: Vec<ExtentDef>,
+    pub uploads: Vec<UploadSnap>,
     /// (layer, object)
-    pub(crate) objects: Vec<(String, ObjectSnap)>,
+    pub objects: Vec<(String, ObjectSnap)>,
 }
 
 /// An upload inside a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UploadSnap {
-    pub(crate) id: [u8; 16],
-    pub(crate) layer: String,
-    pub(crate) key: String,
-    pub(crate) content_type: String,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) started_ms: u64,
-    pub(crate) last_activity_ms: u64,
-    pub(crate) completed: bool,
-    pub(crate) parts: Vec<PartSnap>,
+pub struct UploadSnap {
+    pub id: [u8; 16],
+    pub layer: String,
+    pub key: String,
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+    pub started_ms: u64,
+    pub last_activity_ms: u64,
+    pub completed: bool,
+    pub parts: Vec<PartSnap>,
 }
 
 /// A part inside a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct PartSnap {
-    pub(crate) number: u32,
-    pub(crate) id: u64,
-    pub(crate) size: u64,
-    pub(crate) crc32c: u32,
-    pub(crate) time_ms: u64,
-    pub(crate) pieces: Vec<Piece>,
+pub struct PartSnap {
+    pub number: u32,
+    pub id: u64,
+    pub size: u64,
+    pub crc32c: u32,
+    pub time_ms: u64,
+    pub pieces: Vec<Piece>,
 }
 
 /// An object inside a [`Snapshot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct ObjectSnap {
-    pub(crate) key: String,
-    pub(crate) size: u64,
-    pub(crate) content_type: String,
-    pub(crate) content_encoding: Option<String>,
-    pub(crate) last_modified_ms: u64,
-    pub(crate) crc32c: u32,
-    pub(crate) etag: String,
-    pub(crate) part_count: u32,
-    pub(crate) pieces: Vec<Piece>,
+pub struct ObjectSnap {
+    pub key: String,
+    pub size: u64,
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+    pub last_modified_ms: u64,
+    pub crc32c: u32,
+    pub etag: String,
+    pub part_count: u32,
+    pub pieces: Vec<Piece>,
 }
 
 // Payload tags; part of the format.
@@ -588,7 +591,7 @@ impl<'a> Dec<'a> {
 
 impl Meta {
     /// Encodes the payload (without the record frame).
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    pub fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(64));
         match self {
             Meta::LayerCreated {
@@ -729,7 +732,7 @@ impl Meta {
     }
 
     /// Decodes a payload. Never panics; allocations are bounded by the input.
-    pub(crate) fn decode(payload: &[u8]) -> Result<Meta> {
+    pub fn decode(payload: &[u8]) -> Result<Meta> {
         let mut d = Dec(payload);
         let meta = match d.u8()? {
             T_LAYER_CREATED => Meta::LayerCreated {
