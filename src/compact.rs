@@ -35,13 +35,34 @@ impl Store {
         let inner = &self.inner;
         let _one = inner.compaction.lock();
         inner.check_poison()?;
-        let active = inner.writer.lock().active.id;
         let threshold = inner.opts.compact_threshold;
+        let over = |s: &crate::types::SegmentStats| {
+            s.live_bytes == 0
+                || (s.data_bytes > 0 && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
+        };
+        // The active segment is compacted too when it is mostly garbage: seal
+        // it first, so nothing new lands in it.
+        {
+            let stats = self.stats();
+            let mut w = inner.writer.lock();
+            let active = w.active.id;
+            let seal = stats
+                .per_segment
+                .iter()
+                .any(|s| s.id == active && s.data_bytes > 0 && over(s));
+            if seal {
+                inner.rotate(&mut w, 0)?;
+            }
+        }
+        let active = inner.writer.lock().active.id;
+        // Segments that may hold the region of a write not yet committed
+        // stay: their extent is about to be referenced.
+        let limit = inner.oldest_write_in_flight().unwrap_or(active).min(active);
         let victims: HashSet<u64> = self
             .stats()
             .per_segment
             .iter()
-            .filter(|s| s.id < active)
+            .filter(|s| s.id < limit)
             .filter(|s| {
                 s.live_bytes == 0
                     || (s.data_bytes > 0

@@ -82,6 +82,10 @@ pub(crate) struct Inner {
     pub(crate) segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
     /// Data-region bytes written per segment (live or not).
     pub(crate) region_bytes: Mutex<HashMap<u64, u64>>,
+    /// For each body being ingested: the active segment id when it began.
+    /// Its data region is in that segment or a later one until it commits,
+    /// so compaction leaves those segments alone.
+    pub(crate) writes_in_flight: Mutex<BTreeMap<u64, usize>>,
     next_id: AtomicU64,
     poison: Mutex<Option<String>>,
     /// Records appended since the last fsync (Batched / None).
@@ -283,6 +287,7 @@ impl Store {
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(region_bytes),
+            writes_in_flight: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(next_id),
             poison: Mutex::new(None),
             dirty: AtomicBool::new(false),
@@ -385,6 +390,7 @@ impl Store {
             (ct, ce)
         };
         let digest = body.digest.clone();
+        let _writing = inner.begin_write();
         let (extent, hashed) = inner.ingest(body.reader, body.len, digest.as_ref())?;
         let etag_seq = inner.fresh_id();
         let meta = Meta::ObjectPut {
@@ -568,6 +574,7 @@ impl Store {
             }
         }
         let digest = body.digest.clone();
+        let _writing = inner.begin_write();
         let (extent, hashed) = inner.ingest(body.reader, body.len, digest.as_ref())?;
         let pieces = extent
             .iter()
@@ -963,7 +970,40 @@ impl Store {
     }
 }
 
+/// Marks a body ingest in flight until dropped (after its commit).
+pub(crate) struct WriteGuard<'a> {
+    inner: &'a Inner,
+    segment: u64,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.inner.writes_in_flight.lock();
+        if let Some(n) = m.get_mut(&self.segment) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.segment);
+            }
+        }
+    }
+}
+
 impl Inner {
+    /// Registers a body ingest; see `writes_in_flight`.
+    pub(crate) fn begin_write(&self) -> WriteGuard<'_> {
+        let segment = self.writer.lock().active.id;
+        *self.writes_in_flight.lock().entry(segment).or_default() += 1;
+        WriteGuard {
+            inner: self,
+            segment,
+        }
+    }
+
+    /// Segments below this id hold no region of an uncommitted write.
+    pub(crate) fn oldest_write_in_flight(&self) -> Option<u64> {
+        self.writes_in_flight.lock().keys().next().copied()
+    }
+
     pub(crate) fn check_poison(&self) -> Result<()> {
         match &*self.poison.lock() {
             Some(why) => Err(Error::Poisoned(why.clone())),

@@ -1,0 +1,331 @@
+//! Range copy by reference at scale, space reclamation by `compact()`, and
+//! readers that keep reading through it; stale-upload expiry.
+//!
+//! Guards against: copies that silently copy bytes or lose them when the
+//! source goes away; compaction that loses live data, leaves garbage on
+//! disk, or breaks a `Blob` a reader holds; uploads that never expire.
+
+use std::time::Duration;
+
+use partstore::{CopySource, Durability, LayerConfig, Options, PartBody, Store, UploadStatus};
+
+const MIB: u64 = 1 << 20;
+
+fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Bytes the store's files occupy on disk (allocated blocks).
+fn disk_usage(dir: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
+        .sum()
+}
+
+#[test]
+fn ten_thousand_parts_copied_from_one_range_complete_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(
+        dir.path(),
+        Options::default().durability(Durability::Batched),
+    )
+    .unwrap();
+    store.create_layer("l", LayerConfig::default()).unwrap();
+    let src = data(1, (5 * MIB) as usize);
+    store
+        .put_object("l", "src", PartBody::new(&src[..], src.len() as u64))
+        .unwrap();
+    let before = store.stats();
+    let up = store
+        .start_multipart("l", "big", "application/octet-stream")
+        .unwrap();
+    let range: partstore::ByteRange = format!("bytes=0-{}", 5 * MIB - 1).parse().unwrap();
+    for n in 1..=10_000u32 {
+        let p = store
+            .copy_part("l", &up, n, CopySource::new("src", range))
+            .unwrap();
+        assert_eq!(p.crc32c, crc32c::crc32c(&src));
+    }
+    // No data bytes were written for 10,000 parts of 5 MiB.
+    assert_eq!(store.stats().live_bytes, before.live_bytes);
+    let t = std::time::Instant::now();
+    let obj = store.complete_multipart("l", &up).unwrap();
+    println!("complete of 10,000 parts: {:?}", t.elapsed());
+    assert_eq!(obj.size, 10_000 * 5 * MIB);
+    assert_eq!(obj.part_count, 10_000);
+    // The full-object CRC equals the CRC of the bytes, computed the slow way
+    // by combining the source CRC 10,000 times.
+    let mut crc = crc32c::crc32c(&src);
+    for _ in 1..10_000 {
+        crc = crc32c::crc32c_combine(crc, crc32c::crc32c(&src), src.len());
+    }
+    assert_eq!(obj.crc32c, crc);
+    let blob = store.get("l", "big").unwrap();
+    for (i, off) in [0u64, 5 * MIB - 3, 7 * MIB + 11, 123_456_789, obj.size - 100]
+        .into_iter()
+        .enumerate()
+    {
+        let len = 64 + i as u64 * 1000;
+        let end = (off + len).min(obj.size);
+        let got: Vec<u8> = blob
+            .slices(off, end)
+            .unwrap()
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect();
+        let want: Vec<u8> = (off..end).map(|p| src[(p % (5 * MIB)) as usize]).collect();
+        assert_eq!(got, want, "offset {off}");
+    }
+    // And after a reopen.
+    drop(blob);
+    drop(store);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    let blob = store.get("l", "big").unwrap();
+    let got = blob.slices(obj.size - 10, obj.size).unwrap();
+    assert_eq!(&*got[0], &src[src.len() - 10..]);
+}
+
+#[test]
+fn copied_part_survives_source_delete_overwrite_compaction_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .segment_size(8 * MIB)
+        .compact_threshold(0.0);
+    let src = data(2, (6 * MIB + 5) as usize);
+    let expected: Vec<u8> = src[MIB as usize..].to_vec();
+    {
+        let store = Store::open(dir.path(), opts.clone()).unwrap();
+        store.create_layer("l", LayerConfig::default()).unwrap();
+        store
+            .put_object("l", "src", PartBody::new(&src[..], src.len() as u64))
+            .unwrap();
+        let up = store
+            .start_multipart("l", "dst", "application/octet-stream")
+            .unwrap();
+        let range = format!("bytes={}-{}", MIB, src.len() - 1).parse().unwrap();
+        let p = store
+            .copy_part("l", &up, 1, CopySource::new("src", range))
+            .unwrap();
+        assert_eq!(p.crc32c, crc32c::crc32c(&expected));
+        // Overwrite, then delete the source; fill segments with garbage.
+        let other = data(3, (7 * MIB) as usize);
+        store
+            .put_object("l", "src", PartBody::new(&other[..], other.len() as u64))
+            .unwrap();
+        store.delete("l", "src").unwrap();
+        for i in 0..4 {
+            store
+                .put_object(
+                    "l",
+                    &format!("junk{i}"),
+                    PartBody::new(&other[..], other.len() as u64),
+                )
+                .unwrap();
+            store.delete("l", &format!("junk{i}")).unwrap();
+        }
+        let r = store.compact().unwrap();
+        assert!(r.segments_removed > 0, "{r:?}");
+        let obj = store.complete_multipart("l", &up).unwrap();
+        assert_eq!(obj.crc32c, crc32c::crc32c(&expected));
+        assert_eq!(store.get("l", "dst").unwrap().to_vec().unwrap(), expected);
+        store.compact().unwrap();
+        assert!(store.verify().unwrap().is_clean());
+    }
+    let store = Store::open(dir.path(), opts).unwrap();
+    assert_eq!(store.get("l", "dst").unwrap().to_vec().unwrap(), expected);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn compaction_reclaims_overwritten_aborted_and_deleted_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let seg = 16 * MIB;
+    let opts = Options::default().segment_size(seg).compact_threshold(0.0);
+    let store = Store::open(dir.path(), opts.clone()).unwrap();
+    store.create_layer("l", LayerConfig::default()).unwrap();
+    let part = |seed| data(seed, (5 * MIB) as usize);
+    // Two uploads of 4 parts; every part uploaded, then overwritten twice.
+    let mut kept = Vec::new();
+    for u in 0..2u64 {
+        let up = store
+            .start_multipart("l", &format!("obj{u}"), "application/octet-stream")
+            .unwrap();
+        let mut bytes = Vec::new();
+        for n in 1..=4u32 {
+            for round in 0..3u64 {
+                let b = part(u * 100 + n as u64 * 10 + round);
+                store
+                    .upload_part("l", &up, n, PartBody::new(&b[..], b.len() as u64))
+                    .unwrap();
+                if round == 2 {
+                    bytes.extend_from_slice(&b);
+                }
+            }
+        }
+        store.complete_multipart("l", &up).unwrap();
+        kept.push(bytes);
+    }
+    // An aborted upload and deleted objects.
+    let up = store
+        .start_multipart("l", "aborted", "application/octet-stream")
+        .unwrap();
+    for n in 1..=3u32 {
+        let b = part(900 + n as u64);
+        store
+            .upload_part("l", &up, n, PartBody::new(&b[..], b.len() as u64))
+            .unwrap();
+    }
+    store.abort_multipart("l", &up).unwrap();
+    for i in 0..3u64 {
+        let b = part(950 + i);
+        store
+            .put_object(
+                "l",
+                &format!("gone{i}"),
+                PartBody::new(&b[..], b.len() as u64),
+            )
+            .unwrap();
+        store.delete("l", &format!("gone{i}")).unwrap();
+    }
+    let live = store.stats().live_bytes;
+    assert_eq!(live, 2 * 4 * 5 * MIB);
+    let before = disk_usage(dir.path());
+    let report = store.compact().unwrap();
+    let after = disk_usage(dir.path());
+    let stats = store.stats();
+    println!(
+        "space: live {live} B, on disk before {before} B, after {after} B; {report:?}; garbage now {}",
+        stats.garbage_bytes
+    );
+    assert!(
+        after <= live + seg,
+        "after compaction {after} bytes on disk > live {live} + one segment {seg}"
+    );
+    assert!(report.bytes_reclaimed > 0 && report.segments_removed > 0);
+    for (u, bytes) in kept.iter().enumerate() {
+        assert_eq!(
+            &store
+                .get("l", &format!("obj{u}"))
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            bytes
+        );
+    }
+    drop(store);
+    let store = Store::open(dir.path(), opts).unwrap();
+    for (u, bytes) in kept.iter().enumerate() {
+        assert_eq!(
+            &store
+                .get("l", &format!("obj{u}"))
+                .unwrap()
+                .to_vec()
+                .unwrap(),
+            bytes
+        );
+    }
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn readers_read_exact_bytes_while_compaction_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options::default()
+        .segment_size(8 * MIB)
+        .compact_threshold(0.0);
+    let store = Store::open(dir.path(), opts).unwrap();
+    store.create_layer("l", LayerConfig::default()).unwrap();
+    let objects: Vec<Vec<u8>> = (0..6)
+        .map(|i| data(10 + i, (3 * MIB + 17) as usize))
+        .collect();
+    for (i, b) in objects.iter().enumerate() {
+        store
+            .put_object("l", &format!("k{i}"), PartBody::new(&b[..], b.len() as u64))
+            .unwrap();
+        let junk = data(99, (4 * MIB) as usize);
+        store
+            .put_object("l", "junk", PartBody::new(&junk[..], junk.len() as u64))
+            .unwrap();
+    }
+    store.delete("l", "junk").unwrap();
+    let held = store.get("l", "k0").unwrap();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let readers: Vec<_> = (0..2)
+            .map(|t| {
+                let (store, objects, stop) = (&store, &objects, &stop);
+                s.spawn(move || {
+                    let mut reads = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::SeqCst) || reads < 20 {
+                        let i = (reads as usize + t) % objects.len();
+                        let got = store.get("l", &format!("k{i}")).unwrap().to_vec().unwrap();
+                        assert_eq!(got, objects[i], "object k{i} read {reads}");
+                        reads += 1;
+                    }
+                    reads
+                })
+            })
+            .collect();
+        for _ in 0..3 {
+            store.compact().unwrap();
+        }
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        for r in readers {
+            assert!(r.join().unwrap() >= 20);
+        }
+    });
+    // A blob taken before compaction still reads its bytes.
+    assert_eq!(held.to_vec().unwrap(), objects[0]);
+    assert!(store.verify().unwrap().is_clean());
+}
+
+#[test]
+fn expire_uploads_aborts_only_idle_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    store.create_layer("l", LayerConfig::default()).unwrap();
+    let old = store
+        .start_multipart("l", "old", "application/octet-stream")
+        .unwrap();
+    store
+        .upload_part("l", &old, 1, PartBody::new(&b"abc"[..], 3))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let fresh = store
+        .start_multipart("l", "fresh", "application/octet-stream")
+        .unwrap();
+    assert_eq!(store.expire_uploads(Duration::from_secs(3600)).unwrap(), 0);
+    assert_eq!(store.expire_uploads(Duration::from_millis(150)).unwrap(), 1);
+    assert_eq!(
+        store.upload_status("l", &old).unwrap_err().kind(),
+        partstore::ErrorKind::NotFound
+    );
+    assert!(matches!(
+        store.upload_status("l", &fresh).unwrap(),
+        UploadStatus::Open { .. }
+    ));
+    let listed = store.list_uploads("l").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].upload, fresh);
+    assert!(listed[0].last_activity >= listed[0].started);
+    // An upload's activity (a part) keeps it alive.
+    std::thread::sleep(Duration::from_millis(200));
+    store
+        .upload_part("l", &fresh, 1, PartBody::new(&b"x"[..], 1))
+        .unwrap();
+    assert_eq!(store.expire_uploads(Duration::from_millis(150)).unwrap(), 0);
+    // Expiry is durable.
+    drop(store);
+    let store = Store::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(store.list_uploads("l").unwrap().len(), 1);
+}
