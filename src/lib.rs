@@ -73,6 +73,7 @@ mod digest;
 mod error;
 mod index;
 mod record;
+mod recovery;
 mod segment;
 pub mod spec;
 mod store;
