@@ -59,6 +59,15 @@ pub trait BackendFile: Send + Sync {
         let _ = offset;
         self.len()
     }
+    /// Starts writing back the dirty pages of `offset..offset+len` to the
+    /// device without waiting for them (Linux `sync_file_range` with
+    /// `SYNC_FILE_RANGE_WRITE`). Only a hint that lets the disk work while
+    /// the caller goes on hashing; it makes nothing durable, so a later
+    /// [`BackendFile::sync_data`] is still needed. The default does nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// A read-only map of the whole file as it is now. Writes made later
     /// through [`BackendFile::write_all_at`] must be visible through it (a
     /// shared mapping of the same file).
@@ -153,6 +162,27 @@ impl BackendFile for StdFile {
             Ok(at) => Ok(at),
             Err(rustix::io::Errno::INVAL) => self.len(),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (
+            libc::off64_t::try_from(offset),
+            libc::off64_t::try_from(len),
+        ) else {
+            return Ok(()); // out of range: the hint is simply skipped
+        };
+        // SAFETY: a plain syscall on a file descriptor this value owns; it
+        // reads no memory of ours.
+        let r = unsafe {
+            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
         }
     }
 

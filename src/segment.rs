@@ -124,6 +124,13 @@ impl Segment {
             .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
     }
 
+    /// Starts the device write of `offset..offset+len` without waiting (see
+    /// [`BackendFile::start_writeback`]). A hint: failures are ignored here
+    /// and surface at the next [`Segment::sync_data`].
+    pub(crate) fn start_writeback(&self, offset: u64, len: u64) {
+        let _ = self.file.start_writeback(offset, len);
+    }
+
     /// fdatasync of the segment file.
     pub(crate) fn sync_data(&self) -> Result<()> {
         self.file

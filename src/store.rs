@@ -29,9 +29,6 @@ use crate::segment::{self, Segment};
 use crate::spec::{self, ByteRange, UploadId};
 use crate::types::*;
 
-/// Bytes read from a body and written per step: the memory an in-flight
-/// part holds, whatever its size.
-const CHUNK: usize = 4 << 20;
 /// Name of the lock file in a store directory.
 const LOCK_FILE: &str = "LOCK";
 
@@ -1134,10 +1131,10 @@ impl Inner {
         Ok(())
     }
 
-    /// Streams a body into a new extent: reads it in CHUNK steps, hashes
-    /// each chunk once (block CRCs + requested digest) and writes it to a
-    /// reserved region, checks length and digest, and (unless
-    /// `Durability::None`) fsyncs the data. Nothing is visible until the
+    /// Streams a body into a new extent: reads it in 1 MiB steps, writes
+    /// each to a reserved region (starting its device write) and hashes it
+    /// once (block CRCs + requested digest), checks length and digest, and
+    /// (unless `Durability::None`) fsyncs the data. Nothing is visible until the
     /// caller commits the returned extent.
     fn ingest<R: Read>(
         &self,
@@ -1157,7 +1154,13 @@ impl Inner {
             .encode();
             let (seg, at) = self.append(&header, Some(len))?;
             let data_at = at + RECORD_HEADER_LEN;
-            let mut buf = vec![0u8; CHUNK.min(len as usize)];
+            // One 1 MiB block per step: the buffer stays in cache from the
+            // read through the write to the hash. Each step's bytes are
+            // written first and their device write started, then hashed, so
+            // the disk works while the CPU hashes; the fdatasync below waits
+            // only for what is still in flight. Hashing after writing is safe:
+            // the region stays invisible until the caller commits it.
+            let mut buf = vec![0u8; (spec::BLOCK_SIZE as usize).min(len as usize)];
             let mut done = 0u64;
             while done < len {
                 let want = buf.len().min((len - done) as usize);
@@ -1169,8 +1172,11 @@ impl Inner {
                     ));
                 }
                 let chunk = &buf[..want];
-                hasher.update(chunk);
                 seg.write_at(chunk, data_at + done)?;
+                if self.opts.durability != Durability::None {
+                    seg.start_writeback(data_at + done, want as u64);
+                }
+                hasher.update(chunk);
                 done += want as u64;
             }
             region = Some((id, seg, data_at));
