@@ -496,7 +496,11 @@ impl Index {
             max_id: snap.max_id,
             ..Index::default()
         };
+        // What no sequence of records could build is corrupt too: names and
+        // part numbers the SPEC forbids, a part number listed twice.
+        let rule = |r: Result<()>| r.map_err(|e| corrupt!("snapshot breaks a rule: {e}"));
         for (id, ct, ce) in &snap.layers {
+            rule(spec::validate_layer_id(id))?;
             if ix.layers.contains_key(id) {
                 return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
             }
@@ -524,11 +528,26 @@ impl Index {
                     u.layer
                 ));
             }
+            rule(spec::validate_key(&u.key))?;
             let state = if u.completed {
+                if !u.parts.is_empty() {
+                    return Err(corrupt!(
+                        "snapshot upload {} is completed but lists parts",
+                        upload_name(&u.id)
+                    ));
+                }
                 UploadState::Completed
             } else {
                 let mut parts = BTreeMap::new();
                 for p in &u.parts {
+                    rule(spec::validate_part_number(p.number))?;
+                    if p.size > spec::MAX_PART_SIZE || parts.contains_key(&p.number) {
+                        return Err(corrupt!(
+                            "snapshot upload {} part {}: over the size limit or listed twice",
+                            upload_name(&u.id),
+                            p.number
+                        ));
+                    }
                     check(&ix, &p.pieces, p.size)?;
                     ix.retain(&p.pieces);
                     parts.insert(
@@ -559,6 +578,7 @@ impl Index {
             );
         }
         for (layer, o) in &snap.objects {
+            rule(spec::validate_key(&o.key))?;
             check(&ix, &o.pieces, o.size)?;
             ix.retain(&o.pieces);
             let object = Object {
