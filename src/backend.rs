@@ -165,25 +165,16 @@ impl BackendFile for StdFile {
         }
     }
 
-    #[cfg(target_os = "linux")]
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let (Ok(offset), Ok(len)) = (
-            libc::off64_t::try_from(offset),
-            libc::off64_t::try_from(len),
-        ) else {
-            return Ok(()); // out of range: the hint is simply skipped
+        // posix_fadvise(DONTNEED) on Linux starts asynchronous writeback of
+        // the range's dirty pages (like sync_file_range's WRITE flag, which
+        // has no safe wrapper) and then drops only pages that are already
+        // clean; pages still dirty or under writeback stay cached.
+        let Some(len) = std::num::NonZeroU64::new(len) else {
+            return Ok(());
         };
-        // SAFETY: a plain syscall on a file descriptor this value owns; it
-        // reads no memory of ours.
-        let r = unsafe {
-            libc::sync_file_range(self.0.as_raw_fd(), offset, len, libc::SYNC_FILE_RANGE_WRITE)
-        };
-        if r == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
     }
 
     fn map(&self) -> io::Result<Mmap> {
