@@ -191,6 +191,27 @@ impl Store {
             .filter_map(|n| segment::parse_segment_file_name(n))
             .collect();
         ids.sort_unstable();
+        // A newest segment whose header is bad but which holds nothing else
+        // was being created when the process stopped: no record was ever
+        // written to it, so it is removed (not in Strict mode).
+        while let Some(&last) = ids.last() {
+            let path = dir.join(segment::segment_file_name(last));
+            match Segment::open(backend, &path) {
+                Ok(_) => break,
+                Err(e)
+                    if e.kind() == crate::ErrorKind::Corrupt
+                        && opts.recovery != RecoveryMode::Strict
+                        && crate::recovery::is_torn_creation(backend, &path)? =>
+                {
+                    backend
+                        .remove_file(&path)
+                        .map_err(|e| Error::io(format!("removing {}", path.display()), e))?;
+                    segment::sync_dir(backend, &dir)?;
+                    ids.pop();
+                }
+                Err(e) => return Err(e),
+            }
+        }
 
         let mut segments = BTreeMap::new();
         let mut region_bytes = HashMap::new();
