@@ -138,3 +138,58 @@ fn hex(s: &str) -> Vec<u8> {
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
         .collect()
 }
+
+/// Found by `recover_store` (crash-7cf4aec1…), in `Store::open` (segment
+/// scan), not fixed here: reported. Non-zero bytes in the newest segment
+/// *past* the zero header that ends its records (e.g. a torn write whose
+/// first page was lost but a later one landed) are neither a record nor a
+/// torn tail, so `open` leaves them in place and appends new records just
+/// before them. After a clean close the next `open` finds them right after
+/// the last acknowledged record: with `RecoveryMode::Strict` the store that
+/// opened and closed cleanly no longer opens ("torn record"); other modes
+/// truncate them silently only then. Expected: `open` clears (or in Strict
+/// mode rejects) such bytes up front, so a store that opened always reopens.
+#[test]
+#[ignore = "bug in open's segment scan (src/segment.rs / src/store.rs): reported, not fixed here"]
+fn garbage_past_the_end_of_records_does_not_break_a_later_strict_open() {
+    use partstore::{LayerConfig, Options, PartBody, RecoveryMode, Store};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = || {
+        Options::default()
+            .segment_size(64 << 10)
+            .recovery(RecoveryMode::Strict)
+    };
+    {
+        let s = Store::open(dir.path(), opts()).expect("open");
+        s.create_layer("l", LayerConfig::default()).expect("layer");
+        s.put_object("l", "a", PartBody::new(&b"first"[..], 5))
+            .expect("put");
+    }
+    // Garbage from 64 bytes past the last record to the end of the segment.
+    let mut segs: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("ls")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .collect();
+    segs.sort();
+    let newest = segs.last().expect("a segment");
+    let mut bytes = std::fs::read(newest).expect("read");
+    let end = bytes.iter().rposition(|b| *b != 0).expect("records") + 1;
+    let from = end.div_ceil(8) * 8 + 64;
+    bytes[from..].iter_mut().for_each(|b| *b = 0xa5);
+    std::fs::write(newest, &bytes).expect("write");
+    {
+        let s = Store::open(dir.path(), opts()).expect("garbage after the end of records opens");
+        s.put_object("l", "b", PartBody::new(&[7u8; 200][..], 200))
+            .expect("put");
+    }
+    let s =
+        Store::open(dir.path(), opts()).expect("a store that opened and closed cleanly reopens");
+    assert_eq!(
+        s.get("l", "b").and_then(|b| b.to_vec()).expect("b"),
+        vec![7u8; 200]
+    );
+}
