@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use crate::blob::ExtentView;
 use crate::error::Result;
-use crate::record::{frame_meta, ExtentMove, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN};
+use crate::record::{ExtentMove, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN};
 use crate::segment::{self, Segment};
 use crate::store::Store;
 use crate::types::CompactionReport;
@@ -142,8 +142,7 @@ impl Store {
                     offset: *offset,
                 });
             }
-            let frame = frame_meta(&Meta::Snapshot(Box::new(snap)).encode());
-            let (seg, _) = inner.append(&frame, None)?;
+            let (seg, _) = inner.append_meta(&Meta::Snapshot(Box::new(snap)).encode())?;
             // Always synced, whatever the durability mode: the old files go
             // away next.
             seg.sync_data().inspect_err(|e| inner.set_poison(e))?;

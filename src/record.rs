@@ -138,6 +138,30 @@ pub fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
     Ok(u64::from_le_bytes(h[16..24].try_into().map_err(|_| bad())?))
 }
 
+/// The payload of a metadata record as stored: `synced` (u64 LE: every
+/// record header of this segment before that offset was durable when this
+/// record was written), then the encoded [`Meta`]. Recovery uses `synced` to
+/// tell a torn tail (records after an invalid one, none acknowledged) from
+/// corruption (a record after an invalid one knew the invalid one was
+/// durable).
+pub fn meta_payload(synced: u64, meta: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(8 + meta.len());
+    p.extend_from_slice(&synced.to_le_bytes());
+    p.extend_from_slice(meta);
+    p
+}
+
+/// Splits a stored metadata payload into `synced` and the encoded [`Meta`].
+pub fn split_meta_payload(payload: &[u8]) -> Result<(u64, &[u8])> {
+    match payload.split_first_chunk::<8>() {
+        Some((synced, meta)) => Ok((u64::from_le_bytes(*synced), meta)),
+        None => Err(corrupt!(
+            "metadata record of {} bytes is shorter than its 8-byte prefix",
+            payload.len()
+        )),
+    }
+}
+
 /// Frames a metadata payload as a complete record, padding included.
 pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
     let header = RecordHeader {

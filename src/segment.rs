@@ -3,6 +3,7 @@
 //! [`Backend`](crate::backend::Backend).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use memmap2::Mmap;
@@ -10,8 +11,8 @@ use memmap2::Mmap;
 use crate::backend::{Backend, BackendFile};
 use crate::error::{corrupt, Error, Result};
 use crate::record::{
-    decode_segment_header, encode_segment_header, framed_len, Meta, RecordHeader, RecordKind,
-    RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    decode_segment_header, encode_segment_header, framed_len, split_meta_payload, Meta,
+    RecordHeader, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 
 /// File name of segment `id`.
@@ -44,6 +45,9 @@ pub(crate) struct Segment {
     pub(crate) path: PathBuf,
     file: Arc<dyn BackendFile>,
     map: Arc<Mmap>,
+    /// Every record header before this offset is durable (see
+    /// `record::meta_payload`).
+    synced: AtomicU64,
 }
 
 impl Segment {
@@ -102,6 +106,7 @@ impl Segment {
             path,
             file,
             map: Arc::new(map),
+            synced: AtomicU64::new(SEGMENT_HEADER_LEN),
         })
     }
 
@@ -149,6 +154,16 @@ impl Segment {
                 self.len()
             )),
         }
+    }
+
+    /// Every record header before this offset is known durable.
+    pub(crate) fn synced(&self) -> u64 {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    /// Records that everything written before `upto` is durable.
+    pub(crate) fn mark_synced(&self, upto: u64) {
+        self.synced.fetch_max(upto, Ordering::SeqCst);
     }
 
     /// The shared map, for holders that outlive this segment's file.
@@ -274,23 +289,30 @@ pub(crate) enum TailPolicy {
     Salvage,
 }
 
-/// Reads every record of a segment. In the newest segment, an invalid record
-/// with nothing valid after it is a torn tail (never acknowledged) and ends
-/// the scan; anywhere else an invalid record is `Corrupt`. The end of the
-/// records (a zero header) must not be followed by a valid record either:
-/// that would be a lost or zeroed write in the middle of the log.
+/// Reads every record of a segment.
+///
+/// Where the records stop (a zero header or an invalid record at `p`), the
+/// data after `p` is searched for valid records:
+/// - in a sealed segment, an invalid record, or any valid record after the
+///   end, is `Corrupt`;
+/// - in the newest segment, valid records after `p` are a torn tail (written
+///   but never acknowledged: a power loss may keep any subset of unsynced
+///   writes) unless one of them records that `p` was already durable when
+///   it was written; then `p` was damaged after the fact: `Corrupt`;
+/// - with `Salvage`, the newest segment is cut at `p` regardless.
 pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     let mut pos = SEGMENT_HEADER_LEN;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
     loop {
-        let (why, torn) = match step(seg, pos) {
+        let (why, invalid) = match step(seg, pos) {
             Step::Record(header, total) => {
                 match header.kind {
                     RecordKind::Extent => region_bytes += header.len,
                     RecordKind::Meta => {
                         let payload = seg.bytes(pos + RECORD_HEADER_LEN, header.len)?;
-                        let meta = Meta::decode(payload)
+                        let meta = split_meta_payload(payload)
+                            .and_then(|(_, m)| Meta::decode(m))
                             .map_err(|e| corrupt!("segment {} offset {pos}: {e}", seg.id))?;
                         metas.push(ScannedMeta { offset: pos, meta });
                     }
@@ -301,16 +323,31 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
             Step::End => ("zeroed record header", false),
             Step::Invalid(why) => (why, true),
         };
-        if policy != TailPolicy::Salvage {
-            if let Some(next) = next_valid_record(seg, pos + RECORD_ALIGN)? {
-                return Err(corrupt!(
-                    "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
-                    seg.id
-                ));
+        let mut torn = invalid;
+        match policy {
+            TailPolicy::Salvage => {}
+            TailPolicy::Sealed => {
+                if invalid {
+                    return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+                }
+                if let Some((next, _)) = valid_records_after(seg, pos + RECORD_ALIGN)?.first() {
+                    return Err(corrupt!(
+                        "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
+                        seg.id
+                    ));
+                }
             }
-        }
-        if torn && policy == TailPolicy::Sealed {
-            return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+            TailPolicy::Newest => {
+                let after = valid_records_after(seg, pos + RECORD_ALIGN)?;
+                if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
+                    return Err(corrupt!(
+                        "segment {} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable",
+                        seg.id
+                    ));
+                }
+                // Unacknowledged records after a torn or lost write: cut.
+                torn |= !after.is_empty();
+            }
         }
         return Ok(Scan {
             metas,
@@ -321,30 +358,39 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     }
 }
 
-/// The offset of the first valid record at or after `from`, if any. Only
-/// the file's data extents are read (holes of the preallocated tail are
-/// skipped), so this is cheap on a healthy segment.
-fn next_valid_record(seg: &Segment, from: u64) -> Result<Option<u64>> {
+/// Every valid record at or after `from`: its offset and, for a metadata
+/// record, its `synced` watermark (0 for data regions). Only the file's data
+/// extents are read (holes of the preallocated tail are skipped), so this is
+/// cheap on a healthy segment.
+fn valid_records_after(seg: &Segment, from: u64) -> Result<Vec<(u64, u64)>> {
     let io = |e| Error::io(format!("seeking in {}", seg.path.display()), e);
+    let mut found = Vec::new();
     let mut pos = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
     while pos + RECORD_HEADER_LEN <= seg.len() {
         let Some(data) = seg.file.next_data(pos).map_err(io)? else {
-            return Ok(None);
+            break;
         };
         let start = pos.max(data.div_ceil(RECORD_ALIGN) * RECORD_ALIGN);
         let hole = seg.file.next_hole(start).map_err(io)?.min(seg.len());
         let mut p = start;
         while (p < hole || p == start) && p + RECORD_HEADER_LEN <= seg.len() {
             if seg.bytes(p, 4).ok() == Some(&crate::record::RECORD_MAGIC[..]) {
-                if let Step::Record(..) = step(seg, p) {
-                    return Ok(Some(p));
+                if let Step::Record(header, _) = step(seg, p) {
+                    let synced = match header.kind {
+                        RecordKind::Extent => 0,
+                        RecordKind::Meta => seg
+                            .bytes(p + RECORD_HEADER_LEN, header.len)
+                            .and_then(split_meta_payload)
+                            .map_or(0, |(synced, _)| synced),
+                    };
+                    found.push((p, synced));
                 }
             }
             p += RECORD_ALIGN;
         }
         pos = p.max(hole);
     }
-    Ok(None)
+    Ok(found)
 }
 
 /// Cuts a torn tail: zeros everything from `end` to the end of the file by

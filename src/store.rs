@@ -248,6 +248,8 @@ impl Store {
             metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
             region_bytes.insert(*id, scan.region_bytes);
             tail = scan.end;
+            // What open read from disk is durable.
+            seg.mark_synced(scan.end);
             segments.insert(*id, Arc::new(seg));
         }
         // Replay starts at the last snapshot: it holds the whole state that
@@ -982,7 +984,9 @@ impl Store {
         self.inner.dirty.store(false, Ordering::SeqCst);
         let segments: Vec<Arc<Segment>> = self.inner.segments.read().values().cloned().collect();
         for seg in segments {
-            seg.sync_data().inspect_err(|e| self.inner.set_poison(e))?;
+            self.inner
+                .sync_segment(&seg)
+                .inspect_err(|e| self.inner.set_poison(e))?;
         }
         Ok(())
     }
@@ -1080,8 +1084,7 @@ impl Inner {
             index.validate(&meta)?;
             meta
         };
-        let frame = crate::record::frame_meta(&meta.encode());
-        let seg = self.append(&frame, None)?.0;
+        let seg = self.append_meta(&meta.encode())?.0;
         self.persist(&seg).inspect_err(|e| self.set_poison(e))?;
         let mut index = self.index.write();
         index.apply_validated(meta);
@@ -1091,12 +1094,41 @@ impl Inner {
     /// Makes appended records durable as `Durability` says.
     pub(crate) fn persist(&self, seg: &Segment) -> Result<()> {
         match self.opts.durability {
-            Durability::Sync => seg.sync_data(),
+            Durability::Sync => self.sync_segment(seg),
             Durability::Batched | Durability::None => {
                 self.dirty.store(true, Ordering::SeqCst);
                 Ok(())
             }
         }
+    }
+
+    /// fdatasync of a segment, then records how far its records are durable
+    /// (the watermark later metadata records carry).
+    pub(crate) fn sync_segment(&self, seg: &Segment) -> Result<()> {
+        let upto = {
+            let w = self.writer.lock();
+            if w.active.id == seg.id {
+                w.tail
+            } else {
+                seg.synced()
+            }
+        };
+        seg.sync_data()?;
+        seg.mark_synced(upto);
+        Ok(())
+    }
+
+    /// Appends a metadata record (the encoded `Meta`), stamped with how far
+    /// the segment it lands in is known durable.
+    pub(crate) fn append_meta(&self, meta: &[u8]) -> Result<(Arc<Segment>, u64)> {
+        let total = framed_len(8 + meta.len() as u64);
+        let mut w = self.writer.lock();
+        if w.tail + total > w.active.len() {
+            self.rotate(&mut w, total)?;
+        }
+        let frame =
+            crate::record::frame_meta(&crate::record::meta_payload(w.active.synced(), meta));
+        self.write_at_tail(&mut w, &frame, total, None)
     }
 
     /// Appends a framed record (or, with `region`, reserves a data region of
@@ -1112,6 +1144,16 @@ impl Inner {
         if w.tail + total > w.active.len() {
             self.rotate(&mut w, total)?;
         }
+        self.write_at_tail(&mut w, frame, total, region)
+    }
+
+    fn write_at_tail(
+        &self,
+        w: &mut Writer,
+        frame: &[u8],
+        total: u64,
+        region: Option<u64>,
+    ) -> Result<(Arc<Segment>, u64)> {
         let at = w.tail;
         if let Err(e) = w.active.write_at(frame, at) {
             // The tail stays; the next record overwrites these bytes.
@@ -1136,6 +1178,7 @@ impl Inner {
             w.dirty_until = w.tail;
         }
         w.active.sync_data().inspect_err(|e| self.set_poison(e))?;
+        w.active.mark_synced(w.tail);
         let id = w.active.id + 1;
         let size = self.opts.segment_size.max(SEGMENT_HEADER_LEN + need);
         let seg = Arc::new(Segment::create(
@@ -1308,7 +1351,7 @@ fn spawn_flusher(inner: Weak<Inner>, interval: Duration) -> Flusher {
             let Some(inner) = inner.upgrade() else { break };
             if inner.dirty.swap(false, Ordering::SeqCst) {
                 let active = Arc::clone(&inner.writer.lock().active);
-                if let Err(e) = active.sync_data() {
+                if let Err(e) = inner.sync_segment(&active) {
                     inner.set_poison(&e);
                 }
             }
