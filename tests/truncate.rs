@@ -98,7 +98,7 @@ fn every_cut(name: &str, last: impl FnOnce(&Store)) -> u64 {
         (before, state(&s), seg, start, end)
     };
     assert!(
-        dir.join("seg-00000002.log").exists() == false,
+        !dir.join("seg-00000002.log").exists(),
         "{name}: stays in one segment"
     );
     assert_ne!(before, after, "{name}: the operation changed nothing");
