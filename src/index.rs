@@ -1006,40 +1006,8 @@ fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Res
             None => return Err(bad_request!("part {n} (id {id:016x}) does not exist")),
         }
     }
-    sorted.sort_by_key(|p| p.number);
-    let mut total: u64 = 0;
-    for (i, p) in sorted.iter().enumerate() {
-        let expected = i as u32 + 1;
-        if p.number != expected {
-            return Err(bad_request!(
-                "part numbers must be 1..={} without gaps: part {expected} is missing",
-                sorted.len()
-            ));
-        }
-        let last = i + 1 == sorted.len();
-        if !last && p.size < spec::MIN_PART_SIZE {
-            return Err(bad_request!(
-                "part {} is {} bytes; every part but the last must be at least {} bytes",
-                p.number,
-                p.size,
-                spec::MIN_PART_SIZE
-            ));
-        }
-        if !last && p.size % spec::PART_SIZE_MULTIPLE != 0 {
-            return Err(bad_request!(
-                "part {} is {} bytes; every part but the last must be a multiple of {} bytes",
-                p.number,
-                p.size,
-                spec::PART_SIZE_MULTIPLE
-            ));
-        }
-        total = total.saturating_add(p.size);
-    }
-    if total > spec::MAX_OBJECT_SIZE {
-        return Err(too_large!(
-            "the object would be {total} bytes, over the {} byte limit",
-            spec::MAX_OBJECT_SIZE
-        ));
-    }
-    Ok(())
+    // The size and numbering rules live in one place: spec.rs.
+    let mut sized: Vec<(u32, u64)> = sorted.iter().map(|p| (p.number, p.size)).collect();
+    sized.sort_unstable();
+    spec::validate_complete(&sized).map(|_| ())
 }
