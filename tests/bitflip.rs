@@ -7,23 +7,13 @@
 //! `verify()` reports every corruption a read ran into. No panics.
 //! PARTSTORE_BITFLIPS sets the number of random payload bits.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use partstore::{ErrorKind, LayerConfig, Options, PartBody, Store};
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn opts() -> Options {
     Options::default().segment_size(256 << 10)
@@ -101,7 +91,7 @@ fn bit_flips_in_a_sealed_segment_are_detected_or_harmless() {
         let store = Store::open(dir.path(), opts()).unwrap();
         store.create_layer("l", LayerConfig::default()).unwrap();
         for i in 0..40u64 {
-            let b = bytes(i, 1 + (i as usize * 4111) % 30_000);
+            let b = common::gen(i, 1 + (i as usize * 4111) % 30_000);
             let key = format!("k/{i}");
             store
                 .put_object("l", &key, PartBody::new(&b[..], b.len() as u64))

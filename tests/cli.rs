@@ -1,6 +1,9 @@
 //! Tests of the `partstore` binary: each runs it as a user would, against a
 //! store in a temporary directory.
+
 #![cfg(feature = "cli")]
+
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -56,19 +59,6 @@ fn text(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).expect("utf-8 output")
 }
 
-/// `len` bytes that differ from position to position and with `seed`.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 /// A temporary dir with a store (`store/`) holding layer `maps`, and a
 /// place for local files.
 struct Fixture {
@@ -109,7 +99,7 @@ impl Fixture {
 fn put_as_parts_and_get_back_byte_identical() {
     let f = Fixture::new();
     let s = f.store();
-    let data = pattern(20 * MIB, 1);
+    let data = common::gen(1, 20 * MIB);
     let file = f.file("in.bin", &data);
     let put = text(ok(
         &s,
@@ -172,7 +162,7 @@ fn put_as_parts_and_get_back_byte_identical() {
 fn range_get() {
     let f = Fixture::new();
     let s = f.store();
-    let data = pattern(3 * MIB + 17, 2);
+    let data = common::gen(2, 3 * MIB + 17);
     ok(&s, &["put", "maps", "obj", &f.file("obj", &data)]);
     assert_eq!(
         ok(&s, &["get", "maps", "obj", "--range", "bytes=100-199"]),
@@ -236,7 +226,7 @@ fn range_get() {
 fn cp_with_a_range_and_whole() {
     let f = Fixture::new();
     let s = f.store();
-    let data = pattern(12 * MIB + 5, 3);
+    let data = common::gen(3, 12 * MIB + 5);
     ok(
         &s,
         &[
@@ -335,7 +325,7 @@ fn uploads_abort_and_expire() {
     let s = f.store();
     let (first, second) = {
         let store = Store::open(&s, Options::default()).expect("open");
-        let part = pattern(MIB, 4);
+        let part = common::gen(4, MIB);
         let a = store
             .start_multipart("maps", "up/a", "application/octet-stream")
             .expect("start");
@@ -377,7 +367,7 @@ fn verify_reports_a_flipped_byte() {
     let f = Fixture::new();
     let s = f.store();
     let marker = b"partstore-cli-test: a unique marker to find in the segment files";
-    let mut data = pattern(3 * MIB, 5);
+    let mut data = common::gen(5, 3 * MIB);
     data[2 * MIB..2 * MIB + marker.len()].copy_from_slice(marker);
     ok(&s, &["put", "maps", "victim", &f.file("victim", &data)]);
     let clean = text(ok(&s, &["verify"]));
@@ -426,7 +416,7 @@ fn verify_reports_a_flipped_byte() {
 fn errors_have_distinct_exit_codes() {
     let f = Fixture::new();
     let s = f.store();
-    let file = f.file("x", &pattern(6 * MIB, 6));
+    let file = f.file("x", &common::gen(6, 6 * MIB));
     fails(&s, &["layer", "create", "maps"], CONFLICT);
     fails(&s, &["layer", "create", "bad layer!"], BAD_REQUEST);
     fails(&s, &["put", "nolayer", "k", &file], NOT_FOUND);
@@ -501,7 +491,7 @@ fn every_command_has_help_with_an_example() {
 fn compact_and_stats() {
     let f = Fixture::new();
     let s = f.store();
-    let data = pattern(6 * MIB, 7);
+    let data = common::gen(7, 6 * MIB);
     let file = f.file("d", &data);
     ok(&s, &["put", "maps", "k", &file]);
     ok(&s, &["put", "maps", "k", &file]);

@@ -5,23 +5,13 @@
 //! source goes away; compaction that loses live data, leaves garbage on
 //! disk, or breaks a `Blob` a reader holds; uploads that never expire.
 
+mod common;
+
 use std::time::Duration;
 
 use partstore::{CopySource, Durability, LayerConfig, Options, PartBody, Store, UploadStatus};
 
 const MIB: u64 = 1 << 20;
-
-fn data(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 /// Bytes the store's files occupy on disk (allocated blocks).
 fn disk_usage(dir: &std::path::Path) -> u64 {
@@ -41,7 +31,7 @@ fn ten_thousand_parts_copied_from_one_range_complete_and_read_back() {
     )
     .unwrap();
     store.create_layer("l", LayerConfig::default()).unwrap();
-    let src = data(1, (5 * MIB) as usize);
+    let src = common::gen(1, (5 * MIB) as usize);
     store
         .put_object("l", "src", PartBody::new(&src[..], src.len() as u64))
         .unwrap();
@@ -101,7 +91,7 @@ fn copied_part_survives_source_delete_overwrite_compaction_and_reopen() {
     let opts = Options::default()
         .segment_size(8 * MIB)
         .compact_threshold(0.0);
-    let src = data(2, (6 * MIB + 5) as usize);
+    let src = common::gen(2, (6 * MIB + 5) as usize);
     let expected: Vec<u8> = src[MIB as usize..].to_vec();
     {
         let store = Store::open(dir.path(), opts.clone()).unwrap();
@@ -118,7 +108,7 @@ fn copied_part_survives_source_delete_overwrite_compaction_and_reopen() {
             .unwrap();
         assert_eq!(p.crc32c, crc32c::crc32c(&expected));
         // Overwrite, then delete the source; fill segments with garbage.
-        let other = data(3, (7 * MIB) as usize);
+        let other = common::gen(3, (7 * MIB) as usize);
         store
             .put_object("l", "src", PartBody::new(&other[..], other.len() as u64))
             .unwrap();
@@ -153,7 +143,7 @@ fn compaction_reclaims_overwritten_aborted_and_deleted_space() {
     let opts = Options::default().segment_size(seg).compact_threshold(0.0);
     let store = Store::open(dir.path(), opts.clone()).unwrap();
     store.create_layer("l", LayerConfig::default()).unwrap();
-    let part = |seed| data(seed, (5 * MIB) as usize);
+    let part = |seed| common::gen(seed, (5 * MIB) as usize);
     // Two uploads of 4 parts; every part uploaded, then overwritten twice.
     let mut kept = Vec::new();
     for u in 0..2u64 {
@@ -246,13 +236,13 @@ fn readers_read_exact_bytes_while_compaction_runs() {
     let store = Store::open(dir.path(), opts).unwrap();
     store.create_layer("l", LayerConfig::default()).unwrap();
     let objects: Vec<Vec<u8>> = (0..6)
-        .map(|i| data(10 + i, (3 * MIB + 17) as usize))
+        .map(|i| common::gen(10 + i, (3 * MIB + 17) as usize))
         .collect();
     for (i, b) in objects.iter().enumerate() {
         store
             .put_object("l", &format!("k{i}"), PartBody::new(&b[..], b.len() as u64))
             .unwrap();
-        let junk = data(99, (4 * MIB) as usize);
+        let junk = common::gen(99, (4 * MIB) as usize);
         store
             .put_object("l", "junk", PartBody::new(&junk[..], junk.len() as u64))
             .unwrap();

@@ -4,6 +4,8 @@
 //! completions, puts and reads; readers see whole, consistent objects (one
 //! version or another, never a mix) while writers replace them.
 
+mod common;
+
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc;
@@ -15,21 +17,6 @@ use partstore::*;
 const MIB: usize = 1 << 20;
 const CT: &str = "application/octet-stream";
 const L: &str = "l";
-
-fn gen(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    if x == 0 {
-        x = 1;
-    }
-    let mut v = vec![0u8; len];
-    for c in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    v
-}
 
 fn part(s: &Store, up: &UploadId, n: u32, bytes: &[u8]) -> PartInfo {
     let p = s
@@ -61,7 +48,7 @@ fn shared_part(n: u32) -> Vec<u8> {
     } else {
         (5 + n as usize % 2) * MIB
     };
-    gen(1000 + n as u64, len)
+    common::gen(1000 + n as u64, len)
 }
 
 #[test]
@@ -81,18 +68,18 @@ fn eight_threads_upload_parts_of_shared_and_own_uploads() {
                     // Parts t+1 and t+5 of the shared upload; part t+1 is
                     // first uploaded with other bytes, then replaced.
                     let n1 = t as u32 + 1;
-                    part(s, shared, n1, &gen(9000 + t, 5 * MIB));
+                    part(s, shared, n1, &common::gen(9000 + t, 5 * MIB));
                     part(s, shared, n1 + 4, &shared_part(n1 + 4));
                     part(s, shared, n1, &shared_part(n1));
                     Vec::new()
                 } else {
                     let key = format!("own/{t}");
                     let up = s.start_multipart(L, &key, CT).unwrap();
-                    let p1 = gen(t * 100 + 1, 5 * MIB);
-                    let p2 = gen(t * 100 + 2, 6 * MIB);
-                    let p3 = gen(t * 100 + 3, 1000 + t as usize);
+                    let p1 = common::gen(t * 100 + 1, 5 * MIB);
+                    let p2 = common::gen(t * 100 + 2, 6 * MIB);
+                    let p3 = common::gen(t * 100 + 3, 1000 + t as usize);
                     part(s, &up, 2, &p2);
-                    part(s, &up, 1, &gen(t * 100 + 4, 7 * MIB));
+                    part(s, &up, 1, &common::gen(t * 100 + 4, 7 * MIB));
                     part(s, &up, 3, &p3);
                     part(s, &up, 1, &p1);
                     let expected = [p1, p2, p3].concat();
@@ -165,7 +152,7 @@ fn a_slow_client_does_not_block_other_uploads() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     s.create_layer(L, LayerConfig::default()).unwrap();
-    let existing = gen(1, 3 * MIB);
+    let existing = common::gen(1, 3 * MIB);
     s.put_object(
         L,
         "existing",
@@ -173,11 +160,11 @@ fn a_slow_client_does_not_block_other_uploads() {
     )
     .unwrap();
     let slow_up = s.start_multipart(L, "slow", CT).unwrap();
-    let slow_data = gen(2, 6 * MIB);
-    let slow_tail = gen(3, 4000);
-    let fast_a = gen(4, 5 * MIB);
-    let fast_b = gen(5, 12345);
-    let put_data = gen(6, 2 * MIB + 1);
+    let slow_data = common::gen(2, 6 * MIB);
+    let slow_tail = common::gen(3, 4000);
+    let fast_a = common::gen(4, 5 * MIB);
+    let fast_b = common::gen(5, 12345);
+    let put_data = common::gen(6, 2 * MIB + 1);
     let gate_opened = AtomicBool::new(false);
     let fast_done = AtomicBool::new(false);
     let fast_done_before_gate = AtomicBool::new(false);
@@ -258,7 +245,7 @@ fn version(k: usize, v: u64) -> Vec<u8> {
     } else {
         (k + 1) * 150_000 + v as usize
     };
-    let mut b = gen((k as u64) << 32 | v, len);
+    let mut b = common::gen((k as u64) << 32 | v, len);
     b[..8].copy_from_slice(&v.to_le_bytes());
     b
 }

@@ -12,21 +12,11 @@
 //! Regenerate (only on a deliberate format change, with a new version):
 //! `PARTSTORE_WRITE_FIXTURES=1 cargo test --test fixtures write_fixtures -- --ignored`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use partstore::{CopySource, ErrorKind, LayerConfig, Options, PartBody, Store, UploadStatus};
-
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -51,7 +41,7 @@ fn write_clean(dir: &Path) {
     s.create_layer("maps", LayerConfig::new("application/octet-stream"))
         .unwrap();
     for i in 0..6u64 {
-        let b = bytes(i, 10_000 + i as usize * 3000);
+        let b = common::gen(i, 10_000 + i as usize * 3000);
         s.put_object(
             "maps",
             &format!("tiles/{i}.bin"),
@@ -63,7 +53,7 @@ fn write_clean(dir: &Path) {
     let up = s
         .start_multipart("maps", "multi.bin", "application/octet-stream")
         .unwrap();
-    let p = bytes(100, 20_000);
+    let p = common::gen(100, 20_000);
     s.upload_part("maps", &up, 1, PartBody::new(&p[..], p.len() as u64))
         .unwrap();
     s.complete_multipart("maps", &up).unwrap();
@@ -71,7 +61,7 @@ fn write_clean(dir: &Path) {
     let open = s
         .start_multipart("maps", "open.bin", "application/octet-stream")
         .unwrap();
-    let q = bytes(200, 5000);
+    let q = common::gen(200, 5000);
     s.upload_part("maps", &open, 1, PartBody::new(&q[..], q.len() as u64))
         .unwrap();
     let up2 = s
@@ -94,7 +84,11 @@ fn check_clean(s: &Store) {
             .unwrap()
             .to_vec()
             .unwrap();
-        assert_eq!(got, bytes(i, 10_000 + i as usize * 3000), "tiles/{i}.bin");
+        assert_eq!(
+            got,
+            common::gen(i, 10_000 + i as usize * 3000),
+            "tiles/{i}.bin"
+        );
     }
     assert_eq!(
         s.head("maps", "tiles/2.bin").unwrap_err().kind(),
@@ -102,22 +96,22 @@ fn check_clean(s: &Store) {
     );
     assert_eq!(
         s.get("maps", "multi.bin").unwrap().to_vec().unwrap(),
-        bytes(100, 20_000)
+        common::gen(100, 20_000)
     );
     assert_eq!(
         s.get("maps", "copy.bin").unwrap().to_vec().unwrap(),
-        bytes(1, 13_000)
+        common::gen(1, 13_000)
     );
     assert_eq!(
         s.get("maps", "ranged.bin").unwrap().to_vec().unwrap(),
-        bytes(100, 20_000)[..10_000].to_vec()
+        common::gen(100, 20_000)[..10_000].to_vec()
     );
     let uploads = s.list_uploads("maps").unwrap();
     assert_eq!(uploads.len(), 1);
     assert_eq!(uploads[0].key, "open.bin");
     let parts = s.list_parts("maps", &uploads[0].upload).unwrap();
     assert_eq!(parts.len(), 1);
-    assert_eq!(parts[0].crc32c, crc32c::crc32c(&bytes(200, 5000)));
+    assert_eq!(parts[0].crc32c, crc32c::crc32c(&common::gen(200, 5000)));
     assert!(matches!(
         s.upload_status("maps", &uploads[0].upload).unwrap(),
         UploadStatus::Open { parts: 1, .. }

@@ -7,6 +7,8 @@
 //! The child is this test binary re-run with `kill9_child` and an env var.
 //! Iterations: PARTSTORE_KILL9_ITERS (default 200).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -14,24 +16,12 @@ use std::time::Duration;
 
 use partstore::{Durability, LayerConfig, Options, PartBody, Store, UploadId, UploadStatus};
 
-fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
 fn put_bytes(i: u64) -> Vec<u8> {
-    bytes(i, 1 + (i as usize * 7919) % 40_000)
+    common::gen(i, 1 + (i as usize * 7919) % 40_000)
 }
 
 fn part_bytes(i: u64, version: u64) -> Vec<u8> {
-    bytes(
+    common::gen(
         i * 10 + version,
         100 + (i as usize * 31 + version as usize * 977) % 20_000,
     )

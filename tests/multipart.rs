@@ -5,6 +5,8 @@
 //! blobs keep their snapshot; upload bookkeeping (status, listings, part
 //! paging, stats) tells the truth.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::{Read, Seek, SeekFrom};
 
@@ -13,22 +15,6 @@ use partstore::*;
 const MIB: usize = 1 << 20;
 const CT: &str = "application/octet-stream";
 const L: &str = "layer";
-
-/// Deterministic pseudo-random bytes; different seeds give unrelated data.
-fn gen(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    if x == 0 {
-        x = 1;
-    }
-    let mut v = vec![0u8; len];
-    for c in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    v
-}
 
 fn open(dir: &std::path::Path) -> Store {
     Store::open(dir, Options::default().segment_size(32 << 20)).unwrap()
@@ -110,10 +96,10 @@ fn refs(parts: &[&PartInfo]) -> Vec<PartRef> {
 fn parts_uploaded_out_of_order() {
     let dir = tempfile::tempdir().unwrap();
     let s = new_store(dir.path());
-    let p1 = gen(1, 5 * MIB);
-    let p2 = gen(2, 6 * MIB);
-    let p3 = gen(3, 5 * MIB);
-    let p4 = gen(4, 12_345);
+    let p1 = common::gen(1, 5 * MIB);
+    let p2 = common::gen(2, 6 * MIB);
+    let p3 = common::gen(3, 5 * MIB);
+    let p4 = common::gen(4, 12_345);
     let up = s.start_multipart(L, "ooo", CT).unwrap();
     let i3 = part(&s, &up, 3, &p3);
     let i1 = part(&s, &up, 1, &p1);
@@ -138,9 +124,9 @@ fn parts_uploaded_out_of_order() {
 fn overwritten_part_gets_new_id_and_new_bytes_win() {
     let dir = tempfile::tempdir().unwrap();
     let s = new_store(dir.path());
-    let old = gen(10, 5 * MIB);
-    let new = gen(11, 6 * MIB);
-    let p2 = gen(12, 777);
+    let old = common::gen(10, 5 * MIB);
+    let new = common::gen(11, 6 * MIB);
+    let p2 = common::gen(12, 777);
     let up = s.start_multipart(L, "ow", CT).unwrap();
     let first = part(&s, &up, 1, &old);
     part(&s, &up, 2, &p2);
@@ -159,7 +145,7 @@ fn overwritten_part_gets_new_id_and_new_bytes_win() {
     }
     // Overwrite again with the old bytes' length but other content, then
     // with the final bytes: only the last upload counts.
-    let third = part(&s, &up, 1, &gen(13, 5 * MIB));
+    let third = part(&s, &up, 1, &common::gen(13, 5 * MIB));
     let fourth = part(&s, &up, 1, &new);
     assert_ne!(third.id, fourth.id);
     assert_ne!(second.id, fourth.id);
@@ -183,7 +169,7 @@ fn five_mib_parts_a_96_mib_part_and_a_one_byte_last_part() {
     let parts: Vec<Vec<u8>> = sizes
         .iter()
         .enumerate()
-        .map(|(i, n)| gen(100 + i as u64, *n))
+        .map(|(i, n)| common::gen(100 + i as u64, *n))
         .collect();
     let expected = parts.concat();
     let size = expected.len() as u64;
@@ -343,12 +329,12 @@ fn five_mib_parts_a_96_mib_part_and_a_one_byte_last_part() {
 fn complete_with_a_shuffled_subset_and_a_stale_id() {
     let dir = tempfile::tempdir().unwrap();
     let s = new_store(dir.path());
-    let d1 = gen(21, 5 * MIB);
-    let d2_old = gen(22, 5 * MIB);
-    let d2 = gen(23, 7 * MIB);
-    let d3 = gen(24, 3 * MIB + 7);
-    let d4 = gen(25, 5 * MIB);
-    let d5 = gen(26, 99);
+    let d1 = common::gen(21, 5 * MIB);
+    let d2_old = common::gen(22, 5 * MIB);
+    let d2 = common::gen(23, 7 * MIB);
+    let d3 = common::gen(24, 3 * MIB + 7);
+    let d4 = common::gen(25, 5 * MIB);
+    let d5 = common::gen(26, 99);
     let up = s.start_multipart(L, "subset", CT).unwrap();
     let p1 = part(&s, &up, 1, &d1);
     let p2_old = part(&s, &up, 2, &d2_old);
@@ -435,12 +421,12 @@ fn complete_with_a_shuffled_subset_and_a_stale_id() {
 #[test]
 fn objects_and_open_uploads_survive_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let single = gen(31, 300_000);
-    let m1 = gen(32, 5 * MIB);
-    let m2 = gen(33, 1234);
-    let open1 = gen(34, 6 * MIB);
-    let open2 = gen(35, 5 * MIB);
-    let open3 = gen(36, 4321);
+    let single = common::gen(31, 300_000);
+    let m1 = common::gen(32, 5 * MIB);
+    let m2 = common::gen(33, 1234);
+    let open1 = common::gen(34, 6 * MIB);
+    let open2 = common::gen(35, 5 * MIB);
+    let open3 = common::gen(36, 4321);
     let (up_a, up_b, infos, parts_a, parts_b, uploads, status_a, status_b);
     {
         let s = new_store(dir.path());
@@ -521,10 +507,10 @@ fn objects_and_open_uploads_survive_reopen() {
 fn pinned_blob_keeps_old_bytes_after_delete_and_overwrite() {
     let dir = tempfile::tempdir().unwrap();
     let s = new_store(dir.path());
-    let v1 = gen(41, 2 * MIB + 3);
-    let v2 = gen(42, 3 * MIB + 5);
-    let v3a = gen(43, 5 * MIB);
-    let v3b = gen(44, 100);
+    let v1 = common::gen(41, 2 * MIB + 3);
+    let v2 = common::gen(42, 3 * MIB + 5);
+    let v3a = common::gen(43, 5 * MIB);
+    let v3b = common::gen(44, 100);
     put(&s, "k", &v1);
     let b1 = s.get(L, "k").unwrap();
     s.delete(L, "k").unwrap();
@@ -572,8 +558,8 @@ fn upload_status_list_uploads_and_stats() {
         UploadStatus::Open { parts, bytes, .. } => assert_eq!((parts, bytes), (0, 0)),
         other => panic!("{other:?}"),
     }
-    let d1 = gen(51, 5 * MIB);
-    let d2 = gen(52, 10);
+    let d1 = common::gen(51, 5 * MIB);
+    let d2 = common::gen(52, 10);
     part(&s, &up1, 1, &d1);
     part(&s, &up1, 2, &d2);
     part(&s, &up2, 7, b"seven");
@@ -694,7 +680,12 @@ fn copy_part_references_exact_source_bytes() {
     let s = new_store(dir.path());
     let m = MIB as u64;
     // Source: three parts, so copy ranges can cross its part boundaries.
-    let src = [gen(61, 5 * MIB), gen(62, 6 * MIB), gen(63, 3 * MIB + 123)].concat();
+    let src = [
+        common::gen(61, 5 * MIB),
+        common::gen(62, 6 * MIB),
+        common::gen(63, 3 * MIB + 123),
+    ]
+    .concat();
     let up = s.start_multipart(L, "src", CT).unwrap();
     part(&s, &up, 1, &src[..5 * MIB]);
     part(&s, &up, 2, &src[5 * MIB..11 * MIB]);
@@ -776,7 +767,7 @@ fn copy_part_references_exact_source_bytes() {
         (2, 9 * m, 14 * m - 1),
         (4, 14 * m, dst_len - 2),
     ];
-    let own = gen(64, 5 * MIB);
+    let own = common::gen(64, 5 * MIB);
     part(&s, &up, 3, &own);
     let mut pieces2 = Vec::new();
     for (n, first, last) in ranges2 {
@@ -801,7 +792,7 @@ fn copy_part_references_exact_source_bytes() {
     s.delete(L, "src").unwrap();
     assert_object(&s, "dst", &expected);
     assert_object(&s, "dst2", &expected2);
-    put(&s, "src", &gen(65, 8 * MIB));
+    put(&s, "src", &common::gen(65, 8 * MIB));
     s.delete(L, "dst").unwrap();
     put(&s, "dst", b"replaced");
     assert_object(&s, "dst2", &expected2);
@@ -816,7 +807,7 @@ fn copy_part_references_exact_source_bytes() {
 #[test]
 fn copy_part_of_an_open_upload_survives_source_changes_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let src = gen(71, 12 * MIB + 17);
+    let src = common::gen(71, 12 * MIB + 17);
     let up;
     {
         let s = new_store(dir.path());
@@ -855,8 +846,8 @@ fn copy_part_of_an_open_upload_survives_source_changes_and_reopen() {
 fn copy_object_reads_back_equal_and_survives_source_delete() {
     let dir = tempfile::tempdir().unwrap();
     let s = new_store(dir.path());
-    let a = gen(81, 5 * MIB);
-    let b = gen(82, 2 * MIB + 1);
+    let a = common::gen(81, 5 * MIB);
+    let b = common::gen(82, 2 * MIB + 1);
     let up = s
         .start_multipart(
             L,

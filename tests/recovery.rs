@@ -12,6 +12,8 @@
 //! kind at byte 4: 1 = extent, 2 = metadata; payload length as u64 LE at
 //! bytes 8..16) and the payload padded to a multiple of 8.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -24,21 +26,6 @@ const CT: &str = "application/octet-stream";
 const L: &str = "l";
 const KIND_EXTENT: u8 = 1;
 const KIND_META: u8 = 2;
-
-fn gen(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-    if x == 0 {
-        x = 1;
-    }
-    let mut v = vec![0u8; len];
-    for c in v.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        c.copy_from_slice(&x.to_le_bytes()[..c.len()]);
-    }
-    v
-}
 
 fn range(s: &str) -> ByteRange {
     s.parse().unwrap()
@@ -203,7 +190,7 @@ fn cut(path: &Path, len: u64) {
 
 /// Garbage that never contains the record magic.
 fn garbage(seed: u64, len: usize) -> Vec<u8> {
-    gen(seed, len).iter().map(|b| b | 0x80).collect()
+    common::gen(seed, len).iter().map(|b| b | 0x80).collect()
 }
 
 // ----- observable state ---------------------------------------------------
@@ -297,29 +284,29 @@ fn build_base(s: &Store) -> Base {
     s.create_layer(L, LayerConfig::default()).unwrap();
     s.create_layer("typed", LayerConfig::new("text/plain"))
         .unwrap();
-    put(s, "a", &gen(1, 3000));
-    put(s, "b/c", &gen(2, 70_000));
-    put(s, "src", &gen(3, MIB + 100));
+    put(s, "a", &common::gen(1, 3000));
+    put(s, "b/c", &common::gen(2, 70_000));
+    put(s, "src", &common::gen(3, MIB + 100));
     put(s, "empty", &[]);
     s.put_object("typed", "t", PartBody::new(&b"typed text"[..], 10))
         .unwrap();
     let m = s.start_multipart(L, "m", CT).unwrap();
-    part(s, &m, 1, &gen(4, 5000));
+    part(s, &m, 1, &common::gen(4, 5000));
     s.complete_multipart(L, &m).unwrap();
     s.copy_object(L, "m-copy", "m").unwrap();
-    put(s, "gone", &gen(5, 100));
+    put(s, "gone", &common::gen(5, 100));
     s.delete(L, "gone").unwrap();
     let aborted = s.start_multipart(L, "ab", CT).unwrap();
-    part(s, &aborted, 1, &gen(6, 300));
+    part(s, &aborted, 1, &common::gen(6, 300));
     s.abort_multipart(L, &aborted).unwrap();
     for i in 0..4 {
-        put(s, &format!("fill/{i}"), &gen(10 + i, 60_000));
+        put(s, &format!("fill/{i}"), &common::gen(10 + i, 60_000));
     }
     let u1 = s.start_multipart(L, "u1", CT).unwrap();
-    part(s, &u1, 1, &gen(7, 1000));
-    part(s, &u1, 2, &gen(8, 500));
+    part(s, &u1, 1, &common::gen(7, 1000));
+    part(s, &u1, 2, &common::gen(8, 500));
     let u2 = s.start_multipart(L, "u2", CT).unwrap();
-    part(s, &u2, 1, &gen(9, 2000));
+    part(s, &u2, 1, &common::gen(9, 2000));
     let tokens = [m, aborted, u1, u2]
         .into_iter()
         .map(|t| (L.to_string(), t))
@@ -526,7 +513,7 @@ fn torn_tail_case_with(
         );
         if i.is_multiple_of(5) {
             let s = Store::open(&scratch, opts()).unwrap();
-            let fresh = gen(i as u64 + 1000, 5000);
+            let fresh = common::gen(i as u64 + 1000, 5000);
             put(&s, "after-recovery", &fresh);
             drop(s);
             let s = Store::open(&scratch, opts())
@@ -549,7 +536,7 @@ fn torn_tail_case_with(
 #[test]
 fn torn_tail_put_object() {
     torn_tail_case("put_object", true, |s, _| {
-        put(s, "new", &gen(100, 700));
+        put(s, "new", &common::gen(100, 700));
         None
     });
 }
@@ -557,7 +544,7 @@ fn torn_tail_put_object() {
 #[test]
 fn torn_tail_put_object_replacing() {
     torn_tail_case("put_object over a key", false, |s, _| {
-        put(s, "a", &gen(101, 300));
+        put(s, "a", &common::gen(101, 300));
         None
     });
 }
@@ -565,7 +552,7 @@ fn torn_tail_put_object_replacing() {
 #[test]
 fn torn_tail_upload_part() {
     torn_tail_case("upload_part", true, |s, b| {
-        part(s, &b.u1, 3, &gen(102, 600));
+        part(s, &b.u1, 3, &common::gen(102, 600));
         None
     });
 }
@@ -573,7 +560,7 @@ fn torn_tail_upload_part() {
 #[test]
 fn torn_tail_upload_part_replacing() {
     torn_tail_case("upload_part replacing part 1", false, |s, b| {
-        part(s, &b.u1, 1, &gen(103, 400));
+        part(s, &b.u1, 1, &common::gen(103, 400));
         None
     });
 }
@@ -640,7 +627,7 @@ fn torn_tail_of_operations_that_start_a_new_segment() {
         |s, _| {
             // One byte more than fits: the extent starts the next segment.
             let room = room(s.path());
-            put(s, "rot", &gen(200, room as usize - 23));
+            put(s, "rot", &common::gen(200, room as usize - 23));
             None
         },
     );
@@ -653,7 +640,7 @@ fn torn_tail_of_operations_that_start_a_new_segment() {
             // metadata record, which goes to the next segment.
             let room = room(s.path());
             assert!(room > 64, "room {room}");
-            put(s, "split", &gen(201, room as usize - 32));
+            put(s, "split", &common::gen(201, room as usize - 32));
             None
         },
     );
@@ -664,7 +651,7 @@ fn torn_tail_of_operations_that_start_a_new_segment() {
         |s, b| {
             // A segment grown to hold the extent, then another for the
             // metadata record.
-            part(s, &b.u1, 3, &gen(203, 2 * MIB + 5));
+            part(s, &b.u1, 3, &common::gen(203, 2 * MIB + 5));
             None
         },
     );
@@ -684,7 +671,7 @@ fn crash_while_a_new_segment_is_created() {
         Rotation::ExpectedAndDamageHeader,
         |s, _| {
             let room = room(s.path());
-            put(s, "rot", &gen(202, room as usize - 23));
+            put(s, "rot", &common::gen(202, room as usize - 23));
             None
         },
     );
@@ -724,11 +711,11 @@ fn flipped_data_byte_is_corrupt_and_never_wrong_bytes() {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("store");
     let o = || Options::default().segment_size(8 << 20);
-    let p1 = gen(301, 5 * MIB);
-    let p2 = gen(302, 5 * MIB);
-    let p3 = gen(303, MIB + 100);
-    let other = gen(304, 3 * MIB);
-    let pending = gen(305, 200_000);
+    let p1 = common::gen(301, 5 * MIB);
+    let p2 = common::gen(302, 5 * MIB);
+    let p3 = common::gen(303, MIB + 100);
+    let other = common::gen(304, 3 * MIB);
+    let pending = common::gen(305, 200_000);
     let expected = [p1.clone(), p2.clone(), p3.clone()].concat();
     let size = expected.len() as u64;
     let up;
@@ -849,7 +836,7 @@ fn build_multi_segment(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     s.create_layer(L, LayerConfig::default()).unwrap();
     let mut objects = BTreeMap::new();
     for i in 0..8u64 {
-        let b = gen(400 + i, 3 * MIB + i as usize);
+        let b = common::gen(400 + i, 3 * MIB + i as usize);
         put(&s, &format!("obj/{i}"), &b);
         objects.insert(format!("obj/{i}"), b);
         if i % 3 == 1 {
@@ -859,7 +846,7 @@ fn build_multi_segment(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     }
     // Several small records in the newest segment.
     for i in 0..4u64 {
-        let b = gen(500 + i, 100);
+        let b = common::gen(500 + i, 100);
         put(&s, &format!("small/{i}"), &b);
         objects.insert(format!("small/{i}"), b);
     }
