@@ -135,6 +135,15 @@ fn object_info(o: &Object) -> ObjectInfo {
     }
 }
 
+/// Part `n` as the index holds it right after a commit stored it.
+fn stored_part(index: &Index, layer: &str, upload: &UploadId, n: u32) -> Result<PartInfo> {
+    let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
+    parts
+        .get(&n)
+        .map(part_info)
+        .ok_or_else(|| corrupt!("part {n} is missing right after it was stored"))
+}
+
 /// Reads until `buf` is full or the reader ends; returns the bytes read.
 fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
     let mut n = 0;
@@ -616,14 +625,7 @@ impl Store {
             crc32c: hashed.crc32c,
             time_ms: now_ms(),
         };
-        inner.commit(|_| Ok(meta), |_| ())?;
-        Ok(PartInfo {
-            part_number: n,
-            id: part_id_string(part_id),
-            size: hashed.len,
-            crc32c: hashed.crc32c,
-            last_modified: SystemTime::now(),
-        })
+        inner.commit(|_| Ok(meta), |index| stored_part(index, layer, upload, n))?
     }
 
     /// Makes part `n` a copy of a range of an existing object, by reference:
@@ -745,15 +747,8 @@ impl Store {
                     time_ms: now_ms(),
                 })
             },
-            |_| (),
-        )?;
-        Ok(PartInfo {
-            part_number: n,
-            id: part_id_string(part_id),
-            size,
-            crc32c: crc,
-            last_modified: SystemTime::now(),
-        })
+            |index| stored_part(index, layer, upload, n),
+        )?
     }
 
     /// Every current part of an open upload, ascending by number.

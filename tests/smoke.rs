@@ -81,3 +81,25 @@ fn smoke_compaction() -> Result<()> {
     println!("{:?}", s.stats());
     Ok(())
 }
+
+/// The public types are shareable between threads as DESIGN.md promises.
+#[test]
+fn store_blob_and_slice_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Store>();
+    send_sync::<Blob>();
+    send_sync::<Slice>();
+    send_sync::<Error>();
+}
+
+/// What upload_part returns is what list_parts shows.
+#[test]
+fn returned_part_info_equals_listed() -> Result<()> {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path(), Options::default())?;
+    s.create_layer("l", LayerConfig::default())?;
+    let up = s.start_multipart("l", "k", "application/octet-stream")?;
+    let p = s.upload_part("l", &up, 3, PartBody::new(&b"abc"[..], 3))?;
+    assert_eq!(s.list_parts("l", &up)?, vec![p]);
+    Ok(())
+}
