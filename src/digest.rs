@@ -205,6 +205,16 @@ fn x2n_table() -> &'static [u32; 64] {
 /// mod P, plus crc(B). O(log len) multiplications (about a microsecond),
 /// where the matrix method of `crc32c::crc32c_combine` takes tens.
 pub(crate) fn crc32c_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
+    if len_b == BLOCK_SIZE {
+        // The common case (copy_part and reads fold whole 1 MiB blocks): a
+        // few table lookups instead of O(log n) multiplications.
+        return BlockShift::get().apply(crc_a) ^ crc_b;
+    }
+    combine_by_multiplication(crc_a, crc_b, len_b)
+}
+
+/// [`crc32c_combine`] without the block table (which is built with it).
+fn combine_by_multiplication(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
     let table = x2n_table();
     // x^(8 n) = product of x^(2^(k+3)) over the set bits k of n.
     let mut shift: u32 = 1 << 31; // x^0
@@ -230,7 +240,7 @@ impl BlockShift {
         TABLE.get_or_init(|| {
             let mut basis = [0u32; 32];
             for (bit, b) in basis.iter_mut().enumerate() {
-                *b = crc32c_combine(1 << bit, 0, BLOCK_SIZE);
+                *b = combine_by_multiplication(1 << bit, 0, BLOCK_SIZE);
             }
             let mut tables = [[0u32; 256]; 4];
             for (byte, table) in tables.iter_mut().enumerate() {
@@ -287,6 +297,44 @@ pub(crate) fn compute(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {
         DigestAlgorithm::Md5 => Digest::from_output(algorithm, &Md5::digest(data)),
         DigestAlgorithm::Sha1 => Digest::from_output(algorithm, &Sha1::digest(data)),
         DigestAlgorithm::Sha256 => Digest::from_output(algorithm, &Sha256::digest(data)),
+    }
+}
+
+/// The engine's hashing as the ingest and read paths drive it, for the
+/// criterion benches (`benches/digest.rs`). Not a stable API.
+#[doc(hidden)]
+pub mod bench_api {
+    use crate::spec::{Digest, DigestAlgorithm};
+
+    /// The ingest path's one-pass hasher: a CRC32C per 1 MiB block plus the
+    /// requested digest.
+    pub struct StreamHasher(super::Hasher);
+
+    impl StreamHasher {
+        /// A hasher computing block CRCs and, optionally, `requested`.
+        pub fn new(requested: Option<DigestAlgorithm>) -> StreamHasher {
+            StreamHasher(super::Hasher::new(requested))
+        }
+        /// Feeds the next bytes.
+        pub fn update(&mut self, data: &[u8]) {
+            self.0.update(data);
+        }
+        /// The whole stream's CRC32C, its block CRCs and the digest.
+        pub fn finish(self) -> (u32, Vec<u32>, Option<Digest>) {
+            let h = self.0.finish();
+            (h.crc32c, h.block_crcs, h.digest)
+        }
+    }
+
+    /// The whole CRC32C of a stream from its block CRCs, as
+    /// `complete_multipart` and `copy_part` combine them.
+    pub fn combine_blocks(block_crcs: &[u32], len: u64) -> u32 {
+        super::combine_blocks(block_crcs, len)
+    }
+
+    /// crc(A ++ B) from crc(A), crc(B) and len(B).
+    pub fn crc32c_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
+        super::crc32c_combine(crc_a, crc_b, len_b)
     }
 }
 
@@ -535,7 +583,7 @@ mod tests {
         for crc in [0, 1, 0x8000_0000, 0xdead_beef, 0xffff_ffff, 0xc994_65aa] {
             assert_eq!(
                 shift.apply(crc),
-                crc32c_combine(crc, 0, BLOCK_SIZE),
+                combine_by_multiplication(crc, 0, BLOCK_SIZE),
                 "{crc:#x}"
             );
         }

@@ -80,6 +80,8 @@ mod store;
 mod types;
 
 pub use blob::{Blob, BlobReader};
+#[doc(hidden)]
+pub use digest::bench_api as __bench;
 pub use error::{Error, ErrorKind, Result};
 pub use segment::Slice;
 pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};

@@ -1,0 +1,172 @@
+//! Reads of a warm 96 MiB object: `Blob::read_range` (zero-copy slices of
+//! the segment map, with and without block verification) and `reader()`,
+//! against memcpy and pread of the same bytes, interleaved in the same run.
+//!
+//! ```text
+//! cargo bench --bench read
+//! ```
+//!
+//! `read_range` itself copies nothing, so "read_range only" times just the
+//! lookup (and, with `verify_reads`, the CRC32C of every block it touches);
+//! "read_range + copy out" also copies the slices into a buffer, the
+//! cheapest thing a consumer can do with them, and is the figure set next to
+//! memcpy of 96 MiB. `reader()` copies by design and is set next to pread.
+
+mod common;
+
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use partstore::{ByteRange, LayerConfig, Options, PartBody, Store};
+
+use common::{bench_pair, env_u64, Pairs, MIB};
+
+const LAYER: &str = "bench";
+const KEY: &str = "read/object.bin";
+
+fn store_with(data: &[u8], verify: bool) -> (tempfile::TempDir, Store) {
+    let dir = common::tempdir("read-");
+    let store = Store::open(
+        dir.path().join("store"),
+        Options::default().verify_reads(verify),
+    )
+    .expect("open");
+    store
+        .create_layer(LAYER, LayerConfig::default())
+        .expect("layer");
+    store
+        .put_object(LAYER, KEY, PartBody::new(data, data.len() as u64))
+        .expect("put");
+    // Warm: map every page once and check the bytes.
+    let got = store.get(LAYER, KEY).expect("get").to_vec().expect("read");
+    assert!(got == data, "read back differs");
+    (dir, store)
+}
+
+fn copy_out(slices: &[partstore::Slice], dst: &mut [u8]) {
+    let mut at = 0;
+    for s in slices {
+        dst[at..at + s.len()].copy_from_slice(s);
+        at += s.len();
+    }
+    assert_eq!(at, dst.len());
+}
+
+fn benches(c: &mut Criterion) {
+    common::print_machine();
+    let len = (env_u64("PARTSTORE_BENCH_READ_MIB", 96) * MIB) as usize;
+    let data = common::pseudo_random(len, 3);
+    let range: ByteRange = format!("bytes=0-{}", len - 1).parse().expect("range");
+    let stores = [
+        ("verify_on", store_with(&data, true)),
+        ("verify_off", store_with(&data, false)),
+    ];
+    let src = data.clone();
+    let dst = RefCell::new(vec![0u8; len]);
+    // A plain file of the same bytes, in the page cache, for pread.
+    let plain_dir = common::tempdir("pread-");
+    let plain_path = plain_dir.path().join("plain.bin");
+    std::fs::write(&plain_path, &data).expect("plain file");
+    let plain = File::open(&plain_path).expect("open plain");
+
+    let memcpy = || {
+        let mut d = dst.borrow_mut();
+        let t = Instant::now();
+        d.copy_from_slice(&src);
+        std::hint::black_box(&mut *d);
+        vec![t.elapsed()]
+    };
+    let pread = || {
+        let mut d = dst.borrow_mut();
+        let t = Instant::now();
+        plain.read_exact_at(&mut d, 0).expect("pread");
+        vec![t.elapsed()]
+    };
+
+    let mut g = c.benchmark_group("read");
+    g.sample_size(20)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Bytes(len as u64));
+    for (mode, (_dir, store)) in &stores {
+        // read_range + copy out vs memcpy.
+        let pairs = RefCell::new(Pairs::new(
+            "read",
+            &format!("read_range_copy_out/{mode}"),
+            len as u64,
+            "memcpy",
+        ));
+        bench_pair(
+            &mut g,
+            &format!("read_range_copy_out/{mode}"),
+            &pairs,
+            || (),
+            |_| {
+                let mut d = dst.borrow_mut();
+                let t = Instant::now();
+                let blob = store.get(LAYER, KEY).expect("get");
+                let slices = blob.read_range(range).expect("read_range");
+                copy_out(&slices, &mut d);
+                t.elapsed()
+            },
+            memcpy,
+        );
+        pairs.borrow().report();
+
+        // read_range alone (zero-copy) vs memcpy.
+        let pairs = RefCell::new(Pairs::new(
+            "read",
+            &format!("read_range_only/{mode}"),
+            len as u64,
+            "memcpy",
+        ));
+        bench_pair(
+            &mut g,
+            &format!("read_range_only/{mode}"),
+            &pairs,
+            || (),
+            |_| {
+                let t = Instant::now();
+                let blob = store.get(LAYER, KEY).expect("get");
+                let slices = blob.read_range(range).expect("read_range");
+                std::hint::black_box(&slices);
+                t.elapsed()
+            },
+            memcpy,
+        );
+        pairs.borrow().report();
+
+        // reader() into a buffer vs pread of a plain file.
+        let pairs = RefCell::new(Pairs::new(
+            "read",
+            &format!("reader/{mode}"),
+            len as u64,
+            "pread (page cache)",
+        ));
+        bench_pair(
+            &mut g,
+            &format!("reader/{mode}"),
+            &pairs,
+            || (),
+            |_| {
+                let mut d = dst.borrow_mut();
+                let t = Instant::now();
+                let blob = store.get(LAYER, KEY).expect("get");
+                blob.reader().read_exact(&mut d).expect("reader");
+                t.elapsed()
+            },
+            pread,
+        );
+        pairs.borrow().report();
+    }
+    g.finish();
+    drop(plain);
+}
+
+criterion_group!(read, benches);
+criterion_main!(read);
