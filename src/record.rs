@@ -42,9 +42,12 @@ pub const RECORD_HEADER_LEN: u64 = 24;
 /// Records start at multiples of this.
 pub const RECORD_ALIGN: u64 = 8;
 
-/// Total bytes a record with a payload of `len` bytes occupies.
+/// Total bytes a record with a payload of `len` bytes occupies. Saturates
+/// at `u64::MAX` (a damaged length field must not wrap to a short record).
 pub fn framed_len(len: u64) -> u64 {
-    RECORD_HEADER_LEN + len.div_ceil(RECORD_ALIGN) * RECORD_ALIGN
+    len.div_ceil(RECORD_ALIGN)
+        .saturating_mul(RECORD_ALIGN)
+        .saturating_add(RECORD_HEADER_LEN)
 }
 
 /// Kinds of record. Values are part of the format: never reuse one.
