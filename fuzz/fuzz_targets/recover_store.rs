@@ -18,7 +18,8 @@
 //!   one the store really had (the template's state after some prefix of
 //!   its operations): damage is detected or cuts a torn tail, never
 //!   invents or drops a change in the middle;
-//! - a store that opened takes a new write and reopens with it.
+//! - a store that opened takes a new write and reopens with it (unless the
+//!   damage lies past the end of the records: a known bug, reported).
 //!
 //! Input: one flag byte, then 4-byte mutations (file, offset LE u16, xor).
 #![no_main]
@@ -46,6 +47,8 @@ struct Template {
     files: Vec<(String, Vec<u8>)>,
     /// Offsets of the records of each file.
     records: Vec<Vec<usize>>,
+    /// Where the records of each file end.
+    ends: Vec<usize>,
     /// The state after each prefix of the template's operations.
     history: Vec<State>,
 }
@@ -169,7 +172,7 @@ fn build_template() -> Template {
             (n, bytes)
         })
         .collect();
-    let records = files
+    let (records, ends) = files
         .iter()
         .map(|(_, bytes)| {
             let mut offsets = Vec::new();
@@ -178,13 +181,14 @@ fn build_template() -> Template {
                 offsets.push(pos);
                 pos += framed_len(h.len) as usize;
             }
-            offsets
+            (offsets, pos)
         })
-        .collect();
+        .unzip();
     let _ = std::fs::remove_dir_all(&dir);
     Template {
         files,
         records,
+        ends,
         history,
     }
 }
@@ -291,12 +295,14 @@ fuzz_target!(|data: &[u8]| {
 
     let mut files: Vec<Vec<u8>> = t.files.iter().map(|(_, b)| b.clone()).collect();
     let mut cut_at = None;
+    let mut past_end = false;
     for m in muts.chunks_exact(4) {
         let f = m[0] as usize % files.len();
         let len = files[f].len();
         let at = usize::from(u16::from_le_bytes([m[1], m[2]])) % len;
         files[f][at] ^= m[3];
         cut_at = Some(at);
+        past_end |= m[3] != 0 && at >= t.ends[f];
     }
     if refresh {
         for (bytes, records) in files.iter_mut().zip(&t.records) {
@@ -337,19 +343,17 @@ fuzz_target!(|data: &[u8]| {
                     "random damage opened into a state the store never had: {now:?}"
                 );
             }
-            if rewrite && visible {
+            // Skipped when damage lies past the end of some segment's
+            // records: `open` leaves such bytes in place, so records
+            // appended later can end up right before them and the next open
+            // fails (a known bug in open's scan, reported; see
+            // tests/fuzz_regressions.rs, garbage_past_the_end_of_records_…).
+            if rewrite && visible && !past_end {
                 let b = body(9, 300);
                 let put = store.put_object(LAYER, "new", PartBody::new(&b[..], 300));
                 drop(store);
                 if put.is_ok() {
-                    // Not in Strict mode: garbage past the end of the records
-                    // may now look like a torn tail (a known bug, reported:
-                    // tests/fuzz_regressions.rs, garbage_past_the_end_of_records_…).
-                    let reopen = opts().recovery(match recovery {
-                        RecoveryMode::Strict => RecoveryMode::TruncateTornTail,
-                        other => other,
-                    });
-                    let again = Store::open(&dir, reopen)
+                    let again = Store::open(&dir, opts())
                         .expect("a store that opened and took a write reopens");
                     let got = again
                         .get(LAYER, "new")
