@@ -345,8 +345,11 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                         seg.id
                     ));
                 }
-                // Unacknowledged records after a torn or lost write: cut.
-                torn |= !after.is_empty();
+                // Unacknowledged records after a torn or lost write, or any
+                // other non-zero bytes past the end (a torn write whose
+                // first page was lost): cut, so new records never land in
+                // front of them.
+                torn |= !after.is_empty() || !zeros_after(seg, pos)?;
             }
         }
         return Ok(Scan {
@@ -356,6 +359,28 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
             torn,
         });
     }
+}
+
+/// True when every byte from `from` to the end of the segment is zero. Only
+/// the file's data extents are read.
+fn zeros_after(seg: &Segment, from: u64) -> Result<bool> {
+    let io = |e| Error::io(format!("seeking in {}", seg.path.display()), e);
+    let mut pos = from;
+    while pos < seg.len() {
+        let Some(data) = seg.file.next_data(pos).map_err(io)? else {
+            return Ok(true);
+        };
+        let start = data.max(pos).min(seg.len());
+        let hole = seg.file.next_hole(start).map_err(io)?.min(seg.len());
+        if seg.bytes(start, hole - start)?.iter().any(|b| *b != 0) {
+            return Ok(false);
+        }
+        if hole <= pos {
+            break;
+        }
+        pos = hole;
+    }
+    Ok(true)
 }
 
 /// Every valid record at or after `from`: its offset and, for a metadata

@@ -155,8 +155,11 @@ fn hex(s: &str) -> Vec<u8> {
 ///
 /// Expected: `open` clears such bytes (or rejects them up front in Strict
 /// mode), so a store that opened always reopens.
+///
+/// Fixed in `segment::scan`: in the newest segment, non-zero bytes past the
+/// end of the records are a torn tail: truncated (zeroed) at open, or
+/// `Corrupt` in Strict mode.
 #[test]
-#[ignore = "bug in open's segment scan (src/segment.rs / src/store.rs): reported, not fixed here"]
 fn garbage_past_the_end_of_records_is_cleared_at_open() {
     use partstore::{LayerConfig, Options, PartBody, RecoveryMode, Store};
     for mode in [RecoveryMode::TruncateTornTail, RecoveryMode::Strict] {
@@ -176,6 +179,11 @@ fn garbage_past_the_end_of_records_is_cleared_at_open() {
         bytes[from..].iter_mut().for_each(|b| *b = 0xa5);
         std::fs::write(&newest, &bytes).expect("write");
         let big = vec![9u8; 100 << 10];
+        if mode == RecoveryMode::Strict {
+            let e = Store::open(dir.path(), opts()).expect_err("Strict refuses a torn tail");
+            assert_eq!(e.kind(), partstore::ErrorKind::Corrupt, "{e}");
+            continue;
+        }
         {
             let s = Store::open(dir.path(), opts()).expect("garbage past the end opens");
             s.put_object("l", "b", PartBody::new(&[7u8; 200][..], 200))
