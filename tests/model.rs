@@ -141,7 +141,8 @@ fn completable(parts: &[(u32, &Vec<u8>)]) -> bool {
     !parts.is_empty()
         && parts.iter().enumerate().all(|(i, (n, b))| {
             let last = i + 1 == parts.len();
-            *n == i as u32 + 1 && (last || (b.len() as u64 >= 5 * MIB && b.len() as u64 % MIB == 0))
+            *n == i as u32 + 1
+                && (last || (b.len() as u64 >= 5 * MIB && (b.len() as u64).is_multiple_of(MIB)))
         })
 }
 
