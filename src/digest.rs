@@ -104,6 +104,12 @@ impl Hasher {
         }
     }
 
+    /// Whether a digest beside the block CRCs hashes every byte (MD5,
+    /// SHA-1, SHA-256): hashing then costs more than writing.
+    pub(crate) fn hashes_data(&self) -> bool {
+        self.digest.hashes_data()
+    }
+
     /// Feeds the next bytes of the stream; chunks may have any sizes, blocks
     /// are tracked across calls.
     pub(crate) fn update(&mut self, data: &[u8]) {

@@ -72,6 +72,7 @@ mod compact;
 mod digest;
 mod error;
 mod index;
+mod ingest;
 mod record;
 mod recovery;
 mod segment;

@@ -144,20 +144,6 @@ fn stored_part(index: &Index, layer: &str, upload: &UploadId, n: u32) -> Result<
         .ok_or_else(|| corrupt!("part {n} is missing right after it was stored"))
 }
 
-/// Reads until `buf` is full or the reader ends; returns the bytes read.
-fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io("reading the request body", e)),
-        }
-    }
-    Ok(n)
-}
-
 impl Store {
     /// Opens (or creates) the store in `dir`: takes the directory's lock
     /// (`Conflict` if another `Store` holds it, in this process or another),
@@ -1190,20 +1176,23 @@ impl Inner {
         Ok(())
     }
 
-    /// Streams a body into a new extent: reads it in 1 MiB steps, writes
-    /// each to a reserved region (starting its device write) and hashes it
-    /// once (block CRCs + requested digest), checks length and digest, and
-    /// (unless `Durability::None`) fsyncs the data. Nothing is visible until the
-    /// caller commits the returned extent.
+    /// Streams a body into a new extent (see `crate::ingest`): reads it in
+    /// 1 MiB steps, writes each to a reserved region (starting its device
+    /// write) and hashes it once (block CRCs + requested digest; a costly
+    /// digest on a second thread, overlapping the writes and the fdatasync),
+    /// checks length and digest, and (unless `Durability::None`) fsyncs the
+    /// data. Nothing is visible until the caller commits the returned
+    /// extent. Hashing after writing is safe: the region stays invisible
+    /// until committed, and a failed check leaves it garbage.
     fn ingest<R: Read>(
         &self,
         mut reader: R,
         len: u64,
         expected: Option<&spec::Digest>,
     ) -> Result<(Option<ExtentDef>, Hashed)> {
-        let mut hasher = Hasher::new(expected.map(|d| d.algorithm()));
-        let mut region = None;
-        if len > 0 {
+        let hasher = Hasher::new(expected.map(|d| d.algorithm()));
+        let durable = self.opts.durability != Durability::None;
+        let (hasher, region) = if len > 0 {
             let id = self.fresh_id();
             let header = RecordHeader {
                 kind: RecordKind::Extent,
@@ -1213,56 +1202,30 @@ impl Inner {
             .encode();
             let (seg, at) = self.append(&header, Some(len))?;
             let data_at = at + RECORD_HEADER_LEN;
-            // One 1 MiB block per step: the buffer stays in cache from the
-            // read through the write to the hash. Each step's bytes are
-            // written first and their device write started, then hashed, so
-            // the disk works while the CPU hashes; the fdatasync below waits
-            // only for what is still in flight. Hashing after writing is safe:
-            // the region stays invisible until the caller commits it.
-            let mut buf = vec![0u8; (spec::BLOCK_SIZE as usize).min(len as usize)];
-            let mut done = 0u64;
-            while done < len {
-                let want = buf.len().min((len - done) as usize);
-                let got = read_full(&mut reader, &mut buf[..want])?;
-                if got < want {
-                    return Err(bad_request!(
-                        "body ended after {} of its declared {len} bytes",
-                        done + got as u64
-                    ));
-                }
-                let chunk = &buf[..want];
-                seg.write_at(chunk, data_at + done)?;
-                if self.opts.durability != Durability::None {
-                    seg.start_writeback(data_at + done, want as u64);
-                }
-                hasher.update(chunk);
-                done += want as u64;
-            }
-            region = Some((id, seg, data_at));
-        }
-        let mut extra = [0u8; 1];
-        if read_full(&mut reader, &mut extra)? > 0 {
-            return Err(bad_request!("body is longer than its declared {len} bytes"));
-        }
+            let hasher =
+                crate::ingest::stream(&mut reader, &seg, data_at, len, hasher, durable, |r| {
+                    crate::ingest::expect_end(r, len)?;
+                    if durable {
+                        seg.sync_data().inspect_err(|e| self.set_poison(e))?;
+                    }
+                    Ok(())
+                })?;
+            (hasher, Some((id, seg, data_at)))
+        } else {
+            crate::ingest::expect_end(&mut reader, len)?;
+            (hasher, None)
+        };
         let hashed = hasher.finish();
         if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
             digest::check(expected, actual)?;
         }
-        let extent = match region {
-            None => None,
-            Some((id, seg, data_at)) => {
-                if self.opts.durability != Durability::None {
-                    seg.sync_data().inspect_err(|e| self.set_poison(e))?;
-                }
-                Some(ExtentDef {
-                    id,
-                    segment: seg.id,
-                    offset: data_at,
-                    len,
-                    block_crcs: hashed.block_crcs.clone(),
-                })
-            }
-        };
+        let extent = region.map(|(id, seg, data_at)| ExtentDef {
+            id,
+            segment: seg.id,
+            offset: data_at,
+            len,
+            block_crcs: hashed.block_crcs.clone(),
+        });
         Ok((extent, hashed))
     }
 

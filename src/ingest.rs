@@ -1,0 +1,160 @@
+//! Streaming a part body into its reserved region of a segment: read, write,
+//! start the device write, hash; in bounded memory, whatever the part size.
+//!
+//! Two shapes, chosen by what the hashing costs:
+//! - CRC32C only (cheap next to the copies): one 1 MiB buffer, each step
+//!   read → written (its device write started) → hashed, so the buffer
+//!   stays in cache and the disk works while the CPU hashes.
+//! - A requested MD5 / SHA-1 / SHA-256 of a part of several MiB (hashing
+//!   costs more than the write path): a second thread hashes the steps in
+//!   order while this one reads and writes the next, through a ring of
+//!   [`DEPTH`] buffers (so at most `DEPTH` MiB per in-flight part), and the
+//!   caller's `finish` (the end-of-body check and the data fdatasync) runs
+//!   while the hasher works through the last steps. Ingest then costs about
+//!   max(hash, write + sync) instead of their sum.
+
+use std::io::Read;
+use std::sync::mpsc;
+
+use crate::digest::Hasher;
+use crate::error::{bad_request, Error, Result};
+use crate::segment::Segment;
+use crate::spec::BLOCK_SIZE;
+
+/// Bytes per step: one CRC block.
+const STEP: usize = BLOCK_SIZE as usize;
+/// Buffers in flight between the reading/writing thread and the hasher.
+const DEPTH: usize = 4;
+/// Parts smaller than this hash on the calling thread (a thread costs tens
+/// of microseconds; a 4 MiB SHA-256 takes milliseconds).
+const PIPELINE_MIN: u64 = 4 * BLOCK_SIZE;
+
+/// Reads until `buf` is full or the reader ends; returns the bytes read.
+pub(crate) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io("reading the request body", e)),
+        }
+    }
+    Ok(n)
+}
+
+/// BadRequest unless the reader is at its end.
+pub(crate) fn expect_end<R: Read>(reader: &mut R, len: u64) -> Result<()> {
+    let mut extra = [0u8; 1];
+    if read_full(reader, &mut extra)? > 0 {
+        return Err(bad_request!("body is longer than its declared {len} bytes"));
+    }
+    Ok(())
+}
+
+/// Reads the next `want` bytes of the body into `buf` (BadRequest if it ends
+/// early), writes them at `at` and, with `kick`, starts their device write.
+fn step<R: Read>(
+    reader: &mut R,
+    buf: &mut [u8],
+    seg: &Segment,
+    at: u64,
+    done: u64,
+    len: u64,
+    kick: bool,
+) -> Result<()> {
+    let got = read_full(reader, buf)?;
+    if got < buf.len() {
+        return Err(bad_request!(
+            "body ended after {} of its declared {len} bytes",
+            done + got as u64
+        ));
+    }
+    seg.write_at(buf, at)?;
+    if kick {
+        seg.start_writeback(at, buf.len() as u64);
+    }
+    Ok(())
+}
+
+/// Streams exactly `len` body bytes from `reader` to `seg` at `data_at`,
+/// feeding them to `hasher`; `kick` starts each step's device write. After
+/// the last write, `finish` runs on this thread (with the reader, to check
+/// its end) while the hasher may still be busy; any error ends the stream.
+/// Returns the hasher with every byte fed to it.
+pub(crate) fn stream<R: Read>(
+    reader: &mut R,
+    seg: &Segment,
+    data_at: u64,
+    len: u64,
+    mut hasher: Hasher,
+    kick: bool,
+    finish: impl FnOnce(&mut R) -> Result<()>,
+) -> Result<Hasher> {
+    if !hasher.hashes_data() || len < PIPELINE_MIN {
+        let mut buf = vec![0u8; STEP.min(len as usize)];
+        let mut done = 0u64;
+        while done < len {
+            let want = buf.len().min((len - done) as usize);
+            let chunk = &mut buf[..want];
+            step(reader, chunk, seg, data_at + done, done, len, kick)?;
+            hasher.update(chunk);
+            done += want as u64;
+        }
+        finish(reader)?;
+        return Ok(hasher);
+    }
+    std::thread::scope(|s| {
+        let (full_tx, full_rx) = mpsc::sync_channel::<(Vec<u8>, usize)>(DEPTH);
+        let (free_tx, free_rx) = mpsc::channel::<Vec<u8>>();
+        let worker = std::thread::Builder::new()
+            .name("partstore-hash".into())
+            .spawn_scoped(s, move || {
+                for (buf, n) in full_rx {
+                    hasher.update(&buf[..n]);
+                    // The writer may have stopped: then the buffer just drops.
+                    let _ = free_tx.send(buf);
+                }
+                hasher
+            })
+            .map_err(|e| Error::io("starting the hashing thread", e))?;
+        let streamed = (|| {
+            let mut allocated = 0;
+            let mut done = 0u64;
+            while done < len {
+                let want = STEP.min((len - done) as usize);
+                let mut buf = if allocated < DEPTH {
+                    allocated += 1;
+                    vec![0u8; STEP]
+                } else {
+                    free_rx.recv().map_err(|_| {
+                        Error::io("hashing thread", std::io::Error::other("stopped"))
+                    })?
+                };
+                step(
+                    reader,
+                    &mut buf[..want],
+                    seg,
+                    data_at + done,
+                    done,
+                    len,
+                    kick,
+                )?;
+                full_tx
+                    .send((buf, want))
+                    .map_err(|_| Error::io("hashing thread", std::io::Error::other("stopped")))?;
+                done += want as u64;
+            }
+            Ok(())
+        })();
+        // No more steps: the hasher finishes the queued ones while `finish`
+        // (end of body, fdatasync) runs here.
+        drop(full_tx);
+        let finished = streamed.and_then(|()| finish(reader));
+        let hasher = match worker.join() {
+            Ok(h) => h,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        finished.map(|()| hasher)
+    })
+}
