@@ -58,7 +58,7 @@ fn kill9_child() {
             .put_object("l", &format!("p{i}"), PartBody::new(&b[..], b.len() as u64))
             .unwrap();
         ack(format!("put {i}"));
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let up = store
                 .start_multipart("l", &format!("m{i}"), "application/octet-stream")
                 .unwrap();
@@ -73,7 +73,7 @@ fn kill9_child() {
             store.complete_multipart("l", &up).unwrap();
             ack(format!("complete {i}"));
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             store.delete("l", &format!("p{}", i / 2)).unwrap();
             ack(format!("delete {}", i / 2));
         }
@@ -86,7 +86,7 @@ fn child_ops(start: u64, n: usize) -> Vec<String> {
     let mut i = start;
     while ops.len() < n {
         ops.push(format!("put {i}"));
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             ops.extend([
                 format!("start {i}"),
                 format!("part {i} 1"),
@@ -94,7 +94,7 @@ fn child_ops(start: u64, n: usize) -> Vec<String> {
                 format!("complete {i}"),
             ]);
         }
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             ops.push(format!("delete {}", i / 2));
         }
         i += 1;
