@@ -53,6 +53,38 @@ pub struct Object {
     pub pieces: Arc<Vec<Piece>>,
 }
 
+impl From<&Object> for ObjectSnap {
+    fn from(o: &Object) -> ObjectSnap {
+        ObjectSnap {
+            key: o.key.clone(),
+            size: o.size,
+            content_type: o.content_type.clone(),
+            content_encoding: o.content_encoding.clone(),
+            last_modified_ms: o.last_modified_ms,
+            crc32c: o.crc32c,
+            etag: o.etag.clone(),
+            part_count: o.part_count,
+            pieces: o.pieces.to_vec(),
+        }
+    }
+}
+
+impl From<&ObjectSnap> for Object {
+    fn from(o: &ObjectSnap) -> Object {
+        Object {
+            key: o.key.clone(),
+            size: o.size,
+            content_type: o.content_type.clone(),
+            content_encoding: o.content_encoding.clone(),
+            last_modified_ms: o.last_modified_ms,
+            crc32c: o.crc32c,
+            etag: o.etag.clone(),
+            part_count: o.part_count,
+            pieces: Arc::new(o.pieces.clone()),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UploadState {
     Open(BTreeMap<u32, Part>),
@@ -464,20 +496,7 @@ impl Index {
                 l.content_encoding.clone(),
             ));
             for o in l.objects.values() {
-                objects.push((
-                    id.clone(),
-                    ObjectSnap {
-                        key: o.key.clone(),
-                        size: o.size,
-                        content_type: o.content_type.clone(),
-                        content_encoding: o.content_encoding.clone(),
-                        last_modified_ms: o.last_modified_ms,
-                        crc32c: o.crc32c,
-                        etag: o.etag.clone(),
-                        part_count: o.part_count,
-                        pieces: o.pieces.to_vec(),
-                    },
-                ));
+                objects.push((id.clone(), ObjectSnap::from(&**o)));
             }
         }
         Snapshot {
@@ -581,17 +600,7 @@ impl Index {
             rule(spec::validate_key(&o.key))?;
             check(&ix, &o.pieces, o.size)?;
             ix.retain(&o.pieces);
-            let object = Object {
-                key: o.key.clone(),
-                size: o.size,
-                content_type: o.content_type.clone(),
-                content_encoding: o.content_encoding.clone(),
-                last_modified_ms: o.last_modified_ms,
-                crc32c: o.crc32c,
-                etag: o.etag.clone(),
-                part_count: o.part_count,
-                pieces: Arc::new(o.pieces.clone()),
-            };
+            let object = Object::from(o);
             let l = ix
                 .layers
                 .get_mut(layer)

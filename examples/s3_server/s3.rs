@@ -45,6 +45,18 @@ impl PartstoreS3 {
             .await
             .map_err(|e| err(S3ErrorCode::InternalError, format!("worker failed: {e}")))?
     }
+
+    /// NoSuchBucket unless the bucket (layer) exists.
+    async fn require_bucket(&self, bucket: String) -> S3Result<()> {
+        self.blocking(move |s| {
+            if bucket_exists(s, &bucket) {
+                Ok(())
+            } else {
+                Err(no_such_bucket(&bucket))
+            }
+        })
+        .await
+    }
 }
 
 /// `partstore::Result` to `S3Result`.
@@ -413,15 +425,7 @@ impl S3 for PartstoreS3 {
         &self,
         req: S3Request<HeadBucketInput>,
     ) -> S3Result<S3Response<HeadBucketOutput>> {
-        let bucket = req.input.bucket;
-        self.blocking(move |s| {
-            if bucket_exists(s, &bucket) {
-                Ok(())
-            } else {
-                Err(no_such_bucket(&bucket))
-            }
-        })
-        .await?;
+        self.require_bucket(req.input.bucket).await?;
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
@@ -429,15 +433,7 @@ impl S3 for PartstoreS3 {
         &self,
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-        let bucket = req.input.bucket;
-        self.blocking(move |s| {
-            if bucket_exists(s, &bucket) {
-                Ok(())
-            } else {
-                Err(no_such_bucket(&bucket))
-            }
-        })
-        .await?;
+        self.require_bucket(req.input.bucket).await?;
         Ok(S3Response::new(GetBucketLocationOutput::default()))
     }
 
