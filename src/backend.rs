@@ -74,6 +74,34 @@ pub trait BackendFile: Send + Sync {
     fn map(&self) -> io::Result<Mmap>;
 }
 
+/// The data extents of `file` within `from..end`, holes skipped (through
+/// [`BackendFile::next_data`] / [`BackendFile::next_hole`]), clipped to
+/// that span. Recovery looks past the end of a segment's records with it
+/// without reading the (sparse) preallocated tail.
+pub(crate) fn data_ranges(
+    file: &dyn BackendFile,
+    from: u64,
+    end: u64,
+) -> io::Result<Vec<std::ops::Range<u64>>> {
+    let mut out = Vec::new();
+    let mut pos = from;
+    while pos < end {
+        let Some(data) = file.next_data(pos)? else {
+            break;
+        };
+        let start = data.max(pos);
+        if start >= end {
+            break;
+        }
+        // A hole at or before `start` would be an inconsistent answer: take
+        // at least one byte so the walk always advances.
+        let stop = file.next_hole(start)?.clamp(start + 1, end);
+        out.push(start..stop);
+        pos = stop;
+    }
+    Ok(out)
+}
+
 /// The real backend: `std::fs` and `memmap2`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdBackend;

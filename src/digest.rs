@@ -294,9 +294,9 @@ pub(crate) fn combine_blocks(block_crcs: &[u32], len: u64) -> u32 {
     crc
 }
 
-/// One-shot digest of a buffer.
-// Part of the crate's hashing API even while no caller outside tests uses it.
-#[cfg_attr(not(test), allow(dead_code))]
+/// One-shot digest of a buffer: the reference the streaming hasher is
+/// tested against (the engine itself always hashes in one streaming pass).
+#[cfg(test)]
 pub(crate) fn compute(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {
     match algorithm {
         DigestAlgorithm::Crc32c => Digest::from_crc32c(crc32c::crc32c(data)),

@@ -13,7 +13,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 
 use crate::digest::crc32c_combine;
-use crate::error::{bad_request, conflict, corrupt, not_found, too_large, Result};
+use crate::error::{bad_request, conflict, corrupt, not_found, Result};
 use crate::record::{ExtentDef, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec::{self, UploadId};
 
@@ -372,12 +372,7 @@ impl Index {
             } => {
                 self.open_upload(layer, upload)?;
                 spec::validate_part_number(*number)?;
-                if *size > spec::MAX_PART_SIZE {
-                    return Err(too_large!(
-                        "part {number} is {size} bytes, over the {} byte limit",
-                        spec::MAX_PART_SIZE
-                    ));
-                }
+                spec::check_part_size(*size)?;
                 self.check_pieces(new_extent.as_ref(), pieces, *size)?;
             }
             Meta::UploadCompleted {
@@ -403,12 +398,7 @@ impl Index {
             } => {
                 let l = self.layer(layer)?;
                 spec::validate_key(key)?;
-                if *size > spec::MAX_PUT_OBJECT_SIZE {
-                    return Err(too_large!(
-                        "object \"{key}\" is {size} bytes, over the {} byte limit of put_object",
-                        spec::MAX_PUT_OBJECT_SIZE
-                    ));
-                }
+                spec::check_put_object_size(*size)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
                 let pieces: Vec<Piece> = new_extent
                     .iter()

@@ -15,27 +15,17 @@ pub(crate) fn is_torn_creation(backend: &dyn Backend, path: &Path) -> Result<boo
     let io = |e| Error::io(format!("reading {}", path.display()), e);
     let file = backend.open(path).map_err(io)?;
     let len = file.len().map_err(io)?;
-    let mut pos = SEGMENT_HEADER_LEN;
     let mut buf = vec![0u8; 1 << 16];
-    while pos < len {
-        let Some(data) = file.next_data(pos).map_err(io)? else {
-            return Ok(true);
-        };
-        let start = data.max(pos);
-        let hole = file.next_hole(start).map_err(io)?.min(len).max(start);
-        let mut at = start;
-        while at < hole {
-            let n = ((hole - at) as usize).min(buf.len());
+    for r in crate::backend::data_ranges(&*file, SEGMENT_HEADER_LEN, len).map_err(io)? {
+        let mut at = r.start;
+        while at < r.end {
+            let n = ((r.end - at) as usize).min(buf.len());
             file.read_exact_at(&mut buf[..n], at).map_err(io)?;
             if buf[..n].iter().any(|b| *b != 0) {
                 return Ok(false);
             }
             at += n as u64;
         }
-        if hole <= pos {
-            break;
-        }
-        pos = hole;
     }
     Ok(true)
 }

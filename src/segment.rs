@@ -364,23 +364,17 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
 /// True when every byte from `from` to the end of the segment is zero. Only
 /// the file's data extents are read.
 fn zeros_after(seg: &Segment, from: u64) -> Result<bool> {
-    let io = |e| Error::io(format!("seeking in {}", seg.path.display()), e);
-    let mut pos = from;
-    while pos < seg.len() {
-        let Some(data) = seg.file.next_data(pos).map_err(io)? else {
-            return Ok(true);
-        };
-        let start = data.max(pos).min(seg.len());
-        let hole = seg.file.next_hole(start).map_err(io)?.min(seg.len());
-        if seg.bytes(start, hole - start)?.iter().any(|b| *b != 0) {
+    for r in data_ranges_after(seg, from)? {
+        if seg.bytes(r.start, r.end - r.start)?.iter().any(|b| *b != 0) {
             return Ok(false);
         }
-        if hole <= pos {
-            break;
-        }
-        pos = hole;
     }
     Ok(true)
+}
+
+fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {
+    crate::backend::data_ranges(&*seg.file, from, seg.len())
+        .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 
 /// Every valid record at or after `from`: its offset and, for a metadata
@@ -388,17 +382,11 @@ fn zeros_after(seg: &Segment, from: u64) -> Result<bool> {
 /// extents are read (holes of the preallocated tail are skipped), so this is
 /// cheap on a healthy segment.
 fn valid_records_after(seg: &Segment, from: u64) -> Result<Vec<(u64, u64)>> {
-    let io = |e| Error::io(format!("seeking in {}", seg.path.display()), e);
     let mut found = Vec::new();
-    let mut pos = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-    while pos + RECORD_HEADER_LEN <= seg.len() {
-        let Some(data) = seg.file.next_data(pos).map_err(io)? else {
-            break;
-        };
-        let start = pos.max(data.div_ceil(RECORD_ALIGN) * RECORD_ALIGN);
-        let hole = seg.file.next_hole(start).map_err(io)?.min(seg.len());
-        let mut p = start;
-        while (p < hole || p == start) && p + RECORD_HEADER_LEN <= seg.len() {
+    let from = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+    for r in data_ranges_after(seg, from)? {
+        let mut p = r.start.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+        while p < r.end && p + RECORD_HEADER_LEN <= seg.len() {
             if seg.bytes(p, 4).ok() == Some(&crate::record::RECORD_MAGIC[..]) {
                 if let Step::Record(header, _) = step(seg, p) {
                     let synced = match header.kind {
@@ -413,7 +401,6 @@ fn valid_records_after(seg: &Segment, from: u64) -> Result<Vec<(u64, u64)>> {
             }
             p += RECORD_ALIGN;
         }
-        pos = p.max(hole);
     }
     Ok(found)
 }

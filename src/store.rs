@@ -20,7 +20,7 @@ use sha2::Digest as _;
 use crate::backend::Backend;
 use crate::blob::{Blob, BlobPiece, ExtentView};
 use crate::digest::{self, Hashed, Hasher};
-use crate::error::{bad_request, conflict, corrupt, not_found, too_large, unsatisfiable};
+use crate::error::{bad_request, conflict, corrupt, not_found, unsatisfiable};
 use crate::error::{Error, Result};
 use crate::index::{Cursor, Entry, Index, Object, Part, UploadState};
 use crate::record::{framed_len, ExtentDef, Meta, Piece, RecordHeader, RecordKind};
@@ -374,13 +374,8 @@ impl Store {
             let index = inner.index.read();
             let l = index.layer(layer)?;
             spec::validate_key(key)?;
-            if body.len > spec::MAX_PUT_OBJECT_SIZE {
-                return Err(too_large!(
-                    "declared length {} of \"{key}\" is over the {} byte limit of put_object",
-                    body.len,
-                    spec::MAX_PUT_OBJECT_SIZE
-                ));
-            }
+            // The declared length, before any byte is read.
+            spec::check_put_object_size(body.len)?;
             let ct = body
                 .content_type
                 .clone()
@@ -495,13 +490,7 @@ impl Store {
 
     /// One page of a layer's objects (and, unless deep, folders).
     pub fn list(&self, layer: &str, options: &ListOptions) -> Result<ListPage> {
-        if options.limit == 0 || options.limit > spec::MAX_LIST_LIMIT {
-            return Err(bad_request!(
-                "list limit {} is outside 1..={}",
-                options.limit,
-                spec::MAX_LIST_LIMIT
-            ));
-        }
+        spec::validate_list_limit(options.limit)?;
         let parent = spec::normalize_parent(&options.parent)?;
         let index = self.inner.index.read();
         index.layer(layer)?;
@@ -572,13 +561,8 @@ impl Store {
             let index = inner.index.read();
             let (u, _) = index.open_upload(layer, upload.as_bytes())?;
             spec::validate_part_number(n)?;
-            if body.len > spec::MAX_PART_SIZE {
-                return Err(too_large!(
-                    "declared length {} of part {n} is over the {} byte limit",
-                    body.len,
-                    spec::MAX_PART_SIZE
-                ));
-            }
+            // The declared length, before any byte is read.
+            spec::check_part_size(body.len)?;
             if let Some(ct) = &body.content_type {
                 if !spec::media_eq(ct, &u.content_type) {
                     return Err(bad_request!(
@@ -626,6 +610,8 @@ impl Store {
     ) -> Result<PartInfo> {
         let inner = &self.inner;
         inner.check_poison()?;
+        // Checked before any lookup, as the other range rules are once the
+        // source's size is known (`ByteRange::resolve_copy`).
         let (first, last) = match source.range {
             ByteRange::Bounded { first, last } => (first, last),
             other => {
@@ -639,28 +625,7 @@ impl Store {
             index.open_upload(layer, upload.as_bytes())?;
             spec::validate_part_number(n)?;
             let src = index.object(layer, &source.key)?;
-            if first % spec::COPY_ALIGNMENT != 0 {
-                return Err(unsatisfiable!(
-                    "copy range start {first} is not a multiple of {} bytes",
-                    spec::COPY_ALIGNMENT
-                ));
-            }
-            if first > last || last >= src.size {
-                return Err(unsatisfiable!(
-                    "copy range {} is outside \"{}\" of {} bytes",
-                    source.range,
-                    source.key,
-                    src.size
-                ));
-            }
-            let len = last - first + 1;
-            if len > spec::MAX_PART_SIZE {
-                return Err(too_large!(
-                    "copy range {} is {len} bytes, over the {} byte part limit",
-                    source.range,
-                    spec::MAX_PART_SIZE
-                ));
-            }
+            let len = source.range.resolve_copy(src.size)?.end - first;
             let segments = inner.segments.read();
             let mut views = Vec::new();
             let mut pos = 0u64;
@@ -753,12 +718,7 @@ impl Store {
         after: u32,
         limit: usize,
     ) -> Result<Vec<PartInfo>> {
-        if limit == 0 || limit > spec::MAX_LIST_LIMIT {
-            return Err(bad_request!(
-                "list limit {limit} is outside 1..={}",
-                spec::MAX_LIST_LIMIT
-            ));
-        }
+        spec::validate_list_limit(limit)?;
         let index = self.inner.index.read();
         let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
         Ok(parts
@@ -1215,7 +1175,7 @@ impl Inner {
             crate::ingest::expect_end(&mut reader, len)?;
             (hasher, None)
         };
-        let hashed = hasher.finish();
+        let mut hashed = hasher.finish();
         if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
             digest::check(expected, actual)?;
         }
@@ -1224,7 +1184,7 @@ impl Inner {
             segment: seg.id,
             offset: data_at,
             len,
-            block_crcs: hashed.block_crcs.clone(),
+            block_crcs: std::mem::take(&mut hashed.block_crcs),
         });
         Ok((extent, hashed))
     }
