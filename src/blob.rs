@@ -1,6 +1,7 @@
 //! Reading committed objects: [`Blob`], a pinned snapshot of an object whose
 //! bytes are served as zero-copy [`Slice`]s of memory-mapped segments.
 
+use crate::error::Reason;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
@@ -69,7 +70,9 @@ impl ExtentView {
                 self.segment,
                 self.file_offset + i * BLOCK_SIZE,
                 expected.map_or("none".to_string(), |c| format!("{c:08x}"))
-            ));
+            )
+            .checksum()
+            .at(self.segment, self.file_offset + i * BLOCK_SIZE));
         }
         Ok(())
     }
@@ -177,6 +180,7 @@ impl Blob {
         let size = self.size();
         if start > end || end > size {
             return Err(crate::error::unsatisfiable!(
+                Reason::InvalidRange,
                 "span {start}..{end} is outside the object of {size} bytes"
             ));
         }

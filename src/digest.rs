@@ -5,6 +5,7 @@
 //! The crates used pick hardware paths at run time: `crc32c` uses SSE4.2 (or
 //! the ARMv8 CRC instructions), `sha1`/`sha2` use SHA-NI where present.
 
+use crate::error::Reason;
 use std::sync::OnceLock;
 
 use md5::Md5;
@@ -351,10 +352,12 @@ pub(crate) fn check(expected: &Digest, actual: &Digest) -> Result<()> {
     }
     if expected.algorithm() != actual.algorithm() {
         return Err(bad_request!(
+            Reason::DigestMismatch,
             "digest mismatch: expected {expected}, got {actual}"
         ));
     }
     Err(bad_request!(
+        Reason::DigestMismatch,
         "digest mismatch for {}: expected {}, got {}",
         expected.algorithm(),
         expected.to_hex(),

@@ -8,6 +8,7 @@
 // Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
 
+use crate::error::Reason;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -165,7 +166,7 @@ impl Index {
         spec::validate_layer_id(id)?;
         self.layers
             .get(id)
-            .ok_or_else(|| not_found!("layer \"{id}\" does not exist"))
+            .ok_or_else(|| not_found!(Reason::UnknownLayer, "layer \"{id}\" does not exist"))
     }
 
     /// Layer ids and configs.
@@ -177,9 +178,12 @@ impl Index {
     pub fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
         let l = self.layer(layer)?;
         spec::validate_key(key)?;
-        l.objects
-            .get(key)
-            .ok_or_else(|| not_found!("key \"{key}\" does not exist in layer \"{layer}\""))
+        l.objects.get(key).ok_or_else(|| {
+            not_found!(
+                Reason::UnknownKey,
+                "key \"{key}\" does not exist in layer \"{layer}\""
+            )
+        })
     }
 
     /// An upload of `layer` in any state; NotFound if unknown, aborted or
@@ -189,6 +193,7 @@ impl Index {
         match self.uploads.get(upload) {
             Some(u) if u.layer == layer => Ok(u),
             _ => Err(not_found!(
+                Reason::UnknownUpload,
                 "upload {} does not exist in layer \"{layer}\"",
                 upload_name(upload)
             )),
@@ -205,6 +210,7 @@ impl Index {
         match &u.state {
             UploadState::Open(parts) => Ok((u, parts)),
             UploadState::Completed => Err(bad_request!(
+                Reason::UploadCompleted,
                 "upload {} is already completed",
                 upload_name(upload)
             )),
@@ -343,7 +349,10 @@ impl Index {
             Meta::LayerCreated { layer, .. } => {
                 spec::validate_layer_id(layer)?;
                 if self.layers.contains_key(layer) {
-                    return Err(conflict!("layer \"{layer}\" already exists"));
+                    return Err(conflict!(
+                        Reason::LayerExists,
+                        "layer \"{layer}\" already exists"
+                    ));
                 }
             }
             Meta::UploadStarted {
@@ -358,7 +367,11 @@ impl Index {
                 spec::validate_key(key)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
                 if self.uploads.contains_key(upload) {
-                    return Err(conflict!("upload {} already exists", upload_name(upload)));
+                    return Err(conflict!(
+                        Reason::UploadBusy,
+                        "upload {} already exists",
+                        upload_name(upload)
+                    ));
                 }
             }
             Meta::PartSet {
@@ -967,6 +980,7 @@ fn check_binding(
     if let Some(ct) = &l.content_type {
         if !spec::media_eq(ct, content_type) {
             return Err(bad_request!(
+                Reason::ContentTypeMismatch,
                 "content type \"{content_type}\" does not match layer \"{layer}\"'s \"{ct}\""
             ));
         }
@@ -974,6 +988,7 @@ fn check_binding(
     if let Some(ce) = &l.content_encoding {
         if !content_encoding.is_some_and(|e| spec::media_eq(ce, e)) {
             return Err(bad_request!(
+                Reason::ContentEncodingMismatch,
                 "content encoding \"{}\" does not match layer \"{layer}\"'s \"{ce}\"",
                 content_encoding.unwrap_or("")
             ));
@@ -986,6 +1001,7 @@ fn check_binding(
 fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Result<()> {
     if chosen.is_empty() {
         return Err(bad_request!(
+            Reason::NoParts,
             "an upload needs at least one part to complete"
         ));
     }
@@ -993,16 +1009,27 @@ fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Res
     let mut seen = std::collections::HashSet::with_capacity(chosen.len());
     for (n, id) in chosen {
         if !seen.insert(*n) {
-            return Err(bad_request!("part number {n} is listed twice"));
+            return Err(
+                bad_request!(Reason::PartListedTwice, "part number {n} is listed twice")
+                    .with_part(*n),
+            );
         }
         match current.get(n) {
             Some(p) if p.id == *id => sorted.push(p),
             Some(_) => {
                 return Err(bad_request!(
+                    Reason::StalePartId,
                     "part {n} has no id {id:016x}: it was replaced or never existed"
-                ))
+                )
+                .with_part(*n))
             }
-            None => return Err(bad_request!("part {n} (id {id:016x}) does not exist")),
+            None => {
+                return Err(bad_request!(
+                    Reason::PartNotUploaded,
+                    "part {n} (id {id:016x}) does not exist"
+                )
+                .with_part(*n))
+            }
         }
     }
     // The size and numbering rules live in one place: spec.rs.

@@ -13,6 +13,7 @@
 //!   while the hasher works through the last steps. Ingest then costs about
 //!   max(hash, write + sync) instead of their sum.
 
+use crate::error::Reason;
 use std::io::Read;
 use std::sync::mpsc;
 
@@ -47,7 +48,10 @@ pub(crate) fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> Result<usize> {
 pub(crate) fn expect_end<R: Read>(reader: &mut R, len: u64) -> Result<()> {
     let mut extra = [0u8; 1];
     if read_full(reader, &mut extra)? > 0 {
-        return Err(bad_request!("body is longer than its declared {len} bytes"));
+        return Err(bad_request!(
+            Reason::BodyLengthMismatch,
+            "body is longer than its declared {len} bytes"
+        ));
     }
     Ok(())
 }
@@ -66,6 +70,7 @@ fn step<R: Read>(
     let got = read_full(reader, buf)?;
     if got < buf.len() {
         return Err(bad_request!(
+            Reason::BodyLengthMismatch,
             "body ended after {} of its declared {len} bytes",
             done + got as u64
         ));

@@ -76,17 +76,30 @@ mod ingest;
 mod record;
 mod recovery;
 mod segment;
-pub mod spec;
+mod spec;
 mod store;
 mod types;
 
 pub use blob::{Blob, BlobReader};
 #[doc(hidden)]
 pub use digest::bench_api as __bench;
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Error, ErrorKind, Reason, Result};
 pub use segment::Slice;
 pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
 pub use store::Store;
+
+/// The SPEC's limits and checks, for fronts that validate a request before
+/// they call the store (the store checks them again). Every limit is a named
+/// constant; sizes are binary (1 MB = 1 MiB).
+pub mod rules {
+    pub use crate::spec::{
+        check_part_size, check_put_object_size, media_eq, normalize_parent, validate_complete,
+        validate_key, validate_layer_id, validate_list_limit, validate_part_number, BLOCK_SIZE,
+        COPY_ALIGNMENT, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, MAX_KEY_LEN, MAX_LAYER_ID_LEN,
+        MAX_LIST_LIMIT, MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MIB,
+        MIN_PART_NUMBER, MIN_PART_SIZE, PART_SIZE_MULTIPLE,
+    };
+}
 pub use types::{
     CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
     ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,

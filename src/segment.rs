@@ -313,7 +313,9 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                         let payload = seg.bytes(pos + RECORD_HEADER_LEN, header.len)?;
                         let meta = split_meta_payload(payload)
                             .and_then(|(_, m)| Meta::decode(m))
-                            .map_err(|e| corrupt!("segment {} offset {pos}: {e}", seg.id))?;
+                            .map_err(|e| {
+                                corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
+                            })?;
                         metas.push(ScannedMeta { offset: pos, meta });
                     }
                 }
@@ -328,13 +330,14 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
             TailPolicy::Salvage => {}
             TailPolicy::Sealed => {
                 if invalid {
-                    return Err(corrupt!("segment {} offset {pos}: {why}", seg.id));
+                    return Err(corrupt!("segment {} offset {pos}: {why}", seg.id).at(seg.id, pos));
                 }
                 if let Some((next, _)) = valid_records_after(seg, pos + RECORD_ALIGN)?.first() {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
                         seg.id
-                    ));
+                    )
+                    .at(seg.id, pos));
                 }
             }
             TailPolicy::Newest => {
@@ -343,7 +346,8 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable",
                         seg.id
-                    ));
+                    )
+                    .at(seg.id, pos));
                 }
                 // Unacknowledged records after a torn or lost write, or any
                 // other non-zero bytes past the end (a torn write whose

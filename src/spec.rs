@@ -5,6 +5,7 @@
 //! the offending value; very long values are shortened in messages so that a
 //! megabyte-long bad key does not produce a megabyte-long message.
 
+use crate::error::Reason;
 use std::fmt;
 use std::ops::Range;
 use std::str::FromStr;
@@ -80,10 +81,11 @@ fn first_bad_char(s: &str, allowed: fn(u8) -> bool) -> Option<String> {
 /// (the key itself, or the parent folder it came from).
 fn check_key(key: &str, what: &dyn Fn() -> String) -> Result<()> {
     if key.is_empty() {
-        return Err(bad_request!("{} is empty", what()));
+        return Err(bad_request!(Reason::InvalidKey, "{} is empty", what()));
     }
     if let Some(bad) = first_bad_char(key, is_key_byte) {
         return Err(bad_request!(
+            Reason::InvalidKey,
             "{} contains {bad}; allowed are A-Z a-z 0-9 . [ ] = ( ) {{ }} / _ -",
             what()
         ));
@@ -91,19 +93,32 @@ fn check_key(key: &str, what: &dyn Fn() -> String) -> Result<()> {
     // Only ASCII is left, so bytes are characters.
     if key.len() > MAX_KEY_LEN {
         return Err(bad_request!(
+            Reason::InvalidKey,
             "{} is {} characters long, more than {MAX_KEY_LEN}",
             what(),
             key.len()
         ));
     }
     if key.starts_with('/') {
-        return Err(bad_request!("{} starts with \"/\"", what()));
+        return Err(bad_request!(
+            Reason::InvalidKey,
+            "{} starts with \"/\"",
+            what()
+        ));
     }
     if key.ends_with('/') {
-        return Err(bad_request!("{} ends with \"/\"", what()));
+        return Err(bad_request!(
+            Reason::InvalidKey,
+            "{} ends with \"/\"",
+            what()
+        ));
     }
     if key.contains("//") {
-        return Err(bad_request!("{} contains \"//\"", what()));
+        return Err(bad_request!(
+            Reason::InvalidKey,
+            "{} contains \"//\"",
+            what()
+        ));
     }
     Ok(())
 }
@@ -121,16 +136,21 @@ pub fn validate_key(key: &str) -> Result<()> {
 /// Errors: BadRequest naming the id.
 pub fn validate_layer_id(id: &str) -> Result<()> {
     if id.is_empty() {
-        return Err(bad_request!("layer id \"\" is empty"));
+        return Err(bad_request!(
+            Reason::InvalidLayerId,
+            "layer id \"\" is empty"
+        ));
     }
     if let Some(bad) = first_bad_char(id, is_layer_id_byte) {
         return Err(bad_request!(
+            Reason::InvalidLayerId,
             "layer id {} contains {bad}; allowed are A-Z a-z 0-9 - _ .",
             quoted(id)
         ));
     }
     if id.len() > MAX_LAYER_ID_LEN {
         return Err(bad_request!(
+            Reason::InvalidLayerId,
             "layer id {} is {} characters long, more than {MAX_LAYER_ID_LEN}",
             quoted(id),
             id.len()
@@ -147,6 +167,7 @@ pub fn validate_part_number(n: u32) -> Result<()> {
         Ok(())
     } else {
         Err(bad_request!(
+            Reason::InvalidPartNumber,
             "part number {n} is outside {MIN_PART_NUMBER}..={MAX_PART_NUMBER}"
         ))
     }
@@ -183,6 +204,7 @@ pub fn validate_list_limit(limit: usize) -> Result<()> {
         Ok(())
     } else {
         Err(bad_request!(
+            Reason::InvalidListLimit,
             "list limit {limit} is outside 1..={MAX_LIST_LIMIT}"
         ))
     }
@@ -197,6 +219,7 @@ pub fn check_part_size(len: u64) -> Result<()> {
         Ok(())
     } else {
         Err(too_large!(
+            Reason::PartTooLarge,
             "part of {len} bytes is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"
         ))
     }
@@ -210,7 +233,7 @@ pub fn check_put_object_size(len: u64) -> Result<()> {
     if len <= MAX_PUT_OBJECT_SIZE {
         Ok(())
     } else {
-        Err(too_large!(
+        Err(too_large!(Reason::ObjectTooLarge,
             "object of {len} bytes is over the single-put limit of {MAX_PUT_OBJECT_SIZE} bytes (192 MiB)"
         ))
     }
@@ -225,6 +248,7 @@ pub fn check_put_object_size(len: u64) -> Result<()> {
 pub fn validate_complete(parts: &[(u32, u64)]) -> Result<u64> {
     if parts.is_empty() {
         return Err(bad_request!(
+            Reason::NoParts,
             "an upload needs at least one part to complete"
         ));
     }
@@ -233,34 +257,45 @@ pub fn validate_complete(parts: &[(u32, u64)]) -> Result<u64> {
     for (i, &(number, size)) in parts.iter().enumerate() {
         if number != expected {
             return Err(if number < expected && i > 0 && parts[i - 1].0 == number {
-                bad_request!("part number {number} is listed more than once")
-            } else if number > expected {
                 bad_request!(
+                    Reason::PartListedTwice,
+                    "part number {number} is listed more than once"
+                )
+                .with_part(number)
+            } else if number > expected {
+                bad_request!(Reason::PartsNotConsecutive,
                     "part number {expected} is missing: parts must be numbered 1..=N without gaps (found part {number})"
                 )
+                .with_part(expected)
             } else {
-                bad_request!("part numbers are not in ascending order at part {number}")
+                bad_request!(
+                    Reason::PartsNotConsecutive,
+                    "part numbers are not in ascending order at part {number}"
+                )
+                .with_part(number)
             });
         }
         validate_part_number(number)?;
         let is_last = i + 1 == parts.len();
         if !is_last {
             if size < MIN_PART_SIZE {
-                return Err(bad_request!(
+                return Err(bad_request!(Reason::PartTooSmall,
                     "part {number} has {size} bytes; every part but the last needs at least {MIN_PART_SIZE} bytes (5 MiB)"
-                ));
+                )
+                .with_part(number));
             }
             if size % PART_SIZE_MULTIPLE != 0 {
-                return Err(bad_request!(
+                return Err(bad_request!(Reason::PartNotMibMultiple,
                     "part {number} has {size} bytes; every part but the last must be a multiple of {PART_SIZE_MULTIPLE} bytes (1 MiB)"
-                ));
+                )
+                .with_part(number));
             }
         }
         total = total.saturating_add(size);
         expected = expected.saturating_add(1);
     }
     if total > MAX_OBJECT_SIZE {
-        return Err(too_large!(
+        return Err(too_large!(Reason::UploadTooLarge,
             "the parts add up to {total} bytes, over the object limit of {MAX_OBJECT_SIZE} bytes (500 GiB)"
         ));
     }
@@ -321,17 +356,25 @@ impl FromStr for ByteRange {
     fn from_str(s: &str) -> Result<ByteRange> {
         let syntax = || {
             unsatisfiable!(
+                Reason::InvalidRange,
                 "range {} is not of the form bytes=first-last, bytes=first- or bytes=-length",
                 quoted(s)
             )
         };
-        let overflow = || unsatisfiable!("range {} has a number too large", quoted(s));
+        let overflow = || {
+            unsatisfiable!(
+                Reason::InvalidRange,
+                "range {} has a number too large",
+                quoted(s)
+            )
+        };
         let spec = match s.split_once('=') {
             Some((unit, spec)) if unit.eq_ignore_ascii_case("bytes") => spec,
             _ => return Err(syntax()),
         };
         if spec.contains(',') {
             return Err(unsatisfiable!(
+                Reason::InvalidRange,
                 "range {} asks for several ranges; only one is supported",
                 quoted(s)
             ));
@@ -343,6 +386,7 @@ impl FromStr for ByteRange {
                 .map_err(|()| overflow())?;
             if len == 0 {
                 return Err(unsatisfiable!(
+                    Reason::InvalidRange,
                     "range {} asks for the last 0 bytes",
                     quoted(s)
                 ));
@@ -360,6 +404,7 @@ impl FromStr for ByteRange {
             .map_err(|()| overflow())?;
         if first > last {
             return Err(unsatisfiable!(
+                Reason::InvalidRange,
                 "range {}: first byte {first} is after last byte {last}",
                 quoted(s)
             ));
@@ -388,17 +433,22 @@ impl ByteRange {
     /// parsing never yields) is RangeNotSatisfiable too.
     pub fn resolve(&self, size: u64) -> Result<Range<u64>> {
         if size == 0 {
-            return Err(unsatisfiable!("range {self} on an empty object"));
+            return Err(unsatisfiable!(
+                Reason::InvalidRange,
+                "range {self} on an empty object"
+            ));
         }
         match *self {
             ByteRange::Bounded { first, last } => {
                 if first > last {
                     return Err(unsatisfiable!(
+                        Reason::InvalidRange,
                         "range {self}: first byte {first} is after last byte {last}"
                     ));
                 }
                 if first >= size {
                     return Err(unsatisfiable!(
+                        Reason::InvalidRange,
                         "range {self} starts at or after the end of the object ({size} bytes)"
                     ));
                 }
@@ -407,6 +457,7 @@ impl ByteRange {
             ByteRange::From { first } => {
                 if first >= size {
                     return Err(unsatisfiable!(
+                        Reason::InvalidRange,
                         "range {self} starts at or after the end of the object ({size} bytes)"
                     ));
                 }
@@ -414,7 +465,10 @@ impl ByteRange {
             }
             ByteRange::Suffix { len } => {
                 if len == 0 {
-                    return Err(unsatisfiable!("range {self} asks for the last 0 bytes"));
+                    return Err(unsatisfiable!(
+                        Reason::InvalidRange,
+                        "range {self} asks for the last 0 bytes"
+                    ));
                 }
                 Ok(size.saturating_sub(len)..size)
             }
@@ -430,28 +484,31 @@ impl ByteRange {
             ByteRange::Bounded { first, last } => (first, last),
             ByteRange::From { .. } | ByteRange::Suffix { .. } => {
                 return Err(unsatisfiable!(
+                    Reason::CopyRangeOpen,
                     "copy source range {self} must give both bounds (bytes=first-last)"
                 ))
             }
         };
         if first > last {
             return Err(unsatisfiable!(
+                Reason::InvalidRange,
                 "copy source range {self}: first byte {first} is after last byte {last}"
             ));
         }
         if first % COPY_ALIGNMENT != 0 {
-            return Err(unsatisfiable!(
+            return Err(unsatisfiable!(Reason::CopyRangeUnaligned,
                 "copy source range {self} starts at {first}, not a multiple of {COPY_ALIGNMENT} (1 MiB)"
             ));
         }
         if last >= size {
             return Err(unsatisfiable!(
+                Reason::InvalidRange,
                 "copy source range {self} ends at or after the end of the source ({size} bytes)"
             ));
         }
         let len = last - first + 1;
         check_part_size(len).map_err(|_| {
-            too_large!(
+            too_large!(Reason::PartTooLarge,
                 "copy source range {self} is {len} bytes, over the part limit of {MAX_PART_SIZE} bytes (96 MiB)"
             )
         })?;
@@ -532,6 +589,7 @@ impl FromStr for DigestAlgorithm {
             .map(|&(_, _, algorithm)| algorithm)
             .ok_or_else(|| {
                 bad_request!(
+                    Reason::InvalidDigest,
                     "unknown digest algorithm {}; expected CRC-32C, MD5, SHA1 or SHA256",
                     quoted(s)
                 )
@@ -558,6 +616,7 @@ impl Digest {
     pub fn new(algorithm: DigestAlgorithm, bytes: &[u8]) -> Result<Digest> {
         if bytes.len() != algorithm.digest_len() {
             return Err(bad_request!(
+                Reason::InvalidDigest,
                 "a {algorithm} digest has {} bytes, not {}",
                 algorithm.digest_len(),
                 bytes.len()
@@ -612,11 +671,16 @@ impl FromStr for Digest {
     ///
     /// Errors: BadRequest naming the input.
     fn from_str(s: &str) -> Result<Digest> {
-        let (name, hex_digits) = s
-            .split_once(':')
-            .ok_or_else(|| bad_request!("digest {} is not of the form ALGORITHM:HEX", quoted(s)))?;
+        let (name, hex_digits) = s.split_once(':').ok_or_else(|| {
+            bad_request!(
+                Reason::InvalidDigest,
+                "digest {} is not of the form ALGORITHM:HEX",
+                quoted(s)
+            )
+        })?;
         let algorithm: DigestAlgorithm = name.parse().map_err(|_| {
             bad_request!(
+                Reason::InvalidDigest,
                 "digest {} has unknown algorithm {}; expected CRC-32C, MD5, SHA1 or SHA256",
                 quoted(s),
                 quoted(name)
@@ -625,6 +689,7 @@ impl FromStr for Digest {
         let want = algorithm.digest_len() * 2;
         if hex_digits.len() != want || !hex_digits.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad_request!(
+                Reason::InvalidDigest,
                 "digest {} needs exactly {want} hex digits for {algorithm}",
                 quoted(s)
             ));
@@ -632,7 +697,7 @@ impl FromStr for Digest {
         let mut bytes = [0u8; MAX_DIGEST_LEN];
         let n = algorithm.digest_len();
         hex::decode_to_slice(hex_digits, &mut bytes[..n])
-            .map_err(|e| bad_request!("digest {}: {e}", quoted(s)))?;
+            .map_err(|e| bad_request!(Reason::InvalidDigest, "digest {}: {e}", quoted(s)))?;
         Ok(Digest { algorithm, bytes })
     }
 }
@@ -687,7 +752,7 @@ impl FromStr for UploadId {
     /// Errors: NotFound `unknown upload "<input>"` for anything else: a
     /// malformed token can never name an upload.
     fn from_str(s: &str) -> Result<UploadId> {
-        let unknown = || not_found!("unknown upload {}", quoted(s));
+        let unknown = || not_found!(Reason::UnknownUpload, "unknown upload {}", quoted(s));
         if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(unknown());
         }

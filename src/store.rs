@@ -5,6 +5,7 @@
 //! which serializes validate → append record → fsync → apply, so the order
 //! of records on disk is the order the index applied them.
 
+use crate::error::Reason;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
@@ -107,9 +108,13 @@ fn part_id_string(id: u64) -> String {
 
 fn parse_part_id(s: &str) -> Result<u64> {
     if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad_request!("part id \"{s}\" is not one this store issued"));
+        return Err(bad_request!(
+            Reason::InvalidPartId,
+            "part id \"{s}\" is not one this store issued"
+        ));
     }
-    u64::from_str_radix(s, 16).map_err(|_| bad_request!("part id \"{s}\" is malformed"))
+    u64::from_str_radix(s, 16)
+        .map_err(|_| bad_request!(Reason::InvalidPartId, "part id \"{s}\" is malformed"))
 }
 
 fn part_info(p: &Part) -> PartInfo {
@@ -168,6 +173,7 @@ impl Store {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
                 return Err(conflict!(
+                    Reason::StoreLocked,
                     "store {} is already open (locked by {})",
                     dir.display(),
                     lock_path.display()
@@ -566,9 +572,11 @@ impl Store {
             if let Some(ct) = &body.content_type {
                 if !spec::media_eq(ct, &u.content_type) {
                     return Err(bad_request!(
+                        Reason::ContentTypeMismatch,
                         "content type \"{ct}\" of part {n} does not match the upload's \"{}\"",
                         u.content_type
-                    ));
+                    )
+                    .with_part(n));
                 }
             }
         }
@@ -616,6 +624,7 @@ impl Store {
             ByteRange::Bounded { first, last } => (first, last),
             other => {
                 return Err(unsatisfiable!(
+                    Reason::CopyRangeOpen,
                     "copy range {other} must give both bounds (bytes=a-b)"
                 ))
             }
@@ -683,6 +692,7 @@ impl Store {
                 // freed; the pieces are only valid while they exist.
                 if pieces.iter().any(|p| index.extent(p.extent).is_none()) {
                     return Err(not_found!(
+                        Reason::CopySourceChanged,
                         "copy source \"{key}\" was deleted or replaced during the copy"
                     ));
                 }
@@ -834,7 +844,7 @@ impl Store {
                 |index| {
                     let (u, _) = index.open_upload(&layer, &upload)?;
                     if u.last_activity_ms > cutoff {
-                        return Err(conflict!("upload became active"));
+                        return Err(conflict!(Reason::UploadBusy, "upload became active"));
                     }
                     Ok(Meta::UploadAborted {
                         layer: layer.clone(),
@@ -1221,7 +1231,12 @@ impl Inner {
 
     fn decode_token(&self, token: &str, layer: &str, parent: &str, deep: bool) -> Result<Cursor> {
         let shown: String = token.chars().take(64).collect();
-        let bad = || bad_request!("page token \"{shown}\" was not issued for this listing");
+        let bad = || {
+            bad_request!(
+                Reason::InvalidPageToken,
+                "page token \"{shown}\" was not issued for this listing"
+            )
+        };
         let raw = hex::decode(token).map_err(|_| bad())?;
         if raw.len() < 9 {
             return Err(bad());

@@ -1,62 +1,50 @@
 //! Engine errors to the S3 error codes a client expects.
 //!
-//! The engine reports an [`ErrorKind`] (its HTTP status) and a message that
-//! names the offending value. S3 clients branch on finer codes (`NoSuchKey`
-//! vs `NoSuchBucket`, `EntityTooSmall` vs `InvalidPart`), so the handlers
-//! pre-check what they can (see `complete_multipart_upload`) and this module
-//! maps the rest by kind and, within a kind, by the engine's message.
+//! The engine reports an [`ErrorKind`] (its HTTP status) and a typed
+//! [`Reason`] (the rule broken). S3 clients branch on finer codes
+//! (`NoSuchKey` vs `NoSuchBucket`, `EntityTooSmall` vs `InvalidPart`); this
+//! module maps reasons to them, and kinds where a reason has no S3 twin. It
+//! never reads message text.
 
-use partstore::{Error, ErrorKind};
+use partstore::{Error, ErrorKind, Reason};
 use s3s::{S3Error, S3ErrorCode};
 
 /// The S3 error for an engine error, its message kept for the client.
 pub fn s3(e: &Error) -> S3Error {
-    let msg = e.to_string();
-    S3Error::with_message(code(e.kind(), &msg), msg)
+    S3Error::with_message(code(e), e.to_string())
 }
 
-fn code(kind: ErrorKind, msg: &str) -> S3ErrorCode {
-    // The message is "<kind>: <detail>"; match on the detail.
-    let detail = msg.split_once(": ").map_or(msg, |(_, d)| d);
-    let has = |s: &str| detail.contains(s);
-    match kind {
-        ErrorKind::NotFound if detail.starts_with("layer ") => S3ErrorCode::NoSuchBucket,
-        ErrorKind::NotFound if detail.starts_with("upload ") || has("unknown upload") => {
-            S3ErrorCode::NoSuchUpload
+fn code(e: &Error) -> S3ErrorCode {
+    use Reason as R;
+    match e.reason() {
+        Some(R::UnknownLayer) => S3ErrorCode::NoSuchBucket,
+        Some(R::UnknownUpload | R::UploadCompleted) => S3ErrorCode::NoSuchUpload,
+        Some(R::UnknownKey | R::CopySourceChanged) => S3ErrorCode::NoSuchKey,
+        Some(R::DigestMismatch) => S3ErrorCode::BadDigest,
+        Some(R::InvalidDigest) => S3ErrorCode::InvalidDigest,
+        Some(R::BodyLengthMismatch) => S3ErrorCode::IncompleteBody,
+        Some(R::InvalidLayerId) => S3ErrorCode::InvalidBucketName,
+        Some(R::NoParts) => S3ErrorCode::MalformedXML,
+        Some(R::PartListedTwice | R::PartsNotConsecutive) => S3ErrorCode::InvalidPartOrder,
+        Some(R::PartTooSmall) => S3ErrorCode::EntityTooSmall,
+        Some(R::PartNotUploaded | R::StalePartId | R::InvalidPartId) => S3ErrorCode::InvalidPart,
+        Some(R::PartTooLarge | R::ObjectTooLarge | R::UploadTooLarge) => {
+            S3ErrorCode::EntityTooLarge
         }
-        ErrorKind::NotFound => S3ErrorCode::NoSuchKey,
-        ErrorKind::BadRequest if has("digest mismatch") => S3ErrorCode::BadDigest,
-        ErrorKind::BadRequest if has("is already completed") => S3ErrorCode::NoSuchUpload,
-        ErrorKind::BadRequest if detail.starts_with("body ended after") => {
-            S3ErrorCode::IncompleteBody
+        Some(R::InvalidRange | R::CopyRangeOpen | R::CopyRangeUnaligned) => {
+            S3ErrorCode::InvalidRange
         }
-        ErrorKind::BadRequest if detail.starts_with("layer id") => S3ErrorCode::InvalidBucketName,
-        // Complete-time rules, when a race got past the handler's pre-checks.
-        ErrorKind::BadRequest if has("at least one part") => S3ErrorCode::MalformedXML,
-        ErrorKind::BadRequest
-            if has("listed twice")
-                || has("more than once")
-                || has("without gaps")
-                || has("ascending order") =>
-        {
-            S3ErrorCode::InvalidPartOrder
-        }
-        ErrorKind::BadRequest if has("every part but the last") && has("at least") => {
-            S3ErrorCode::EntityTooSmall
-        }
-        ErrorKind::BadRequest
-            if has("was replaced or never existed")
-                || has(") does not exist")
-                || has("not one this store issued") =>
-        {
-            S3ErrorCode::InvalidPart
-        }
-        ErrorKind::BadRequest => S3ErrorCode::InvalidArgument,
-        ErrorKind::TooLarge => S3ErrorCode::EntityTooLarge,
-        ErrorKind::RangeNotSatisfiable => S3ErrorCode::InvalidRange,
-        ErrorKind::Conflict if detail.starts_with("layer ") => S3ErrorCode::BucketAlreadyOwnedByYou,
-        ErrorKind::Conflict => S3ErrorCode::OperationAborted,
-        _ => S3ErrorCode::InternalError,
+        Some(R::LayerExists) => S3ErrorCode::BucketAlreadyOwnedByYou,
+        Some(R::LayerNotEmpty) => S3ErrorCode::BucketNotEmpty,
+        Some(R::InvalidPageToken) => S3ErrorCode::InvalidArgument,
+        _ => match e.kind() {
+            ErrorKind::BadRequest => S3ErrorCode::InvalidArgument,
+            ErrorKind::NotFound => S3ErrorCode::NoSuchKey,
+            ErrorKind::TooLarge => S3ErrorCode::EntityTooLarge,
+            ErrorKind::RangeNotSatisfiable => S3ErrorCode::InvalidRange,
+            ErrorKind::Conflict => S3ErrorCode::OperationAborted,
+            _ => S3ErrorCode::InternalError,
+        },
     }
 }
 
@@ -68,15 +56,15 @@ pub fn err(code: S3ErrorCode, msg: impl Into<String>) -> S3Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use partstore::spec::{validate_complete, MIB};
+    use partstore::rules::{validate_complete, MIB};
     use partstore::{LayerConfig, Options, PartBody, PartRef, Store, UploadId};
 
     fn code_of<T: std::fmt::Debug>(r: partstore::Result<T>) -> S3ErrorCode {
         s3(&r.expect_err("the call must fail")).code().clone()
     }
 
-    /// The mapping reads the engine's messages: check it on errors the
-    /// engine really returns, so a changed message shows up here.
+    /// The mapping reads the engine's reasons: check it on errors the
+    /// engine really returns.
     #[test]
     fn engine_errors_map_to_s3_codes() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -158,7 +146,7 @@ mod tests {
             S3ErrorCode::NoSuchUpload
         );
 
-        // The rest of spec::validate_complete's messages.
+        // The rest of the complete-time rules.
         assert_eq!(
             code_of(validate_complete(&[(1, 5 * MIB), (3, 1)])),
             S3ErrorCode::InvalidPartOrder

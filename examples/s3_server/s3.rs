@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use partstore::spec::{self, MAX_OBJECT_SIZE, MIN_PART_SIZE, PART_SIZE_MULTIPLE};
+use partstore::rules;
 use partstore::{
     ByteRange, CopySource as EngineCopySource, LayerConfig, ListItem, ListOptions, ObjectInfo,
     PartBody, PartInfo, PartRef, Store, UploadId, UploadOptions,
@@ -178,14 +178,14 @@ fn open_upload(store: &Store, bucket: &str, key: &str, id: &str) -> S3Result<Upl
 fn part_number(n: i32) -> S3Result<u32> {
     u32::try_from(n)
         .ok()
-        .filter(|n| (spec::MIN_PART_NUMBER..=spec::MAX_PART_NUMBER).contains(n))
+        .filter(|n| (rules::MIN_PART_NUMBER..=rules::MAX_PART_NUMBER).contains(n))
         .ok_or_else(|| {
             err(
                 S3ErrorCode::InvalidArgument,
                 format!(
                     "part number {n} is outside {}..={}",
-                    spec::MIN_PART_NUMBER,
-                    spec::MAX_PART_NUMBER
+                    rules::MIN_PART_NUMBER,
+                    rules::MAX_PART_NUMBER
                 ),
             )
         })
@@ -322,7 +322,7 @@ fn list_v2(
     }
     let parent = prefix.rfind('/').map_or("", |i| &prefix[..i]);
     // A prefix whose folder is no valid key names no object.
-    if max_keys == 0 || spec::normalize_parent(parent).is_err() {
+    if max_keys == 0 || rules::normalize_parent(parent).is_err() {
         return Ok(out);
     }
     let mut token = token;
@@ -782,7 +782,7 @@ impl S3 for PartstoreS3 {
         let (bucket, key) = (i.bucket, i.key);
         let mut opts = UploadOptions::new(
             i.content_type
-                .unwrap_or_else(|| spec::DEFAULT_CONTENT_TYPE.into()),
+                .unwrap_or_else(|| rules::DEFAULT_CONTENT_TYPE.into()),
         );
         if let Some(ce) = i.content_encoding {
             opts = opts.content_encoding(ce);
@@ -1158,28 +1158,16 @@ fn chosen_parts(listed: &[CompletedPart]) -> S3Result<Vec<Chosen>> {
     Ok(out)
 }
 
-/// The complete-time rules, checked before the engine's own check so that
-/// each gets its S3 code: unknown or replaced part (or a part CRC32C that
-/// differs) `InvalidPart`, a non-last part under 5 MiB `EntityTooSmall`,
-/// not a multiple of 1 MiB (a rule of this engine, not of S3)
-/// `InvalidArgument`, a total over 500 GiB `EntityTooLarge`.
+/// The S3-only complete-time check: a part CRC32C the client lists must be
+/// the part's (`InvalidPart`). The engine's own rules (unknown or replaced
+/// part, sizes, total) come back as typed reasons that `errors` maps.
 fn check_completion(current: &[PartInfo], chosen: &[Chosen]) -> S3Result<()> {
-    let mut total = 0u64;
-    for (i, c) in chosen.iter().enumerate() {
+    for c in chosen {
         let n = c.part.number;
-        let p = current
+        let found = current
             .iter()
-            .find(|p| p.part_number == n && p.id == c.part.id)
-            .ok_or_else(|| {
-                err(
-                    S3ErrorCode::InvalidPart,
-                    format!(
-                        "part {n} with ETag \"{}\" was not uploaded or has been replaced",
-                        c.part.id
-                    ),
-                )
-            })?;
-        if let Some(crc) = &c.crc32c {
+            .find(|p| p.part_number == n && p.id == c.part.id);
+        if let (Some(p), Some(crc)) = (found, &c.crc32c) {
             let have = body::crc32c_b64(p.crc32c);
             if *crc != have {
                 return Err(err(
@@ -1188,34 +1176,6 @@ fn check_completion(current: &[PartInfo], chosen: &[Chosen]) -> S3Result<()> {
                 ));
             }
         }
-        let last = i + 1 == chosen.len();
-        if !last && p.size < MIN_PART_SIZE {
-            return Err(err(
-                S3ErrorCode::EntityTooSmall,
-                format!(
-                    "part {n} has {} bytes; every part but the last needs at least {MIN_PART_SIZE} bytes (5 MiB)",
-                    p.size
-                ),
-            ));
-        }
-        if !last && p.size % PART_SIZE_MULTIPLE != 0 {
-            return Err(err(
-                S3ErrorCode::InvalidArgument,
-                format!(
-                    "part {n} has {} bytes; every part but the last must be a multiple of {PART_SIZE_MULTIPLE} bytes (1 MiB) in this store",
-                    p.size
-                ),
-            ));
-        }
-        total += p.size;
-    }
-    if total > MAX_OBJECT_SIZE {
-        return Err(err(
-            S3ErrorCode::EntityTooLarge,
-            format!(
-                "the parts add up to {total} bytes, over the {MAX_OBJECT_SIZE} byte object limit"
-            ),
-        ));
     }
     Ok(())
 }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use partstore::spec::{normalize_parent, validate_key, validate_layer_id};
+use partstore::rules::{normalize_parent, validate_key, validate_layer_id};
 use partstore::{ErrorKind, UploadId};
 
 /// SPEC: 1..=450 chars of `A-Z a-z 0-9 . [ ] = ( ) { } / _ -`; no leading or

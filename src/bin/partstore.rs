@@ -44,12 +44,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, SystemTime};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use partstore::spec::{
+use partstore::rules::{
     MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MIB, MIN_PART_SIZE, PART_SIZE_MULTIPLE,
 };
 use partstore::{
     ByteRange, CopySource, DigestAlgorithm, Error, ErrorKind, LayerConfig, ListItem, ListOptions,
-    ObjectInfo, Options, PartBody, Store, UploadId, UploadOptions,
+    ObjectInfo, Options, PartBody, Reason, Store, UploadId, UploadOptions,
 };
 
 use util::{bytes_bar, fmt_time, human_bytes, io_err, parse_duration, parse_size, spinner};
@@ -458,10 +458,14 @@ fn default_jobs() -> u32 {
 /// directory is NotFound instead of a new empty store.
 fn open(dir: &Path, create: bool) -> partstore::Result<Store> {
     if !create && !dir.is_dir() {
-        return Err(Error::NotFound(format!(
-            "store directory {} does not exist (create a layer first, or pass --store DIR)",
-            dir.display()
-        )));
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            Reason::InvalidArgument,
+            format!(
+                "store directory {} does not exist (create a layer first, or pass --store DIR)",
+                dir.display()
+            ),
+        ));
     }
     let pb = spinner("opening store");
     let r = Store::open(dir, Options::default());
@@ -513,26 +517,38 @@ fn choose_part_size(len: u64, asked: Option<u64>) -> partstore::Result<u64> {
         }
     };
     if size == 0 {
-        return Err(Error::BadRequest(
-            "part size 0: parts need at least 1 byte".into(),
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            "part size 0: parts need at least 1 byte",
         ));
     }
     if size > MAX_PART_SIZE {
-        return Err(Error::TooLarge(format!(
-            "part size {size} is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"
-        )));
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            Reason::PartTooLarge,
+            format!("part size {size} is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"),
+        ));
     }
     if len > size && (size < MIN_PART_SIZE || !size.is_multiple_of(PART_SIZE_MULTIPLE)) {
-        return Err(Error::BadRequest(format!(
-            "part size {size}: every part but the last must be at least {MIN_PART_SIZE} bytes \
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            format!(
+                "part size {size}: every part but the last must be at least {MIN_PART_SIZE} bytes \
              (5 MiB) and a multiple of {PART_SIZE_MULTIPLE} (1 MiB)"
-        )));
+            ),
+        ));
     }
     let parts = len.div_ceil(size).max(1);
     if parts > u64::from(MAX_PART_NUMBER) {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            format!(
             "{len} bytes in parts of {size} need {parts} parts, over the limit of {MAX_PART_NUMBER}"
-        )));
+        ),
+        ));
     }
     Ok(size)
 }
@@ -588,7 +604,7 @@ fn put(store: &Store, req: &PutRequest<'_>) -> partstore::Result<ObjectInfo> {
             .into_iter()
             .find(|(id, _)| id == req.layer)
             .and_then(|(_, c)| c.content_type)
-            .unwrap_or_else(|| partstore::spec::DEFAULT_CONTENT_TYPE.to_string()),
+            .unwrap_or_else(|| partstore::rules::DEFAULT_CONTENT_TYPE.to_string()),
     };
     let upload = store.start_multipart(req.layer, req.key, UploadOptions::new(content_type))?;
     let pb = bytes_bar(len, "put");
@@ -827,11 +843,15 @@ fn verify(store: &Store) -> partstore::Result<()> {
     if r.is_clean() {
         Ok(())
     } else {
-        Err(Error::Corrupt(format!(
-            "{} of {} blocks failed their CRC32C",
-            r.corrupt.len(),
-            r.blocks
-        )))
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            Reason::ChecksumMismatch,
+            format!(
+                "{} of {} blocks failed their CRC32C",
+                r.corrupt.len(),
+                r.blocks
+            ),
+        ))
     }
 }
 

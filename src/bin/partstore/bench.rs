@@ -29,9 +29,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use partstore::spec::{MAX_PART_NUMBER, MAX_PART_SIZE, MIB, MIN_PART_SIZE, PART_SIZE_MULTIPLE};
+use partstore::rules::{MAX_PART_NUMBER, MAX_PART_SIZE, MIB, MIN_PART_SIZE, PART_SIZE_MULTIPLE};
 use partstore::{
-    ByteRange, CopySource, Digest, Error, ErrorKind, LayerConfig, Options, PartBody, Store,
+    ByteRange, CopySource, Digest, Error, ErrorKind, LayerConfig, Options, PartBody, Reason, Store,
 };
 
 use crate::util::{bytes_bar, fmt_secs, human_bytes, io_err, parse_size, spinner, Hasher};
@@ -411,7 +411,13 @@ pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()
     let dir = match (&store_dir, &tmp) {
         (Some(d), _) => d.clone(),
         (None, Some(t)) => t.path().to_path_buf(),
-        (None, None) => return Err(Error::BadRequest("no store directory".into())),
+        (None, None) => {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                Reason::InvalidArgument,
+                "no store directory",
+            ))
+        }
     };
     let figures = measure(args, &dir, tmp.is_some());
     if let Some(t) = tmp {
@@ -431,31 +437,47 @@ pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()
 
 fn check_args(args: &BenchArgs) -> partstore::Result<()> {
     if args.size == 0 {
-        return Err(Error::BadRequest("--size must be at least 1 byte".into()));
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            "--size must be at least 1 byte",
+        ));
     }
     let ps = args.part_size;
     if ps == 0 {
-        return Err(Error::BadRequest(
-            "--part-size 0: parts need at least 1 byte".into(),
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            "--part-size 0: parts need at least 1 byte",
         ));
     }
     if ps > MAX_PART_SIZE {
-        return Err(Error::TooLarge(format!(
-            "--part-size {ps} is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"
-        )));
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            Reason::PartTooLarge,
+            format!("--part-size {ps} is over the limit of {MAX_PART_SIZE} bytes (96 MiB)"),
+        ));
     }
     if args.size > ps && (ps < MIN_PART_SIZE || !ps.is_multiple_of(PART_SIZE_MULTIPLE)) {
-        return Err(Error::BadRequest(format!(
-            "--part-size {ps}: every part but the last must be at least {MIN_PART_SIZE} bytes \
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            format!(
+                "--part-size {ps}: every part but the last must be at least {MIN_PART_SIZE} bytes \
              (5 MiB) and a multiple of {PART_SIZE_MULTIPLE} (1 MiB)"
-        )));
+            ),
+        ));
     }
     let parts = args.size.div_ceil(ps);
     if parts > u64::from(MAX_PART_NUMBER) {
-        return Err(Error::BadRequest(format!(
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            format!(
             "--size {} in parts of {ps} needs {parts} parts, over the limit of {MAX_PART_NUMBER}",
             args.size
-        )));
+        ),
+        ));
     }
     Ok(())
 }
@@ -483,7 +505,7 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
         .into_iter()
         .find(|(id, _)| id == LAYER)
         .and_then(|(_, c)| c.content_type)
-        .unwrap_or_else(|| partstore::spec::DEFAULT_CONTENT_TYPE.to_string());
+        .unwrap_or_else(|| partstore::rules::DEFAULT_CONTENT_TYPE.to_string());
     let prefix = if temporary {
         "run".to_string()
     } else {
@@ -523,11 +545,15 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     let complete = t.elapsed();
     let want = data.crc_of_first(parts);
     if obj.size != size || obj.crc32c != want {
-        return Err(Error::Corrupt(format!(
-            "bench object {key}: the engine reports {} bytes with CRC32C {:08x}; \
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            Reason::ChecksumMismatch,
+            format!(
+                "bench object {key}: the engine reports {} bytes with CRC32C {:08x}; \
              the generated data is {size} bytes with CRC32C {want:08x}",
-            obj.size, obj.crc32c
-        )));
+                obj.size, obj.crc32c
+            ),
+        ));
     }
 
     // Reads.
@@ -598,10 +624,14 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     let copy_complete = t.elapsed();
     let want = data.crc_of_first(copy_parts);
     if copy.crc32c != want {
-        return Err(Error::Corrupt(format!(
-            "bench copy {copy_key}: CRC32C {:08x}, expected {want:08x}",
-            copy.crc32c
-        )));
+        return Err(Error::new(
+            ErrorKind::Corrupt,
+            Reason::ChecksumMismatch,
+            format!(
+                "bench copy {copy_key}: CRC32C {:08x}, expected {want:08x}",
+                copy.crc32c
+            ),
+        ));
     }
 
     // The same bytes with plain std::fs, in the same directory.
@@ -650,9 +680,11 @@ fn check_read(what: &str, seen: u64, size: u64) -> partstore::Result<()> {
     if seen == size {
         Ok(())
     } else {
-        Err(Error::Corrupt(format!(
-            "bench: {what} returned {seen} bytes of a {size}-byte object"
-        )))
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            Reason::ChecksumMismatch,
+            format!("bench: {what} returned {seen} bytes of a {size}-byte object"),
+        ))
     }
 }
 
