@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 
-use memmap2::Mmap;
+pub use crate::log::map::Map;
 
 /// A directory of files, as the engine uses it.
 pub trait Backend: Send + Sync + Debug {
@@ -71,7 +71,7 @@ pub trait BackendFile: Send + Sync {
     /// A read-only map of the whole file as it is now. Writes made later
     /// through [`BackendFile::write_all_at`] must be visible through it (a
     /// shared mapping of the same file).
-    fn map(&self) -> io::Result<Mmap>;
+    fn map(&self) -> io::Result<Map>;
 }
 
 /// The data extents of `file` within `from..end`, holes skipped (through
@@ -205,12 +205,7 @@ impl BackendFile for StdFile {
             .map_err(io::Error::from)
     }
 
-    fn map(&self) -> io::Result<Mmap> {
-        // SAFETY: the map is read-only and shared. The engine never shrinks a
-        // segment file while it is mapped (torn-tail truncation happens
-        // before `open` maps it; compaction unlinks files, which keeps mapped
-        // pages valid), and it hands readers only regions whose writes have
-        // completed and been committed, so no reader sees bytes change.
-        unsafe { Mmap::map(&self.0) }
+    fn map(&self) -> io::Result<Map> {
+        Map::of_file(&self.0)
     }
 }

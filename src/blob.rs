@@ -5,10 +5,10 @@ use crate::error::Reason;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
 
-use memmap2::Mmap;
+use crate::log::map::Map;
 
 use crate::error::{corrupt, Result};
-use crate::segment::Slice;
+use crate::log::map::Slice;
 use crate::spec::{ByteRange, BLOCK_SIZE};
 use crate::types::ObjectInfo;
 
@@ -32,7 +32,7 @@ pub(crate) struct ExtentView {
     pub(crate) file_offset: u64,
     pub(crate) len: u64,
     pub(crate) block_crcs: Arc<[u32]>,
-    pub(crate) map: Arc<Mmap>,
+    pub(crate) map: Arc<Map>,
 }
 
 impl ExtentView {

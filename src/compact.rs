@@ -15,14 +15,12 @@
 //!    then fsync the directory. Readers holding a `Blob` keep their maps.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use crate::blob::ExtentView;
-use crate::error::Result;
-use crate::record::{ExtentMove, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN};
-use crate::segment::{self, Segment};
+use crate::error::{corrupt, Result};
+use crate::log::format::{ExtentMove, Meta};
 use crate::store::Store;
-use crate::types::CompactionReport;
+use crate::types::{CompactionReport, Durability, SegmentStats};
 
 /// Bytes copied per write while moving an extent.
 const MOVE_CHUNK: u64 = 8 << 20;
@@ -33,28 +31,26 @@ impl Store {
     /// copies keep working throughout.
     pub fn compact(&self) -> Result<CompactionReport> {
         let inner = &self.inner;
-        let _one = inner.compaction.lock();
-        inner.check_poison()?;
-        let threshold = inner.opts.compact_threshold;
-        let over = |s: &crate::types::SegmentStats| {
+        let _one = inner.compaction_lock();
+        let log = inner.log();
+        log.check_poison()?;
+        let threshold = inner.opts().compact_threshold;
+        let over = |s: &SegmentStats| {
             s.live_bytes == 0
                 || (s.data_bytes > 0 && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
         };
         // The active segment is compacted too when it is mostly garbage: seal
         // it first, so nothing new lands in it.
-        {
-            let stats = self.stats();
-            let mut w = inner.writer.lock();
-            let active = w.active.id;
-            let seal = stats
-                .per_segment
-                .iter()
-                .any(|s| s.id == active && s.data_bytes > 0 && over(s));
-            if seal {
-                inner.rotate(&mut w, 0)?;
-            }
+        let active = log.active_id();
+        let seal = self
+            .stats()
+            .per_segment
+            .iter()
+            .any(|s| s.id == active && s.data_bytes > 0 && over(s));
+        if seal {
+            log.seal_active()?;
         }
-        let active = inner.writer.lock().active.id;
+        let active = log.active_id();
         // Segments that may hold the region of a write not yet committed
         // stay: their extent is about to be referenced.
         let limit = inner.oldest_write_in_flight().unwrap_or(active).min(active);
@@ -62,12 +58,7 @@ impl Store {
             .stats()
             .per_segment
             .iter()
-            .filter(|s| s.id < limit)
-            .filter(|s| {
-                s.live_bytes == 0
-                    || (s.data_bytes > 0
-                        && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
-            })
+            .filter(|s| s.id < limit && over(s))
             .map(|s| s.id)
             .collect();
         if victims.is_empty() {
@@ -76,8 +67,7 @@ impl Store {
 
         // Step 2: copy live extents out of the victims.
         let to_move: Vec<ExtentView> = {
-            let index = inner.index.read();
-            let segments = inner.segments.read();
+            let index = inner.index();
             let mut ids: Vec<u64> = index
                 .extents()
                 .filter(|(_, e)| victims.contains(&e.segment))
@@ -85,74 +75,70 @@ impl Store {
                 .collect();
             ids.sort_unstable();
             ids.iter()
-                .map(|id| inner.view(&index, &segments, *id))
+                .map(|id| inner.view(&index, *id))
                 .collect::<Result<_>>()?
         };
         let mut moved: HashMap<u64, (u64, u64)> = HashMap::new();
-        let mut written: HashMap<u64, Arc<Segment>> = HashMap::new();
         let mut bytes_moved = 0;
         for v in &to_move {
             v.verify_range(0, v.len)?;
-            let header = RecordHeader {
-                kind: RecordKind::Extent,
-                len: v.len,
-                payload_crc: 0,
-            }
-            .encode();
-            let (seg, at) = inner.append(&header, Some(v.len))?;
-            let data_at = at + RECORD_HEADER_LEN;
+            let region = log.reserve(v.len)?;
             let mut off = 0;
             while off < v.len {
                 let n = MOVE_CHUNK.min(v.len - off);
-                seg.write_at(v.bytes(off, n)?, data_at + off)?;
+                region
+                    .segment
+                    .write_at(v.bytes(off, n)?, region.data_at + off)?;
                 off += n;
             }
-            moved.insert(v.id, (seg.id, data_at));
+            moved.insert(v.id, (region.segment.id, region.data_at));
             bytes_moved += v.len;
-            written.insert(seg.id, seg);
         }
-        for seg in written.values() {
-            seg.sync_data().inspect_err(|e| inner.set_poison(e))?;
+        // The copies are durable before the snapshot that points at them is
+        // written: a snapshot record carries no block CRCs for recovery to
+        // check them against.
+        for seg in moved.values().map(|(s, _)| *s).collect::<HashSet<_>>() {
+            log.sync_segment(seg)?;
         }
 
-        // Step 3: one durable snapshot with the new locations.
-        {
-            let _c = inner.commit.lock();
-            inner.check_poison()?;
-            let mut snap = inner.index.read().snapshot();
-            let mut moves = Vec::new();
-            for e in &mut snap.extents {
-                if !victims.contains(&e.segment) {
-                    continue;
+        // Step 3: one durable snapshot with the new locations; the index
+        // applies only the moves.
+        inner.commit_as(
+            |index| {
+                let mut snap = index.snapshot();
+                let mut moves = Vec::new();
+                for e in &mut snap.extents {
+                    if !victims.contains(&e.segment) {
+                        continue;
+                    }
+                    let Some((seg, offset)) = moved.get(&e.id) else {
+                        // Only extents written before step 2 live in sealed
+                        // segments, and all of those were copied.
+                        return Err(corrupt!(
+                            "extent {} in segment {} was not moved by compaction",
+                            e.id,
+                            e.segment
+                        ));
+                    };
+                    e.segment = *seg;
+                    e.offset = *offset;
+                    moves.push(ExtentMove {
+                        extent: e.id,
+                        segment: *seg,
+                        offset: *offset,
+                    });
                 }
-                let Some((seg, offset)) = moved.get(&e.id) else {
-                    // Only extents written before step 2 live in sealed
-                    // segments, and all of those were copied.
-                    return Err(crate::error::corrupt!(
-                        "extent {} in segment {} was not moved by compaction",
-                        e.id,
-                        e.segment
-                    ));
-                };
-                e.segment = *seg;
-                e.offset = *offset;
-                moves.push(ExtentMove {
-                    extent: e.id,
-                    segment: *seg,
-                    offset: *offset,
-                });
-            }
-            let (seg, _) = inner.append_meta(&Meta::Snapshot(Box::new(snap)).encode())?;
-            // Always synced, whatever the durability mode: the old files go
-            // away next.
-            seg.sync_data().inspect_err(|e| inner.set_poison(e))?;
-            inner
-                .dirty
-                .store(false, std::sync::atomic::Ordering::SeqCst);
-            inner
-                .index
-                .write()
-                .apply_validated(Meta::ExtentsMoved { moves });
+                Ok((
+                    Meta::Snapshot(Box::new(snap)),
+                    Some(Meta::ExtentsMoved { moves }),
+                ))
+            },
+            |_| (),
+        )?;
+        // Always synced, whatever the durability mode: the old files go
+        // away next.
+        if inner.opts().durability != Durability::Sync {
+            log.sync_now()?;
         }
 
         // Step 4: drop the victims.
@@ -163,19 +149,10 @@ impl Store {
         let mut ids: Vec<u64> = victims.into_iter().collect();
         ids.sort_unstable();
         for id in ids {
-            let seg = inner.segments.write().remove(&id);
-            inner.region_bytes.lock().remove(&id);
-            if let Some(seg) = seg {
-                let backend = &inner.opts.backend;
-                let allocated = backend.allocated_bytes(&seg.path).unwrap_or(0);
-                backend.remove_file(&seg.path).map_err(|e| {
-                    crate::error::Error::io(format!("removing {}", seg.path.display()), e)
-                })?;
-                report.bytes_reclaimed += allocated;
-                report.segments_removed += 1;
-            }
+            report.bytes_reclaimed += log.remove_segment(id)?;
+            report.segments_removed += 1;
         }
-        segment::sync_dir(&*inner.opts.backend, &inner.dir)?;
+        log.sync_dir()?;
         Ok(report)
     }
 }

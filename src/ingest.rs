@@ -1,5 +1,6 @@
-//! Streaming a part body into its reserved region of a segment: read, write,
-//! start the device write, hash; in bounded memory, whatever the part size.
+//! All of ingest: a part or object body streamed into a reserved region of
+//! a segment (read, write, start the device write, hash; in bounded memory,
+//! whatever the part size), then its length and digest checked.
 //!
 //! Two shapes, chosen by what the hashing costs:
 //! - CRC32C only (cheap next to the copies): one 1 MiB buffer, each step
@@ -13,14 +14,16 @@
 //!   while the hasher works through the last steps. Ingest then costs about
 //!   max(hash, write + sync) instead of their sum.
 
-use crate::error::Reason;
 use std::io::Read;
 use std::sync::mpsc;
 
-use crate::digest::Hasher;
-use crate::error::{bad_request, Error, Result};
-use crate::segment::Segment;
-use crate::spec::BLOCK_SIZE;
+use crate::digest::{self, Hashed, Hasher};
+use crate::engine::Inner;
+use crate::error::{bad_request, Error, Reason, Result};
+use crate::log::format::ExtentDef;
+use crate::log::segment::Segment;
+use crate::spec::{Digest, BLOCK_SIZE};
+use crate::types::Durability;
 
 /// Bytes per step: one CRC block.
 const STEP: usize = BLOCK_SIZE as usize;
@@ -162,4 +165,49 @@ pub(crate) fn stream<R: Read>(
         };
         finished.map(|()| hasher)
     })
+}
+
+/// Streams a body into a new extent: reserves a region at the log's tail,
+/// reads the body in 1 MiB steps, writes each (starting its device write)
+/// and hashes it once (block CRCs + the requested digest), then checks the
+/// length and the digest. Nothing is durable or visible until the caller
+/// commits the returned extent: one fdatasync then makes the data and its
+/// record durable together. A failed check leaves the region garbage.
+pub(crate) fn ingest<R: Read>(
+    inner: &Inner,
+    mut reader: R,
+    len: u64,
+    expected: Option<&Digest>,
+) -> Result<(Option<ExtentDef>, Hashed)> {
+    let hasher = Hasher::new(expected.map(|d| d.algorithm()));
+    let kick = inner.opts().durability != Durability::None;
+    let (hasher, region) = if len > 0 {
+        let id = inner.fresh_id();
+        let region = inner.log().reserve(len)?;
+        let hasher = stream(
+            &mut reader,
+            &region.segment,
+            region.data_at,
+            len,
+            hasher,
+            kick,
+            |r| expect_end(r, len),
+        )?;
+        (hasher, Some((id, region)))
+    } else {
+        expect_end(&mut reader, len)?;
+        (hasher, None)
+    };
+    let mut hashed = hasher.finish();
+    if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
+        digest::check(expected, actual)?;
+    }
+    let extent = region.map(|(id, r)| ExtentDef {
+        id,
+        segment: r.segment.id,
+        offset: r.data_at,
+        len: r.len,
+        block_crcs: std::mem::take(&mut hashed.block_crcs),
+    });
+    Ok((extent, hashed))
 }

@@ -70,12 +70,13 @@ pub mod backend;
 mod blob;
 mod compact;
 mod digest;
+mod engine;
 mod error;
 mod index;
 mod ingest;
-mod record;
+mod list_token;
+mod log;
 mod recovery;
-mod segment;
 mod spec;
 mod store;
 mod types;
@@ -84,7 +85,7 @@ pub use blob::{Blob, BlobReader};
 #[doc(hidden)]
 pub use digest::bench_api as __bench;
 pub use error::{Error, ErrorKind, Reason, Result};
-pub use segment::Slice;
+pub use log::map::Slice;
 pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
 pub use store::Store;
 
@@ -103,7 +104,7 @@ pub mod rules {
 pub use types::{
     CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
     ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
-    UploadOptions, UploadStatus, UploadSummary, VerifyReport,
+    UploadOptions, UploadStatus, UploadSummary, VerifyFinding, VerifyReport,
 };
 
 /// The pure in-memory index and the on-disk record format, for fuzz targets
@@ -114,7 +115,7 @@ pub mod internals {
     pub use crate::index::{
         Cursor, Entry, Extent, Index, Layer, Object, Part, Upload, UploadState,
     };
-    pub use crate::record::{
+    pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,
         ExtentMove, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot,
         UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,

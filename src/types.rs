@@ -66,7 +66,9 @@ pub struct Options {
     pub segment_size: u64,
     /// Verify the CRC32C of every 1 MiB block a read touches.
     pub verify_reads: bool,
-    /// With [`Durability::Batched`], the longest time a record stays unsynced.
+    /// With [`Durability::Batched`], the longest time a record stays
+    /// unsynced. Zero means "sync on every commit": the store then behaves
+    /// as [`Durability::Sync`] (never a busy loop).
     pub batch_interval: Duration,
     /// `compact()` rewrites segments whose garbage share is above this
     /// fraction (0.0..=1.0).
@@ -127,6 +129,23 @@ impl Options {
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Options {
         self.backend = backend;
         self
+    }
+
+    /// Checks the settings (`BadRequest` naming the bad one) and resolves
+    /// the ones with a special meaning: a zero batch interval is `Sync`.
+    pub(crate) fn checked(mut self) -> crate::Result<Options> {
+        use crate::error::{bad_request, Reason};
+        if !(0.0..=1.0).contains(&self.compact_threshold) {
+            return Err(bad_request!(
+                Reason::InvalidArgument,
+                "compact_threshold {} is outside 0.0..=1.0",
+                self.compact_threshold
+            ));
+        }
+        if self.durability == Durability::Batched && self.batch_interval.is_zero() {
+            self.durability = Durability::Sync;
+        }
+        Ok(self)
     }
 }
 
@@ -460,6 +479,25 @@ pub struct VerifyReport {
     /// One line per block that failed its CRC32C, naming extent, segment and
     /// offset.
     pub corrupt: Vec<String>,
+    /// The same failures as data, in the same order.
+    pub findings: Vec<VerifyFinding>,
+}
+
+/// One block that failed `verify()`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyFinding {
+    /// The segment holding the block.
+    pub segment: u64,
+    /// The block's byte offset in the segment file.
+    pub offset: u64,
+    /// The extent the block belongs to.
+    pub extent: u64,
+    /// The block's index within its extent (1 MiB blocks).
+    pub block: u64,
+    /// What failed (`Reason::ChecksumMismatch`, or `CorruptRecord` when the
+    /// block lies outside its segment).
+    pub reason: crate::error::Reason,
 }
 
 impl VerifyReport {

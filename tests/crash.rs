@@ -491,8 +491,9 @@ fn failed_fsync_poisons_until_reopen() {
     let store = Store::open(dir.path(), opts(&f)).unwrap();
     store.create_layer(LAYER, LayerConfig::default()).unwrap();
     let calls = f.calls();
-    // put: write region header, write data, sync data (fails).
-    f.fail_call(calls + 2, 5);
+    // put: write region header, write data, write its record, one
+    // fdatasync for data and record together (fails).
+    f.fail_call(calls + 3, 5);
     let err = store
         .put_object(LAYER, "k", PartBody::new(&b"abc"[..], 3))
         .unwrap_err();

@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use memmap2::Mmap;
+use partstore::backend::Map;
 use partstore::backend::{Backend, BackendFile, StdBackend};
 
 /// A small deterministic PRNG (xorshift64*), so failures replay by seed.
@@ -345,7 +345,7 @@ impl BackendFile for FaultyFile {
         self.real.len()
     }
 
-    fn map(&self) -> io::Result<Mmap> {
+    fn map(&self) -> io::Result<Map> {
         self.backend.call(false)?;
         self.real.map()
     }

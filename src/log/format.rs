@@ -276,6 +276,27 @@ pub enum Meta {
     /// The whole state, written by compaction. Replay ignores every
     /// metadata record before the last snapshot and starts from it.
     Snapshot(Box<Snapshot>),
+    /// No change: written on a clean close so that its `synced` prefix
+    /// records that every record before it is durable (recovery then need
+    /// not check their extents).
+    Mark,
+}
+
+impl Meta {
+    /// The extent this record defines (a part or object just written).
+    pub fn new_extent(&self) -> Option<&ExtentDef> {
+        match self {
+            Meta::PartSet { new_extent, .. } | Meta::ObjectPut { new_extent, .. } => {
+                new_extent.as_ref()
+            }
+            _ => None,
+        }
+    }
+
+    /// The segment of [`Meta::new_extent`].
+    pub fn new_extent_segment(&self) -> Option<u64> {
+        self.new_extent().map(|e| e.segment)
+    }
 }
 
 /// The whole index state in one record.
@@ -340,6 +361,7 @@ const T_OBJECT_DELETED: u8 = 7;
 const T_OBJECT_COPIED: u8 = 8;
 const T_EXTENTS_MOVED: u8 = 9;
 const T_SNAPSHOT: u8 = 10;
+const T_MARK: u8 = 11;
 
 struct Enc(Vec<u8>);
 
@@ -754,6 +776,7 @@ impl Meta {
                 e.u8(T_SNAPSHOT);
                 e.snapshot(s);
             }
+            Meta::Mark => e.u8(T_MARK),
         }
         e.0
     }
@@ -857,6 +880,7 @@ impl Meta {
                 Meta::ExtentsMoved { moves }
             }
             T_SNAPSHOT => Meta::Snapshot(Box::new(d.snapshot()?)),
+            T_MARK => Meta::Mark,
             t => return Err(corrupt!("unknown metadata record tag {t}")),
         };
         if !d.0.is_empty() {

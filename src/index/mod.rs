@@ -8,6 +8,8 @@
 // Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
 
+pub(crate) mod footprint;
+
 use crate::error::Reason;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use crate::digest::crc32c_combine;
 use crate::error::{bad_request, conflict, corrupt, not_found, Result};
-use crate::record::{ExtentDef, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
+use crate::log::format::{ExtentDef, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec::{self, UploadId};
 
 /// Where an extent's bytes are, and how many references hold it.
@@ -443,6 +445,7 @@ impl Index {
             Meta::Snapshot(snap) => {
                 Index::restore(snap)?;
             }
+            Meta::Mark => {}
         }
         Ok(())
     }
@@ -660,6 +663,7 @@ impl Index {
     /// Applies a record that [`Index::validate`] accepted.
     pub fn apply_validated(&mut self, meta: Meta) {
         match meta {
+            Meta::Mark => {}
             Meta::LayerCreated {
                 layer,
                 content_type,

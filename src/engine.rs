@@ -1,0 +1,284 @@
+//! The engine behind [`crate::Store`]: the shared state (index, log, ids,
+//! page-token key) and the commit pipeline.
+//!
+//! Commit: validate a record against the index → append it to the log →
+//! wait until it is durable (one group fdatasync serves every writer that
+//! appended before it; no lock is held across it) → apply it to the index
+//! in record order. Under `Durability::Sync` a reader therefore never sees a
+//! write that is not yet durable. A record is only validated while no
+//! pending (appended, not yet applied) record writes what its validation
+//! reads (see `index::footprint`), so replay in log order agrees.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+
+use crate::blob::ExtentView;
+use crate::error::{corrupt, Result};
+use crate::index::footprint::{Footprint, ALL};
+use crate::index::Index;
+use crate::list_token::TokenKey;
+use crate::log::format::Meta;
+use crate::log::writer::Log;
+use crate::types::{Durability, Options};
+
+/// Appended records not yet applied, by the domains they write.
+#[derive(Default)]
+struct Pipeline {
+    /// Sequence number of the next appended record.
+    next_seq: u64,
+    /// Pending writers per domain.
+    writes: HashMap<u64, usize>,
+    /// Pending records in all.
+    pending: usize,
+}
+
+impl Pipeline {
+    fn conflicts(&self, f: &Footprint) -> bool {
+        f.reads
+            .iter()
+            .any(|d| (*d == ALL && self.pending > 0) || self.writes.contains_key(d))
+    }
+
+    fn add(&mut self, f: &Footprint) {
+        self.pending += 1;
+        for d in &f.writes {
+            *self.writes.entry(*d).or_default() += 1;
+        }
+    }
+
+    fn remove(&mut self, f: &Footprint) {
+        self.pending -= 1;
+        for d in &f.writes {
+            if let Some(n) = self.writes.get_mut(d) {
+                *n -= 1;
+                if *n == 0 {
+                    self.writes.remove(d);
+                }
+            }
+        }
+    }
+}
+
+/// The state a `Store` shares with its flusher thread.
+pub(crate) struct Inner {
+    opts: Options,
+    _lock: File,
+    index: RwLock<Index>,
+    log: Arc<Log>,
+    pipeline: Mutex<Pipeline>,
+    pipeline_cv: Condvar,
+    /// Sequence number of the next record to apply.
+    applied: Mutex<u64>,
+    applied_cv: Condvar,
+    /// One compaction at a time.
+    compaction: Mutex<()>,
+    /// For each body being ingested: the active segment id when it began.
+    /// Its data region is in that segment or a later one until it commits,
+    /// so compaction leaves those segments alone.
+    writes_in_flight: Mutex<BTreeMap<u64, usize>>,
+    next_id: AtomicU64,
+    tokens: TokenKey,
+}
+
+/// Marks a body ingest in flight until dropped (after its commit).
+pub(crate) struct WriteGuard<'a> {
+    inner: &'a Inner,
+    segment: u64,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.inner.writes_in_flight.lock();
+        if let Some(n) = m.get_mut(&self.segment) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.segment);
+            }
+        }
+    }
+}
+
+impl Inner {
+    pub(crate) fn new(
+        opts: Options,
+        lock: File,
+        index: Index,
+        log: Arc<Log>,
+        tokens: TokenKey,
+    ) -> Inner {
+        let next_id = index.max_id() + 1;
+        Inner {
+            opts,
+            _lock: lock,
+            index: RwLock::new(index),
+            log,
+            pipeline: Mutex::new(Pipeline::default()),
+            pipeline_cv: Condvar::new(),
+            applied: Mutex::new(0),
+            applied_cv: Condvar::new(),
+            compaction: Mutex::new(()),
+            writes_in_flight: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(next_id),
+            tokens,
+        }
+    }
+
+    pub(crate) fn opts(&self) -> &Options {
+        &self.opts
+    }
+
+    pub(crate) fn dir(&self) -> &Path {
+        self.log.dir()
+    }
+
+    pub(crate) fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The log, for the flusher thread (which must not keep it alive).
+    pub(crate) fn log_weak(&self) -> std::sync::Weak<Log> {
+        Arc::downgrade(&self.log)
+    }
+
+    pub(crate) fn tokens(&self) -> &TokenKey {
+        &self.tokens
+    }
+
+    /// The index, for reading.
+    pub(crate) fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read()
+    }
+
+    /// Holds off other compactions while alive.
+    pub(crate) fn compaction_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
+        self.compaction.lock()
+    }
+
+    pub(crate) fn fresh_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Registers a body ingest; see `writes_in_flight`.
+    pub(crate) fn begin_write(&self) -> WriteGuard<'_> {
+        let segment = self.log.active_id();
+        *self.writes_in_flight.lock().entry(segment).or_default() += 1;
+        WriteGuard {
+            inner: self,
+            segment,
+        }
+    }
+
+    /// Segments below this id hold no region of an uncommitted write.
+    pub(crate) fn oldest_write_in_flight(&self) -> Option<u64> {
+        self.writes_in_flight.lock().keys().next().copied()
+    }
+
+    /// Pins an extent's map and block CRCs.
+    pub(crate) fn view(&self, index: &Index, id: u64) -> Result<ExtentView> {
+        let e = index
+            .extent(id)
+            .ok_or_else(|| corrupt!("extent {id} is referenced but not in the extent table"))?;
+        let seg = self
+            .log
+            .segment(e.segment)
+            .ok_or_else(|| corrupt!("extent {id} lives in missing segment {}", e.segment))?;
+        Ok(ExtentView {
+            id,
+            segment: e.segment,
+            file_offset: e.offset,
+            len: e.len,
+            block_crcs: Arc::clone(&e.block_crcs),
+            map: seg.map(),
+        })
+    }
+
+    /// Commits a state change: builds the record from the current index
+    /// (`prepare`, called again if it had to wait for a conflicting pending
+    /// record), validates it, appends it, makes it durable per
+    /// `Durability`, applies it in record order, then reads the result
+    /// (`after`) from the index it changed. A failure before the append
+    /// changes nothing.
+    pub(crate) fn commit<T>(
+        &self,
+        mut prepare: impl FnMut(&Index) -> Result<Meta>,
+        after: impl FnOnce(&Index) -> T,
+    ) -> Result<T> {
+        self.commit_as(
+            |index| {
+                let m = prepare(index)?;
+                Ok((m, None))
+            },
+            after,
+        )
+    }
+
+    /// [`Inner::commit`] where the record written and the change applied
+    /// differ: `prepare` returns `(record, Some(apply))` (compaction writes a
+    /// whole-state snapshot but applies only the extent moves).
+    pub(crate) fn commit_as<T>(
+        &self,
+        mut prepare: impl FnMut(&Index) -> Result<(Meta, Option<Meta>)>,
+        after: impl FnOnce(&Index) -> T,
+    ) -> Result<T> {
+        let sync = self.opts.durability == Durability::Sync;
+        let mut p = self.pipeline.lock();
+        let (apply, footprint, seq, pos) = loop {
+            self.log.check_poison()?;
+            let (record, apply, footprint) = {
+                let index = self.index.read();
+                let (record, apply) = prepare(&index)?;
+                index.validate(apply.as_ref().unwrap_or(&record))?;
+                let footprint = index.footprint(&record);
+                (record, apply, footprint)
+            };
+            if p.conflicts(&footprint) {
+                self.pipeline_cv.wait(&mut p);
+                continue;
+            }
+            // A data region in a segment sealed after it was reserved is not
+            // covered by the active segment's fdatasync.
+            if let Some(seg) = record.new_extent_segment() {
+                if let Some(seg) = self.log.segment(seg) {
+                    self.log.sync_region(&seg)?;
+                }
+            }
+            let pos = self.log.append_meta(&record.encode())?;
+            let apply = apply.unwrap_or(record);
+            if !sync {
+                // Acknowledged without waiting for the disk: applied now,
+                // in record order because the pipeline lock is held.
+                let mut index = self.index.write();
+                index.apply_validated(apply);
+                return Ok(after(&index));
+            }
+            let seq = p.next_seq;
+            p.next_seq += 1;
+            p.add(&footprint);
+            break (apply, footprint, seq, pos);
+        };
+        drop(p);
+        let durable = self.log.wait_durable(pos);
+        let out = {
+            let mut next = self.applied.lock();
+            while *next != seq {
+                self.applied_cv.wait(&mut next);
+            }
+            let out = durable.map(|()| {
+                let mut index = self.index.write();
+                index.apply_validated(apply);
+                after(&index)
+            });
+            *next += 1;
+            self.applied_cv.notify_all();
+            out
+        };
+        self.pipeline.lock().remove(&footprint);
+        self.pipeline_cv.notify_all();
+        out
+    }
+}

@@ -1,0 +1,10 @@
+//! The append-only segment log: the on-disk format (`format`), segment
+//! files (`segment`), their memory maps (`map`, the crate's only `unsafe`),
+//! the writer with rotation and group commit (`writer`), and the record
+//! scan of recovery (`scan`).
+
+pub(crate) mod format;
+pub(crate) mod map;
+pub(crate) mod scan;
+pub(crate) mod segment;
+pub(crate) mod writer;

@@ -1,0 +1,178 @@
+//! Segment files: creation, positioned writes, fsync, memory maps and the
+//! record scan that recovery uses. All file access goes through the
+//! [`Backend`](crate::backend::Backend).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::log::map::Map;
+
+use crate::backend::{Backend, BackendFile};
+use crate::error::{corrupt, Error, Result};
+use crate::log::format::{decode_segment_header, encode_segment_header, SEGMENT_HEADER_LEN};
+
+/// File name of segment `id`.
+pub(crate) fn segment_file_name(id: u64) -> String {
+    format!("seg-{id:08}.log")
+}
+
+/// Parses a segment file name back into its id.
+/// Only the canonical spelling counts, so no two files name one segment.
+pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let id = digits.parse().ok()?;
+    (segment_file_name(id) == name).then_some(id)
+}
+
+/// Fsyncs a directory, so that created or removed entries are durable.
+pub(crate) fn sync_dir(backend: &dyn Backend, dir: &Path) -> Result<()> {
+    backend
+        .sync_dir(dir)
+        .map_err(|e| Error::io(format!("fsync of directory {}", dir.display()), e))
+}
+
+/// One segment file, sized to its full length up front and mapped once, so
+/// the map never points past the end of the file.
+pub(crate) struct Segment {
+    pub(crate) id: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) file: Arc<dyn BackendFile>,
+    map: Arc<Map>,
+    /// Every record header before this offset is durable (see
+    /// `record::meta_payload`).
+    synced: AtomicU64,
+}
+
+impl Segment {
+    /// Creates segment `id` of `size` bytes (header written, rest zeros) and
+    /// maps it. With `durable`, the file and its directory entry are synced.
+    pub(crate) fn create(
+        backend: &dyn Backend,
+        dir: &Path,
+        id: u64,
+        size: u64,
+        durable: bool,
+    ) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let name = path.display().to_string();
+        let file = backend
+            .create_new(&path)
+            .map_err(|e| Error::io(format!("creating {name}"), e))?;
+        let seg = (|| {
+            file.write_all_at(&encode_segment_header(id), 0)
+                .map_err(|e| Error::io(format!("writing header of {name}"), e))?;
+            file.set_len(size.max(SEGMENT_HEADER_LEN))
+                .map_err(|e| Error::io(format!("sizing {name}"), e))?;
+            if durable {
+                file.sync_all()
+                    .map_err(|e| Error::io(format!("fsync of {name}"), e))?;
+                sync_dir(backend, dir)?;
+            }
+            Segment::from_file(id, path.clone(), Arc::clone(&file))
+        })();
+        if seg.is_err() {
+            // Never leave a half-made segment behind for recovery to trip on.
+            let _ = backend.remove_file(&path);
+        }
+        seg
+    }
+
+    /// Opens an existing segment file and checks its header.
+    pub(crate) fn open(backend: &dyn Backend, path: &Path) -> Result<Segment> {
+        let name = path.display().to_string();
+        let file = backend
+            .open(path)
+            .map_err(|e| Error::io(format!("opening {name}"), e))?;
+        let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
+        file.read_exact_at(&mut header, 0)
+            .map_err(|_| corrupt!("segment {name}: shorter than its header"))?;
+        let id = decode_segment_header(&header, &name)?;
+        Segment::from_file(id, path.to_path_buf(), file)
+    }
+
+    fn from_file(id: u64, path: PathBuf, file: Arc<dyn BackendFile>) -> Result<Segment> {
+        let map = file
+            .map()
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        Ok(Segment {
+            id,
+            path,
+            file,
+            map: Arc::new(map),
+            synced: AtomicU64::new(SEGMENT_HEADER_LEN),
+        })
+    }
+
+    /// The mapped length of the segment.
+    pub(crate) fn len(&self) -> u64 {
+        self.map.len() as u64
+    }
+
+    /// Writes `buf` at `offset` (a positioned write; no shared cursor).
+    pub(crate) fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if offset.saturating_add(buf.len() as u64) > self.len() {
+            return Err(corrupt!(
+                "write of {} bytes at offset {offset} past the end of segment {}",
+                buf.len(),
+                self.id
+            ));
+        }
+        self.file
+            .write_all_at(buf, offset)
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+    }
+
+    /// Reads `buf.len()` bytes at `offset` with a positional read (not
+    /// through the map: safe on bytes that may never have been written).
+    pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
+    }
+
+    /// Starts the device write of `offset..offset+len` without waiting (see
+    /// [`BackendFile::start_writeback`]). A hint: failures are ignored here
+    /// and surface at the next [`Segment::sync_data`].
+    pub(crate) fn start_writeback(&self, offset: u64, len: u64) {
+        let _ = self.file.start_writeback(offset, len);
+    }
+
+    /// fdatasync of the segment file.
+    pub(crate) fn sync_data(&self) -> Result<()> {
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(format!("fdatasync of {}", self.path.display()), e))
+    }
+
+    /// The mapped bytes `offset..offset+len`, or `Corrupt` when out of range.
+    pub(crate) fn bytes(&self, offset: u64, len: u64) -> Result<&[u8]> {
+        let end = offset.checked_add(len);
+        match end {
+            Some(end) if end <= self.len() => Ok(&self.map[offset as usize..end as usize]),
+            _ => Err(corrupt!(
+                "range {offset}+{len} is outside segment {} ({} bytes)",
+                self.id,
+                self.len()
+            )),
+        }
+    }
+
+    /// Every record header before this offset is known durable.
+    pub(crate) fn synced(&self) -> u64 {
+        self.synced.load(Ordering::SeqCst)
+    }
+
+    /// Records that everything written before `upto` is durable.
+    pub(crate) fn mark_synced(&self, upto: u64) {
+        self.synced.fetch_max(upto, Ordering::SeqCst);
+    }
+
+    /// The shared map, for holders that outlive this segment's file.
+    pub(crate) fn map(&self) -> Arc<Map> {
+        Arc::clone(&self.map)
+    }
+}

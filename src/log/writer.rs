@@ -1,0 +1,446 @@
+//! The log writer: the active segment and its tail, data-region
+//! reservations, record appends, rotation, and durability. Every fsync of a
+//! segment goes through [`Log::fsync`], which sets the poison latch on
+//! failure; nothing else sets it.
+//!
+//! Group commit (`Durability::Sync`): a writer appends its record, then
+//! calls [`Log::wait_durable`] with the record's end. Whichever waiter finds
+//! no fdatasync in flight issues one for everything appended so far and
+//! wakes the others; no lock is held across the fdatasync. A failed
+//! fdatasync fails every waiter of its group and poisons the log.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::backend::Backend;
+use crate::error::{Error, Result};
+use crate::log::format::{
+    frame_meta, framed_len, meta_payload, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
+};
+use crate::log::segment::{self, Segment};
+use crate::types::Durability;
+
+/// A position in the log: (segment id, byte offset). Positions order as
+/// records were appended.
+pub(crate) type Pos = (u64, u64);
+
+/// The active segment and where the next record goes.
+struct Tail {
+    active: Arc<Segment>,
+    /// Where the next record goes.
+    at: u64,
+    /// Highest offset a failed write may have touched beyond `at`; zeroed
+    /// before the segment is sealed so no garbage is left between records.
+    dirty_until: u64,
+}
+
+/// Group-commit state.
+struct Durable {
+    /// Everything before this position is durable.
+    upto: Pos,
+    /// An fdatasync is running (by one of the waiters).
+    in_flight: bool,
+}
+
+/// A reserved data region: the record header is written, the data is the
+/// caller's to write at `data_at..data_at+len`.
+pub(crate) struct Region {
+    pub(crate) segment: Arc<Segment>,
+    pub(crate) data_at: u64,
+    pub(crate) len: u64,
+}
+
+/// What the log was left as by recovery.
+pub(crate) struct Recovered {
+    pub(crate) segments: BTreeMap<u64, Arc<Segment>>,
+    pub(crate) region_bytes: HashMap<u64, u64>,
+    /// End of the newest segment's records.
+    pub(crate) tail: u64,
+}
+
+/// The append-only segment log of one store directory.
+pub(crate) struct Log {
+    dir: PathBuf,
+    backend: Arc<dyn Backend>,
+    segment_size: u64,
+    durability: Durability,
+    tail: Mutex<Tail>,
+    segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
+    /// Data-region bytes written per segment (live or not).
+    region_bytes: Mutex<HashMap<u64, u64>>,
+    poison: Mutex<Option<String>>,
+    durable: Mutex<Durable>,
+    durable_cv: Condvar,
+    /// Records appended since the last fsync (Batched / None).
+    dirty: AtomicBool,
+    /// Records appended since open.
+    appended: AtomicBool,
+}
+
+impl Log {
+    /// The log over the segments recovery found (or a first, new segment).
+    pub(crate) fn new(
+        dir: &Path,
+        backend: Arc<dyn Backend>,
+        segment_size: u64,
+        durability: Durability,
+        rec: Recovered,
+    ) -> Result<Log> {
+        let mut segments = rec.segments;
+        let (active, at) = match segments.values().next_back() {
+            Some(s) => (Arc::clone(s), rec.tail),
+            None => {
+                let s = Arc::new(Segment::create(&*backend, dir, 1, segment_size, true)?);
+                segments.insert(1, Arc::clone(&s));
+                (s, SEGMENT_HEADER_LEN)
+            }
+        };
+        let upto = (active.id, at);
+        Ok(Log {
+            dir: dir.to_path_buf(),
+            backend,
+            segment_size,
+            durability,
+            tail: Mutex::new(Tail {
+                active,
+                at,
+                dirty_until: at,
+            }),
+            segments: RwLock::new(segments),
+            region_bytes: Mutex::new(rec.region_bytes),
+            poison: Mutex::new(None),
+            durable: Mutex::new(Durable {
+                upto,
+                in_flight: false,
+            }),
+            durable_cv: Condvar::new(),
+            dirty: AtomicBool::new(false),
+            appended: AtomicBool::new(false),
+        })
+    }
+
+    /// The store directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    // ----- the poison latch ----------------------------------------------
+
+    /// `Poisoned` once an fsync or a write whose outcome is unknown failed.
+    pub(crate) fn check_poison(&self) -> Result<()> {
+        match &*self.poison.lock() {
+            Some(why) => Err(Error::Poisoned(why.clone())),
+            None => Ok(()),
+        }
+    }
+
+    fn set_poison(&self, e: &Error) {
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some(e.to_string());
+        }
+    }
+
+    /// The one place a segment is fsynced: a failure poisons the log (the
+    /// kernel may have dropped the dirty pages, so what is on disk is no
+    /// longer known).
+    pub(crate) fn fsync(&self, seg: &Segment) -> Result<()> {
+        seg.sync_data().inspect_err(|e| self.set_poison(e))
+    }
+
+    // ----- segments ------------------------------------------------------
+
+    /// The segment with this id, if it exists.
+    pub(crate) fn segment(&self, id: u64) -> Option<Arc<Segment>> {
+        self.segments.read().get(&id).cloned()
+    }
+
+    /// Every segment id, ascending.
+    pub(crate) fn segment_ids(&self) -> Vec<u64> {
+        self.segments.read().keys().copied().collect()
+    }
+
+    /// Data-region bytes written into segment `id`.
+    pub(crate) fn region_bytes(&self, id: u64) -> u64 {
+        self.region_bytes.lock().get(&id).copied().unwrap_or(0)
+    }
+
+    /// The active segment's id.
+    pub(crate) fn active_id(&self) -> u64 {
+        self.tail.lock().active.id
+    }
+
+    /// Removes a sealed segment: it leaves the table and its file is
+    /// unlinked (open maps stay valid). Returns the bytes it occupied.
+    pub(crate) fn remove_segment(&self, id: u64) -> Result<u64> {
+        if id == self.active_id() {
+            return Ok(0);
+        }
+        let seg = self.segments.write().remove(&id);
+        self.region_bytes.lock().remove(&id);
+        let Some(seg) = seg else { return Ok(0) };
+        let allocated = self.backend.allocated_bytes(&seg.path).unwrap_or(0);
+        self.backend
+            .remove_file(&seg.path)
+            .map_err(|e| Error::io(format!("removing {}", seg.path.display()), e))?;
+        Ok(allocated)
+    }
+
+    /// Makes removed segments' directory entries durable.
+    pub(crate) fn sync_dir(&self) -> Result<()> {
+        segment::sync_dir(&*self.backend, &self.dir)
+    }
+
+    // ----- appending -----------------------------------------------------
+
+    /// Reserves a data region of `len` bytes at the tail (its record header
+    /// written), rotating when it does not fit.
+    pub(crate) fn reserve(&self, len: u64) -> Result<Region> {
+        let header = RecordHeader {
+            kind: RecordKind::Extent,
+            len,
+            payload_crc: 0,
+        }
+        .encode();
+        let mut t = self.tail.lock();
+        let total = framed_len(len);
+        let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
+        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        Ok(Region {
+            segment: seg,
+            data_at: at + RECORD_HEADER_LEN,
+            len,
+        })
+    }
+
+    /// Appends a metadata record (the encoded `Meta`), stamped with how far
+    /// its segment is known durable. Returns the position just past it.
+    pub(crate) fn append_meta(&self, meta: &[u8]) -> Result<Pos> {
+        let total = framed_len(8 + meta.len() as u64);
+        let mut t = self.tail.lock();
+        if t.at + total > t.active.len() {
+            self.rotate(&mut t, total)?;
+        }
+        let frame = frame_meta(&meta_payload(t.active.synced(), meta));
+        let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
+        self.appended.store(true, Ordering::Relaxed);
+        if self.durability != Durability::Sync {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        Ok((seg.id, at + total))
+    }
+
+    /// Writes `frame` at the tail and moves the tail `total` bytes on,
+    /// rotating first when it does not fit.
+    fn write_at_tail(&self, t: &mut Tail, frame: &[u8], total: u64) -> Result<(Arc<Segment>, u64)> {
+        if t.at + total > t.active.len() {
+            self.rotate(t, total)?;
+        }
+        let at = t.at;
+        if let Err(e) = t.active.write_at(frame, at) {
+            // The tail stays; the next record overwrites these bytes.
+            t.dirty_until = t.dirty_until.max(at + frame.len() as u64);
+            return Err(e);
+        }
+        t.at += total;
+        t.dirty_until = t.dirty_until.max(t.at);
+        Ok((Arc::clone(&t.active), at))
+    }
+
+    /// Seals the active segment and starts a new one that holds at least
+    /// `need` bytes (for compaction: `need` 0 just seals).
+    pub(crate) fn seal_active(&self) -> Result<()> {
+        let mut t = self.tail.lock();
+        self.rotate(&mut t, 0)
+    }
+
+    /// Seals the active segment (fsynced, so that only the newest segment
+    /// can ever have a torn tail) and starts the next one, sized to hold at
+    /// least `need` bytes.
+    fn rotate(&self, t: &mut Tail, need: u64) -> Result<()> {
+        self.check_poison()?;
+        if t.dirty_until > t.at {
+            let zeros = vec![0u8; (t.dirty_until - t.at) as usize];
+            t.active.write_at(&zeros, t.at)?;
+            t.dirty_until = t.at;
+        }
+        self.fsync(&t.active)?;
+        t.active.mark_synced(t.at);
+        self.advance_durable((t.active.id, t.at));
+        let id = t.active.id + 1;
+        let size = self.segment_size.max(SEGMENT_HEADER_LEN + need);
+        let seg = Arc::new(Segment::create(&*self.backend, &self.dir, id, size, true)?);
+        self.segments.write().insert(id, Arc::clone(&seg));
+        t.active = seg;
+        t.at = SEGMENT_HEADER_LEN;
+        t.dirty_until = SEGMENT_HEADER_LEN;
+        self.advance_durable((id, SEGMENT_HEADER_LEN));
+        Ok(())
+    }
+
+    // ----- durability ----------------------------------------------------
+
+    fn advance_durable(&self, to: Pos) {
+        let mut d = self.durable.lock();
+        if to > d.upto {
+            d.upto = to;
+        }
+    }
+
+    /// Makes a data region durable on its own: only needed when its record
+    /// lands in a later segment than the region (the region's segment was
+    /// sealed, and so synced, before the data was written).
+    pub(crate) fn sync_region(&self, region_segment: &Segment) -> Result<()> {
+        if region_segment.id != self.active_id() {
+            self.fsync(region_segment)?;
+        }
+        Ok(())
+    }
+
+    /// fdatasync of segment `id` (the active one moves the watermark).
+    pub(crate) fn sync_segment(&self, id: u64) -> Result<()> {
+        if id == self.active_id() {
+            return self.sync_active();
+        }
+        match self.segment(id) {
+            Some(seg) => self.fsync(&seg),
+            None => Ok(()),
+        }
+    }
+
+    /// Under `Sync`: returns once everything before `pos` is durable,
+    /// issuing the group's fdatasync if none is in flight. Other modes
+    /// return at once (the flusher, `sync()` and drop make records durable).
+    pub(crate) fn wait_durable(&self, pos: Pos) -> Result<()> {
+        if self.durability != Durability::Sync {
+            return Ok(());
+        }
+        let mut d = self.durable.lock();
+        loop {
+            if d.upto >= pos {
+                return Ok(());
+            }
+            self.check_poison()?;
+            if d.in_flight {
+                self.durable_cv.wait(&mut d);
+                continue;
+            }
+            d.in_flight = true;
+            drop(d);
+            let r = self.sync_active();
+            d = self.durable.lock();
+            d.in_flight = false;
+            self.durable_cv.notify_all();
+            r?;
+        }
+    }
+
+    /// fdatasync of the active segment, covering every record appended to
+    /// it so far; moves the durable watermark.
+    fn sync_active(&self) -> Result<()> {
+        let (seg, upto) = {
+            let t = self.tail.lock();
+            (Arc::clone(&t.active), t.at)
+        };
+        self.fsync(&seg)?;
+        seg.mark_synced(upto);
+        self.advance_durable((seg.id, upto));
+        Ok(())
+    }
+
+    /// Makes every appended record and written region durable, in every
+    /// mode: fsyncs every segment (part data written under
+    /// `Durability::None` into a since-sealed segment is covered too).
+    pub(crate) fn sync_all(&self) -> Result<()> {
+        self.check_poison()?;
+        self.dirty.store(false, Ordering::SeqCst);
+        let segments: Vec<Arc<Segment>> = self.segments.read().values().cloned().collect();
+        let active = self.active_id();
+        for seg in segments {
+            if seg.id == active {
+                self.sync_active()?;
+            } else {
+                self.fsync(&seg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The flusher's step (`Durability::Batched`): syncs the active segment
+    /// if records were appended since the last sync.
+    pub(crate) fn flush_if_dirty(&self) {
+        if self.dirty.swap(false, Ordering::SeqCst) {
+            // A failure poisons the log; the next write reports it.
+            let _ = self.sync_active();
+        }
+    }
+
+    /// Syncs the active segment regardless of mode (compaction's snapshot,
+    /// whose old files go away next).
+    pub(crate) fn sync_now(&self) -> Result<()> {
+        self.dirty.store(false, Ordering::SeqCst);
+        self.sync_active()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        // A clean close leaves everything durable, whatever the mode, and
+        // says so with a mark (so the next open checks no extent).
+        if self.appended.load(Ordering::SeqCst) && self.poison.lock().is_none() {
+            let _ = self
+                .sync_active()
+                .and_then(|()| self.append_meta(&Meta::Mark.encode()))
+                .and_then(|_| self.sync_active());
+        }
+    }
+}
+
+/// The `Durability::Batched` background fsync thread; stopped and joined on
+/// drop (so the directory lock is free as soon as the `Store` is dropped).
+pub(crate) struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// Syncs `log`'s appended records every `interval` until dropped. A zero
+    /// interval never reaches here (`Options` refuses it at open).
+    pub(crate) fn spawn(log: std::sync::Weak<Log>, interval: std::time::Duration) -> Flusher {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("partstore-flush".into())
+            .spawn(move || loop {
+                {
+                    let mut stopped = signal.0.lock();
+                    if !*stopped {
+                        signal.1.wait_for(&mut stopped, interval);
+                    }
+                    if *stopped {
+                        break;
+                    }
+                }
+                let Some(log) = log.upgrade() else { break };
+                log.flush_if_dirty();
+            })
+            .ok();
+        // Without the thread, records are still synced on `sync()` and drop.
+        Flusher { stop, thread }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        *self.stop.0.lock() = true;
+        self.stop.1.notify_all();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
