@@ -244,6 +244,16 @@ pub struct BlobReader {
     verified: Option<(u64, u64)>,
 }
 
+impl std::fmt::Debug for BlobReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobReader")
+            .field("key", &self.blob.info().key)
+            .field("size", &self.blob.size())
+            .field("pos", &self.pos)
+            .finish()
+    }
+}
+
 impl Read for BlobReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let size = self.blob.size();

@@ -63,6 +63,7 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -113,7 +114,7 @@ pub use types::{
 #[doc(hidden)]
 pub mod internals {
     pub use crate::index::{
-        Cursor, Entry, Extent, Index, Layer, Object, Part, Upload, UploadState,
+        CopyPlan, Cursor, Entry, Extent, Index, Layer, Object, Part, Upload, UploadState,
     };
     pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,

@@ -12,13 +12,13 @@ use rayon::prelude::*;
 use crate::blob::{Blob, BlobPiece, ExtentView};
 use crate::digest::{self, Hasher};
 use crate::engine::Inner;
-use crate::error::{bad_request, conflict, corrupt, not_found, unsatisfiable};
+use crate::error::{bad_request, conflict, corrupt, not_found};
 use crate::error::{Error, Reason, Result};
 use crate::index::{Entry, Index, Object, Part, UploadState};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
 use crate::log::writer::{Flusher, Log};
-use crate::spec::{self, ByteRange, UploadId};
+use crate::spec::{self, UploadId};
 use crate::types::*;
 
 /// An embedded store of layers, objects and multipart uploads.
@@ -166,35 +166,13 @@ impl Store {
     ) -> Result<ObjectInfo> {
         let inner = &self.inner;
         inner.log().check_poison()?;
-        let (content_type, content_encoding) = {
-            let index = inner.index();
-            let l = index.layer(layer)?;
-            spec::validate_key(key)?;
-            // The declared length, before any byte is read.
-            spec::check_put_object_size(body.len)?;
-            let ct = body
-                .content_type
-                .clone()
-                .or_else(|| l.content_type.clone())
-                .unwrap_or_else(|| spec::DEFAULT_CONTENT_TYPE.to_string());
-            let ce = body
-                .content_encoding
-                .clone()
-                .or_else(|| l.content_encoding.clone());
-            // Fail a binding mismatch before reading the body.
-            index.validate(&Meta::ObjectPut {
-                layer: layer.to_string(),
-                key: key.to_string(),
-                new_extent: None,
-                size: 0,
-                crc32c: 0,
-                content_type: ct.clone(),
-                content_encoding: ce.clone(),
-                etag_seq: 0,
-                time_ms: 0,
-            })?;
-            (ct, ce)
-        };
+        let (content_type, content_encoding) = inner.index().plan_put(
+            layer,
+            key,
+            body.len,
+            body.content_type.as_deref(),
+            body.content_encoding.as_deref(),
+        )?;
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
         let (extent, hashed) =
@@ -357,23 +335,13 @@ impl Store {
     ) -> Result<PartInfo> {
         let inner = &self.inner;
         inner.log().check_poison()?;
-        {
-            let index = inner.index();
-            let (u, _) = index.open_upload(layer, upload.as_bytes())?;
-            spec::validate_part_number(n)?;
-            // The declared length, before any byte is read.
-            spec::check_part_size(body.len).map_err(|e| e.with_part(n))?;
-            if let Some(ct) = &body.content_type {
-                if !spec::media_eq(ct, &u.content_type) {
-                    return Err(bad_request!(
-                        Reason::ContentTypeMismatch,
-                        "content type \"{ct}\" of part {n} does not match the upload's \"{}\"",
-                        u.content_type
-                    )
-                    .with_part(n));
-                }
-            }
-        }
+        inner.index().plan_part(
+            layer,
+            upload.as_bytes(),
+            n,
+            body.len,
+            body.content_type.as_deref(),
+        )?;
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
         let (extent, hashed) =
@@ -416,46 +384,15 @@ impl Store {
     ) -> Result<PartInfo> {
         let inner = &self.inner;
         inner.log().check_poison()?;
-        // Checked before any lookup, as the other range rules are once the
-        // source's size is known (`ByteRange::resolve_copy`).
-        let (first, last) = match source.range {
-            ByteRange::Bounded { first, last } => (first, last),
-            other => {
-                return Err(unsatisfiable!(
-                    Reason::CopyRangeOpen,
-                    "copy range {other} must give both bounds (bytes=a-b)"
-                ))
-            }
-        };
         let (views, size) = {
             let index = inner.index();
-            index.open_upload(layer, upload.as_bytes())?;
-            spec::validate_part_number(n)?;
-            let src = index.object(layer, &source.key)?;
-            let len = source
-                .range
-                .resolve_copy(src.size)
-                .map_err(|e| e.with_part(n))?
-                .end
-                - first;
-            let mut views = Vec::new();
-            let mut pos = 0u64;
-            for p in src.pieces.iter() {
-                let (p_start, p_end) = (pos, pos + p.len);
-                pos = p_end;
-                if p_end <= first || p_start > last {
-                    continue;
-                }
-                let from = first.max(p_start) - p_start;
-                let to = (last + 1).min(p_end) - p_start;
-                let piece = Piece {
-                    extent: p.extent,
-                    offset: p.offset + from,
-                    len: to - from,
-                };
-                views.push((piece, inner.view(&index, p.extent)?));
-            }
-            (views, len)
+            let plan = index.plan_copy(layer, upload.as_bytes(), n, &source.key, &source.range)?;
+            let views = plan
+                .pieces
+                .into_iter()
+                .map(|p| Ok((p, inner.view(&index, p.extent)?)))
+                .collect::<Result<Vec<_>>>()?;
+            (views, plan.size)
         };
         // CRC from stored block CRCs (plus at most the partial blocks), and
         // the optional digest over the mapped bytes; no lock held.

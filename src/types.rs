@@ -296,6 +296,7 @@ pub struct PartRef {
 
 /// A stored part.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PartInfo {
     /// The part number (1..=10000).
     pub part_number: u32,
@@ -311,6 +312,7 @@ pub struct PartInfo {
 
 /// A published object's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ObjectInfo {
     /// The object's key.
     pub key: String,
@@ -332,6 +334,7 @@ pub struct ObjectInfo {
 
 /// An open multipart upload, as `list_uploads` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct UploadSummary {
     /// The key the upload will publish.
     pub key: String,
@@ -419,6 +422,7 @@ pub enum ListItem {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ListPage {
     /// Items in byte-wise key order.
     pub items: Vec<ListItem>,
@@ -428,6 +432,7 @@ pub struct ListPage {
 
 /// Space used by one segment file.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SegmentStats {
     /// Segment id.
     pub id: u64,
@@ -441,6 +446,7 @@ pub struct SegmentStats {
 
 /// Store statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Bytes of extents referenced by an object or a part.
     pub live_bytes: u64,
@@ -458,6 +464,7 @@ pub struct Stats {
 
 /// What `compact()` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CompactionReport {
     /// Live bytes rewritten into new segments.
     pub bytes_moved: u64,
@@ -469,6 +476,7 @@ pub struct CompactionReport {
 
 /// What `verify()` found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct VerifyReport {
     /// Live extents checked.
     pub extents: usize,
@@ -504,5 +512,16 @@ impl VerifyReport {
     /// True when every block passed.
     pub fn is_clean(&self) -> bool {
         self.corrupt.is_empty()
+    }
+}
+
+impl<R> std::fmt::Debug for PartBody<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartBody")
+            .field("len", &self.len)
+            .field("content_type", &self.content_type)
+            .field("content_encoding", &self.content_encoding)
+            .field("digest", &self.digest)
+            .finish_non_exhaustive()
     }
 }

@@ -5,6 +5,7 @@
 
 pub(crate) mod format;
 pub(crate) mod map;
+pub(crate) mod meta;
 pub(crate) mod scan;
 pub(crate) mod segment;
 pub(crate) mod writer;

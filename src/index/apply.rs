@@ -1,0 +1,555 @@
+//! Changes to the index: validating a record against the state, applying
+//! it, and the whole-state snapshot (write and restore).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::digest::crc32c_combine;
+use crate::error::{bad_request, conflict, corrupt, Reason, Result};
+use crate::index::{etag, upload_name, Extent, Index, Layer, Object, Part, Upload, UploadState};
+use crate::log::format::{ExtentDef, Meta, Piece};
+use crate::spec;
+
+impl Index {
+    /// Validates and applies a record (recovery's path).
+    pub fn apply(&mut self, meta: Meta) -> Result<()> {
+        if let Meta::Snapshot(snap) = &meta {
+            *self = Index::restore(snap)?;
+            return Ok(());
+        }
+        self.validate(&meta)?;
+        self.apply_validated(meta);
+        Ok(())
+    }
+
+    /// Checks that `meta` applies to the current state, with the error kinds
+    /// of the SPEC. Nothing changes.
+    pub fn validate(&self, meta: &Meta) -> Result<()> {
+        match meta {
+            Meta::LayerCreated { layer, .. } => {
+                spec::validate_layer_id(layer)?;
+                if self.layers.contains_key(layer) {
+                    return Err(conflict!(
+                        Reason::LayerExists,
+                        "layer \"{layer}\" already exists"
+                    ));
+                }
+            }
+            Meta::UploadStarted {
+                layer,
+                upload,
+                key,
+                content_type,
+                content_encoding,
+                ..
+            } => {
+                let l = self.layer(layer)?;
+                spec::validate_key(key)?;
+                check_binding(l, layer, content_type, content_encoding.as_deref())?;
+                if self.uploads.contains_key(upload) {
+                    return Err(conflict!(
+                        Reason::UploadBusy,
+                        "upload {} already exists",
+                        upload_name(upload)
+                    ));
+                }
+            }
+            Meta::PartSet {
+                layer,
+                upload,
+                number,
+                new_extent,
+                pieces,
+                size,
+                ..
+            } => {
+                self.open_upload(layer, upload)?;
+                spec::validate_part_number(*number)?;
+                spec::check_part_size(*size)?;
+                self.check_pieces(new_extent.as_ref(), pieces, *size)?;
+            }
+            Meta::UploadCompleted {
+                layer,
+                upload,
+                parts,
+                ..
+            } => {
+                let (_, current) = self.open_upload(layer, upload)?;
+                check_completion(current, parts)?;
+            }
+            Meta::UploadAborted { layer, upload, .. } => {
+                self.open_upload(layer, upload)?;
+            }
+            Meta::ObjectPut {
+                layer,
+                key,
+                new_extent,
+                size,
+                content_type,
+                content_encoding,
+                ..
+            } => {
+                let l = self.layer(layer)?;
+                spec::validate_key(key)?;
+                spec::check_put_object_size(*size)?;
+                check_binding(l, layer, content_type, content_encoding.as_deref())?;
+                let pieces: Vec<Piece> = new_extent
+                    .iter()
+                    .map(|e| Piece {
+                        extent: e.id,
+                        offset: 0,
+                        len: e.len,
+                    })
+                    .collect();
+                self.check_pieces(new_extent.as_ref(), &pieces, *size)?;
+            }
+            Meta::ObjectDeleted { layer, key } => {
+                self.layer(layer)?;
+                spec::validate_key(key)?;
+            }
+            Meta::ObjectCopied {
+                layer, src, dst, ..
+            } => {
+                self.object(layer, src)?;
+                spec::validate_key(dst)?;
+            }
+            Meta::ExtentsMoved { moves } => {
+                for m in moves {
+                    if !self.extents.contains_key(&m.extent) {
+                        return Err(corrupt!("move of unknown extent {}", m.extent));
+                    }
+                }
+            }
+            Meta::Snapshot(snap) => {
+                Index::restore(snap)?;
+            }
+            Meta::Mark => {}
+        }
+        Ok(())
+    }
+
+    pub(super) fn check_pieces(
+        &self,
+        new: Option<&ExtentDef>,
+        pieces: &[Piece],
+        size: u64,
+    ) -> Result<()> {
+        if let Some(e) = new {
+            if self.extents.contains_key(&e.id) {
+                return Err(corrupt!("extent {} is defined twice", e.id));
+            }
+            if e.block_crcs.len() as u64 != e.len.div_ceil(spec::BLOCK_SIZE) {
+                return Err(corrupt!(
+                    "extent {} of {} bytes has {} block CRCs",
+                    e.id,
+                    e.len,
+                    e.block_crcs.len()
+                ));
+            }
+        }
+        let mut total: u64 = 0;
+        for p in pieces {
+            let len = match new {
+                Some(e) if e.id == p.extent => e.len,
+                _ => match self.extents.get(&p.extent) {
+                    Some(e) => e.len,
+                    None => return Err(corrupt!("reference to unknown extent {}", p.extent)),
+                },
+            };
+            if p.len == 0 || p.offset.checked_add(p.len).is_none_or(|end| end > len) {
+                return Err(corrupt!(
+                    "piece {}+{} outside extent {} of {len} bytes",
+                    p.offset,
+                    p.len,
+                    p.extent
+                ));
+            }
+            total = total.saturating_add(p.len);
+        }
+        if total != size {
+            return Err(corrupt!("pieces total {total} bytes, record says {size}"));
+        }
+        Ok(())
+    }
+
+    /// Applies a record that [`Index::validate`] accepted.
+    pub fn apply_validated(&mut self, meta: Meta) {
+        match meta {
+            Meta::Mark => {}
+            Meta::LayerCreated {
+                layer,
+                content_type,
+                content_encoding,
+            } => {
+                self.layers.insert(
+                    layer,
+                    Layer {
+                        content_type,
+                        content_encoding,
+                        objects: BTreeMap::new(),
+                    },
+                );
+            }
+            Meta::UploadStarted {
+                layer,
+                upload,
+                key,
+                content_type,
+                content_encoding,
+                time_ms,
+            } => {
+                self.uploads.insert(
+                    upload,
+                    Upload {
+                        layer,
+                        key,
+                        content_type,
+                        content_encoding,
+                        started_ms: time_ms,
+                        last_activity_ms: time_ms,
+                        state: UploadState::Open(BTreeMap::new()),
+                    },
+                );
+            }
+            Meta::PartSet {
+                upload,
+                number,
+                part_id,
+                new_extent,
+                pieces,
+                size,
+                crc32c,
+                time_ms,
+                ..
+            } => {
+                self.bump(part_id);
+                let new_id = new_extent.as_ref().map(|e| e.id);
+                if let Some(e) = new_extent {
+                    self.define(e);
+                }
+                self.retain(&pieces);
+                self.sweep(new_id);
+                let part = Part {
+                    number,
+                    id: part_id,
+                    size,
+                    crc32c,
+                    pieces,
+                    time_ms,
+                };
+                let old = match self.uploads.get_mut(&upload) {
+                    Some(u) => {
+                        u.last_activity_ms = u.last_activity_ms.max(time_ms);
+                        match &mut u.state {
+                            UploadState::Open(parts) => parts.insert(number, part),
+                            UploadState::Completed => None,
+                        }
+                    }
+                    None => None,
+                };
+                if let Some(old) = old {
+                    self.release(&old.pieces);
+                }
+            }
+            Meta::UploadCompleted {
+                layer,
+                upload,
+                parts: chosen,
+                etag_seq,
+                time_ms,
+            } => {
+                self.bump(etag_seq);
+                let Some(u) = self.uploads.get_mut(&upload) else {
+                    return;
+                };
+                let UploadState::Open(current) =
+                    std::mem::replace(&mut u.state, UploadState::Completed)
+                else {
+                    return;
+                };
+                u.last_activity_ms = u.last_activity_ms.max(time_ms);
+                let (key, content_type, content_encoding) = (
+                    u.key.clone(),
+                    u.content_type.clone(),
+                    u.content_encoding.clone(),
+                );
+                let mut numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
+                numbers.sort_unstable();
+                let mut pieces: Vec<Piece> = Vec::new();
+                let (mut size, mut crc) = (0u64, 0u32);
+                for n in &numbers {
+                    if let Some(p) = current.get(n) {
+                        crc = if size == 0 {
+                            p.crc32c
+                        } else {
+                            crc32c_combine(crc, p.crc32c, p.size)
+                        };
+                        size += p.size;
+                        for piece in &p.pieces {
+                            push_merged(&mut pieces, *piece);
+                        }
+                    }
+                }
+                let object = Object {
+                    key: key.clone(),
+                    size,
+                    content_type,
+                    content_encoding,
+                    last_modified_ms: time_ms,
+                    crc32c: crc,
+                    etag: etag(crc, etag_seq),
+                    part_count: numbers.len() as u32,
+                    pieces: Arc::new(pieces),
+                };
+                self.retain(&object.pieces);
+                for p in current.values() {
+                    self.release(&p.pieces);
+                }
+                self.publish(&layer, object);
+            }
+            Meta::UploadAborted { upload, .. } => {
+                if let Some(u) = self.uploads.remove(&upload) {
+                    if let UploadState::Open(parts) = u.state {
+                        for p in parts.values() {
+                            self.release(&p.pieces);
+                        }
+                    }
+                }
+            }
+            Meta::ObjectPut {
+                layer,
+                key,
+                new_extent,
+                size,
+                crc32c,
+                content_type,
+                content_encoding,
+                etag_seq,
+                time_ms,
+            } => {
+                self.bump(etag_seq);
+                let mut pieces = Vec::new();
+                if let Some(e) = new_extent {
+                    pieces.push(Piece {
+                        extent: e.id,
+                        offset: 0,
+                        len: e.len,
+                    });
+                    self.define(e);
+                }
+                self.retain(&pieces);
+                let object = Object {
+                    key,
+                    size,
+                    content_type,
+                    content_encoding,
+                    last_modified_ms: time_ms,
+                    crc32c,
+                    etag: etag(crc32c, etag_seq),
+                    part_count: 1,
+                    pieces: Arc::new(pieces),
+                };
+                self.publish(&layer, object);
+            }
+            Meta::ObjectDeleted { layer, key } => {
+                let old = self
+                    .layers
+                    .get_mut(&layer)
+                    .and_then(|l| l.objects.remove(&key));
+                if let Some(old) = old {
+                    self.release(&old.pieces);
+                }
+            }
+            Meta::ObjectCopied {
+                layer,
+                src,
+                dst,
+                time_ms,
+            } => {
+                let Some(src) = self
+                    .layers
+                    .get(&layer)
+                    .and_then(|l| l.objects.get(&src))
+                    .cloned()
+                else {
+                    return;
+                };
+                let object = Object {
+                    key: dst,
+                    last_modified_ms: time_ms,
+                    ..(*src).clone()
+                };
+                self.retain(&object.pieces);
+                self.publish(&layer, object);
+            }
+            Meta::ExtentsMoved { moves } => {
+                for m in moves {
+                    if let Some(e) = self.extents.get_mut(&m.extent) {
+                        let (old_seg, len) = (e.segment, e.len);
+                        e.segment = m.segment;
+                        e.offset = m.offset;
+                        sub_live(&mut self.live_by_segment, old_seg, len);
+                        *self.live_by_segment.entry(m.segment).or_default() += len;
+                    }
+                }
+            }
+            Meta::Snapshot(snap) => {
+                if let Ok(ix) = Index::restore(&snap) {
+                    *self = ix;
+                }
+            }
+        }
+    }
+
+    pub(super) fn bump(&mut self, id: u64) {
+        self.max_id = self.max_id.max(id);
+    }
+
+    pub(super) fn define(&mut self, e: ExtentDef) {
+        self.bump(e.id);
+        self.extents.insert(
+            e.id,
+            Extent {
+                segment: e.segment,
+                offset: e.offset,
+                len: e.len,
+                block_crcs: e.block_crcs.into(),
+                refs: 0,
+            },
+        );
+    }
+
+    pub(super) fn retain(&mut self, pieces: &[Piece]) {
+        for p in pieces {
+            if let Some(e) = self.extents.get_mut(&p.extent) {
+                if e.refs == 0 {
+                    *self.live_by_segment.entry(e.segment).or_default() += e.len;
+                }
+                e.refs += 1;
+            }
+        }
+    }
+
+    fn release(&mut self, pieces: &[Piece]) {
+        for p in pieces {
+            let dead = match self.extents.get_mut(&p.extent) {
+                Some(e) => {
+                    e.refs = e.refs.saturating_sub(1);
+                    (e.refs == 0).then_some((e.segment, e.len))
+                }
+                None => None,
+            };
+            if let Some((seg, len)) = dead {
+                self.extents.remove(&p.extent);
+                sub_live(&mut self.live_by_segment, seg, len);
+            }
+        }
+    }
+
+    /// Drops a just-defined extent that its record did not reference.
+    fn sweep(&mut self, id: Option<u64>) {
+        if let Some(id) = id {
+            if self.extents.get(&id).is_some_and(|e| e.refs == 0) {
+                self.extents.remove(&id);
+            }
+        }
+    }
+
+    pub(super) fn publish(&mut self, layer: &str, object: Object) {
+        let old = self
+            .layers
+            .get_mut(layer)
+            .and_then(|l| l.objects.insert(object.key.clone(), Arc::new(object)));
+        if let Some(old) = old {
+            self.release(&old.pieces);
+        }
+    }
+}
+
+fn sub_live(map: &mut HashMap<u64, u64>, seg: u64, len: u64) {
+    if let Some(v) = map.get_mut(&seg) {
+        *v = v.saturating_sub(len);
+        if *v == 0 {
+            map.remove(&seg);
+        }
+    }
+}
+
+/// Appends a piece, merging it with the previous one when contiguous.
+fn push_merged(pieces: &mut Vec<Piece>, p: Piece) {
+    if let Some(last) = pieces.last_mut() {
+        if last.extent == p.extent && last.offset + last.len == p.offset {
+            last.len += p.len;
+            return;
+        }
+    }
+    pieces.push(p);
+}
+
+/// A layer's content type and encoding, when set, bind every upload into it.
+pub(super) fn check_binding(
+    l: &Layer,
+    layer: &str,
+    content_type: &str,
+    content_encoding: Option<&str>,
+) -> Result<()> {
+    if let Some(ct) = &l.content_type {
+        if !spec::media_eq(ct, content_type) {
+            return Err(bad_request!(
+                Reason::ContentTypeMismatch,
+                "content type \"{content_type}\" does not match layer \"{layer}\"'s \"{ct}\""
+            ));
+        }
+    }
+    if let Some(ce) = &l.content_encoding {
+        if !content_encoding.is_some_and(|e| spec::media_eq(ce, e)) {
+            return Err(bad_request!(
+                Reason::ContentEncodingMismatch,
+                "content encoding \"{}\" does not match layer \"{layer}\"'s \"{ce}\"",
+                content_encoding.unwrap_or("")
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The complete-time rules of the SPEC for the chosen (number, id) parts.
+fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Result<()> {
+    if chosen.is_empty() {
+        return Err(bad_request!(
+            Reason::NoParts,
+            "an upload needs at least one part to complete"
+        ));
+    }
+    let mut sorted: Vec<&Part> = Vec::with_capacity(chosen.len());
+    let mut seen = std::collections::HashSet::with_capacity(chosen.len());
+    for (n, id) in chosen {
+        if !seen.insert(*n) {
+            return Err(
+                bad_request!(Reason::PartListedTwice, "part number {n} is listed twice")
+                    .with_part(*n),
+            );
+        }
+        match current.get(n) {
+            Some(p) if p.id == *id => sorted.push(p),
+            Some(_) => {
+                return Err(bad_request!(
+                    Reason::StalePartId,
+                    "part {n} has no id {id:016x}: it was replaced or never existed"
+                )
+                .with_part(*n))
+            }
+            None => {
+                return Err(bad_request!(
+                    Reason::PartNotUploaded,
+                    "part {n} (id {id:016x}) does not exist"
+                )
+                .with_part(*n))
+            }
+        }
+    }
+    // The size and numbering rules live in one place: spec.rs.
+    let mut sized: Vec<(u32, u64)> = sorted.iter().map(|p| (p.number, p.size)).collect();
+    sized.sort_unstable();
+    spec::validate_complete(&sized).map(|_| ())
+}

@@ -1,0 +1,183 @@
+//! The whole index as one record (compaction's snapshot), and the index
+//! rebuilt from one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{corrupt, Result};
+use crate::index::{upload_name, Index, Layer, Object, Part, Upload, UploadState};
+use crate::log::format::{ExtentDef, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
+use crate::spec;
+
+impl Index {
+    /// The whole state as one record's worth of data (compaction writes it).
+    pub fn snapshot(&self) -> Snapshot {
+        let mut extents: Vec<ExtentDef> = self
+            .extents
+            .iter()
+            .map(|(id, e)| ExtentDef {
+                id: *id,
+                segment: e.segment,
+                offset: e.offset,
+                len: e.len,
+                block_crcs: e.block_crcs.to_vec(),
+            })
+            .collect();
+        extents.sort_by_key(|e| e.id);
+        let mut uploads: Vec<UploadSnap> = self
+            .uploads
+            .iter()
+            .map(|(id, u)| UploadSnap {
+                id: *id,
+                layer: u.layer.clone(),
+                key: u.key.clone(),
+                content_type: u.content_type.clone(),
+                content_encoding: u.content_encoding.clone(),
+                started_ms: u.started_ms,
+                last_activity_ms: u.last_activity_ms,
+                completed: matches!(u.state, UploadState::Completed),
+                parts: match &u.state {
+                    UploadState::Open(parts) => parts
+                        .values()
+                        .map(|p| PartSnap {
+                            number: p.number,
+                            id: p.id,
+                            size: p.size,
+                            crc32c: p.crc32c,
+                            time_ms: p.time_ms,
+                            pieces: p.pieces.clone(),
+                        })
+                        .collect(),
+                    UploadState::Completed => Vec::new(),
+                },
+            })
+            .collect();
+        uploads.sort_by_key(|u| u.id);
+        let mut layers = Vec::new();
+        let mut objects = Vec::new();
+        for (id, l) in &self.layers {
+            layers.push((
+                id.clone(),
+                l.content_type.clone(),
+                l.content_encoding.clone(),
+            ));
+            for o in l.objects.values() {
+                objects.push((id.clone(), ObjectSnap::from(&**o)));
+            }
+        }
+        Snapshot {
+            max_id: self.max_id,
+            layers,
+            extents,
+            uploads,
+            objects,
+        }
+    }
+
+    /// Rebuilds an index from a snapshot, recounting references; `Corrupt`
+    /// if it is inconsistent.
+    pub fn restore(snap: &Snapshot) -> Result<Index> {
+        let mut ix = Index {
+            max_id: snap.max_id,
+            ..Index::default()
+        };
+        // What no sequence of records could build is corrupt too: names and
+        // part numbers the SPEC forbids, a part number listed twice.
+        let rule = |r: Result<()>| r.map_err(|e| corrupt!("snapshot breaks a rule: {e}"));
+        for (id, ct, ce) in &snap.layers {
+            rule(spec::validate_layer_id(id))?;
+            if ix.layers.contains_key(id) {
+                return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
+            }
+            ix.layers.insert(
+                id.clone(),
+                Layer {
+                    content_type: ct.clone(),
+                    content_encoding: ce.clone(),
+                    objects: BTreeMap::new(),
+                },
+            );
+        }
+        for e in &snap.extents {
+            ix.check_pieces(Some(e), &[], 0)?;
+            ix.define(e.clone());
+        }
+        let check = |ix: &Index, pieces: &[Piece], size: u64| -> Result<()> {
+            ix.check_pieces(None, pieces, size)
+        };
+        for u in &snap.uploads {
+            if !ix.layers.contains_key(&u.layer) || ix.uploads.contains_key(&u.id) {
+                return Err(corrupt!(
+                    "snapshot upload {} is in unknown layer \"{}\" or listed twice",
+                    upload_name(&u.id),
+                    u.layer
+                ));
+            }
+            rule(spec::validate_key(&u.key))?;
+            let state = if u.completed {
+                if !u.parts.is_empty() {
+                    return Err(corrupt!(
+                        "snapshot upload {} is completed but lists parts",
+                        upload_name(&u.id)
+                    ));
+                }
+                UploadState::Completed
+            } else {
+                let mut parts = BTreeMap::new();
+                for p in &u.parts {
+                    rule(spec::validate_part_number(p.number))?;
+                    if p.size > spec::MAX_PART_SIZE || parts.contains_key(&p.number) {
+                        return Err(corrupt!(
+                            "snapshot upload {} part {}: over the size limit or listed twice",
+                            upload_name(&u.id),
+                            p.number
+                        ));
+                    }
+                    check(&ix, &p.pieces, p.size)?;
+                    ix.retain(&p.pieces);
+                    parts.insert(
+                        p.number,
+                        Part {
+                            number: p.number,
+                            id: p.id,
+                            size: p.size,
+                            crc32c: p.crc32c,
+                            pieces: p.pieces.clone(),
+                            time_ms: p.time_ms,
+                        },
+                    );
+                }
+                UploadState::Open(parts)
+            };
+            ix.uploads.insert(
+                u.id,
+                Upload {
+                    layer: u.layer.clone(),
+                    key: u.key.clone(),
+                    content_type: u.content_type.clone(),
+                    content_encoding: u.content_encoding.clone(),
+                    started_ms: u.started_ms,
+                    last_activity_ms: u.last_activity_ms,
+                    state,
+                },
+            );
+        }
+        for (layer, o) in &snap.objects {
+            rule(spec::validate_key(&o.key))?;
+            check(&ix, &o.pieces, o.size)?;
+            ix.retain(&o.pieces);
+            let object = Object::from(o);
+            let l = ix
+                .layers
+                .get_mut(layer)
+                .ok_or_else(|| corrupt!("snapshot object in unknown layer \"{layer}\""))?;
+            if l.objects.insert(o.key.clone(), Arc::new(object)).is_some() {
+                return Err(corrupt!("snapshot lists key \"{}\" twice", o.key));
+            }
+        }
+        if let Some((id, _)) = ix.extents.iter().find(|(_, e)| e.refs == 0) {
+            return Err(corrupt!("snapshot extent {id} is referenced by nothing"));
+        }
+        Ok(ix)
+    }
+}
