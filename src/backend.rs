@@ -68,6 +68,20 @@ pub trait BackendFile: Send + Sync {
         let _ = (offset, len);
         Ok(())
     }
+    /// Allocates disk blocks for `offset..offset+len` (Linux `fallocate`,
+    /// keeping the file's size), so later writes there cannot fail for lack
+    /// of space. ENOSPC when the disk is full. The default does nothing (a
+    /// file system without it: writes may then fail with ENOSPC).
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+    /// Frees the disk blocks of `offset..offset+len` (which then read as
+    /// zeros), keeping the file's size. The default is `Unsupported`.
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Err(io::ErrorKind::Unsupported.into())
+    }
     /// A read-only map of the whole file as it is now. Writes made later
     /// through [`BackendFile::write_all_at`] must be visible through it (a
     /// shared mapping of the same file).
@@ -202,6 +216,21 @@ impl BackendFile for StdFile {
             return Ok(());
         };
         rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
+
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::FallocateFlags as F;
+        match rustix::fs::fallocate(&self.0, F::KEEP_SIZE, offset, len) {
+            // A file system without fallocate: allocation happens on write.
+            Err(rustix::io::Errno::OPNOTSUPP) => Ok(()),
+            r => r.map_err(io::Error::from),
+        }
+    }
+
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        use rustix::fs::FallocateFlags as F;
+        rustix::fs::fallocate(&self.0, F::PUNCH_HOLE | F::KEEP_SIZE, offset, len)
             .map_err(io::Error::from)
     }
 

@@ -14,7 +14,7 @@
 //! 4. remove the victims from the segment table and unlink their files,
 //!    then fsync the directory. Readers holding a `Blob` keep their maps.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::blob::ExtentView;
 use crate::error::{corrupt, Result};
@@ -34,6 +34,9 @@ impl Store {
         let _one = inner.compaction_lock();
         let log = inner.log();
         log.check_poison()?;
+        // Step 1: dead regions go back to the file system in place. This
+        // needs no new space, so it is what frees a full disk.
+        let punched = self.punch_freed()?;
         let threshold = inner.opts().compact_threshold;
         let over = |s: &SegmentStats| {
             s.live_bytes == 0
@@ -62,7 +65,10 @@ impl Store {
             .map(|s| s.id)
             .collect();
         if victims.is_empty() {
-            return Ok(CompactionReport::default());
+            return Ok(CompactionReport {
+                bytes_reclaimed: punched,
+                ..CompactionReport::default()
+            });
         }
 
         // Step 2: copy live extents out of the victims.
@@ -144,6 +150,7 @@ impl Store {
         // Step 4: drop the victims.
         let mut report = CompactionReport {
             bytes_moved,
+            bytes_reclaimed: punched,
             ..CompactionReport::default()
         };
         let mut ids: Vec<u64> = victims.into_iter().collect();
@@ -154,5 +161,36 @@ impl Store {
         }
         log.sync_dir()?;
         Ok(report)
+    }
+
+    /// Punches holes over the regions of extents dropped since the last
+    /// compaction, in segments no reader has mapped (the others wait for a
+    /// later compaction). Returns the bytes given back.
+    fn punch_freed(&self) -> Result<u64> {
+        let inner = &self.inner;
+        let log = inner.log();
+        let freed = inner.take_freed();
+        if freed.is_empty() {
+            return Ok(0);
+        }
+        // The records that freed them are durable, and a mark says so.
+        if let Err(e) = log.mark_durable() {
+            inner.keep_freed(freed);
+            return Err(e);
+        }
+        let mut by_segment: BTreeMap<u64, Vec<(u64, u64)>> = BTreeMap::new();
+        for (seg, offset, len) in freed {
+            by_segment.entry(seg).or_default().push((offset, len));
+        }
+        let mut reclaimed = 0;
+        let mut kept = Vec::new();
+        for (seg, regions) in by_segment {
+            match log.punch(seg, &regions)? {
+                Some(n) => reclaimed += n,
+                None => kept.extend(regions.into_iter().map(|(o, l)| (seg, o, l))),
+            }
+        }
+        inner.keep_freed(kept);
+        Ok(reclaimed)
     }
 }

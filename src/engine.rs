@@ -83,6 +83,27 @@ pub(crate) struct Inner {
     writes_in_flight: Mutex<BTreeMap<u64, usize>>,
     next_id: AtomicU64,
     tokens: TokenKey,
+    /// Parts streaming in or being copied, per upload: such an upload is
+    /// not idle, whatever its last recorded activity.
+    parts_in_flight: Mutex<HashMap<[u8; 16], usize>>,
+}
+
+/// Marks a part of an upload in flight until dropped.
+pub(crate) struct PartGuard<'a> {
+    inner: &'a Inner,
+    upload: [u8; 16],
+}
+
+impl Drop for PartGuard<'_> {
+    fn drop(&mut self) {
+        let mut m = self.inner.parts_in_flight.lock();
+        if let Some(n) = m.get_mut(&self.upload) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.upload);
+            }
+        }
+    }
 }
 
 /// Marks a body ingest in flight until dropped (after its commit).
@@ -125,6 +146,7 @@ impl Inner {
             writes_in_flight: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(next_id),
             tokens,
+            parts_in_flight: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,6 +176,16 @@ impl Inner {
         self.index.read()
     }
 
+    /// Takes the regions of dropped extents (see `Index::take_freed`).
+    pub(crate) fn take_freed(&self) -> Vec<crate::index::FreedRegion> {
+        self.index.write().take_freed()
+    }
+
+    /// Puts back regions not given back yet.
+    pub(crate) fn keep_freed(&self, regions: Vec<crate::index::FreedRegion>) {
+        self.index.write().keep_freed(regions);
+    }
+
     /// Holds off other compactions while alive.
     pub(crate) fn compaction_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.compaction.lock()
@@ -171,6 +203,20 @@ impl Inner {
             inner: self,
             segment,
         }
+    }
+
+    /// Registers a part of `upload` in flight (see `parts_in_flight`).
+    pub(crate) fn begin_part(&self, upload: &[u8; 16]) -> PartGuard<'_> {
+        *self.parts_in_flight.lock().entry(*upload).or_default() += 1;
+        PartGuard {
+            inner: self,
+            upload: *upload,
+        }
+    }
+
+    /// True while a part of `upload` streams in or is copied.
+    pub(crate) fn part_in_flight(&self, upload: &[u8; 16]) -> bool {
+        self.parts_in_flight.lock().contains_key(upload)
     }
 
     /// Segments below this id hold no region of an uncommitted write.

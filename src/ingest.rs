@@ -184,7 +184,7 @@ pub(crate) fn ingest<R: Read>(
     let (hasher, region) = if len > 0 {
         let id = inner.fresh_id();
         let region = inner.log().reserve(len)?;
-        let hasher = stream(
+        let streamed = stream(
             &mut reader,
             &region.segment,
             region.data_at,
@@ -192,15 +192,26 @@ pub(crate) fn ingest<R: Read>(
             hasher,
             kick,
             |r| expect_end(r, len),
-        )?;
-        (hasher, Some((id, region)))
+        );
+        match streamed {
+            Ok(hasher) => (hasher, Some((id, region))),
+            Err(e) => {
+                inner.log().release(&region);
+                return Err(e);
+            }
+        }
     } else {
         expect_end(&mut reader, len)?;
         (hasher, None)
     };
     let mut hashed = hasher.finish();
     if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
-        digest::check(expected, actual)?;
+        if let Err(e) = digest::check(expected, actual) {
+            if let Some((_, r)) = &region {
+                inner.log().release(r);
+            }
+            return Err(e);
+        }
     }
     let extent = region.map(|(id, r)| ExtentDef {
         id,

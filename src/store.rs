@@ -335,6 +335,7 @@ impl Store {
     ) -> Result<PartInfo> {
         let inner = &self.inner;
         inner.log().check_poison()?;
+        let _part = inner.begin_part(upload.as_bytes());
         inner.index().plan_part(
             layer,
             upload.as_bytes(),
@@ -384,6 +385,7 @@ impl Store {
     ) -> Result<PartInfo> {
         let inner = &self.inner;
         inner.log().check_poison()?;
+        let _part = inner.begin_part(upload.as_bytes());
         let (views, size) = {
             let index = inner.index();
             let plan = index.plan_copy(layer, upload.as_bytes(), n, &source.key, &source.range)?;
@@ -575,14 +577,16 @@ impl Store {
     /// Aborts every open upload idle for longer than `idle`; returns how
     /// many.
     pub fn expire_uploads(&self, idle: Duration) -> Result<usize> {
-        let cutoff = now_ms().saturating_sub(idle.as_millis() as u64);
+        // Saturating: an idle time past what milliseconds hold is "never".
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = now_ms().saturating_sub(idle_ms);
         let candidates = self.inner.index().idle_uploads(cutoff);
         let mut n = 0;
         for (layer, upload) in candidates {
             let r = self.inner.commit(
                 |index| {
                     let (u, _) = index.open_upload(&layer, &upload)?;
-                    if u.last_activity_ms > cutoff {
+                    if u.last_activity_ms > cutoff || self.inner.part_in_flight(&upload) {
                         return Err(conflict!(Reason::UploadBusy, "upload became active"));
                     }
                     Ok(Meta::UploadAborted {

@@ -435,13 +435,14 @@ impl Index {
             let dead = match self.extents.get_mut(&p.extent) {
                 Some(e) => {
                     e.refs = e.refs.saturating_sub(1);
-                    (e.refs == 0).then_some((e.segment, e.len))
+                    (e.refs == 0).then_some((e.segment, e.offset, e.len))
                 }
                 None => None,
             };
-            if let Some((seg, len)) = dead {
+            if let Some((seg, offset, len)) = dead {
                 self.extents.remove(&p.extent);
                 sub_live(&mut self.live_by_segment, seg, len);
+                self.freed.push((seg, offset, len));
             }
         }
     }
@@ -450,7 +451,9 @@ impl Index {
     fn sweep(&mut self, id: Option<u64>) {
         if let Some(id) = id {
             if self.extents.get(&id).is_some_and(|e| e.refs == 0) {
-                self.extents.remove(&id);
+                if let Some(e) = self.extents.remove(&id) {
+                    self.freed.push((e.segment, e.offset, e.len));
+                }
             }
         }
     }

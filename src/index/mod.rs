@@ -10,8 +10,10 @@
 
 mod apply;
 pub(crate) mod footprint;
+
 mod plan;
 
+#[allow(unused_imports)] // used by the fuzz driver (feature `fuzzing`)
 pub use plan::CopyPlan;
 mod snapshot;
 
@@ -142,6 +144,44 @@ pub struct Index {
     live_by_segment: HashMap<u64, u64>,
     /// Highest id (extent, part, etag sequence) any record used.
     max_id: u64,
+    /// Regions of extents dropped since compaction last took them.
+    freed: Freed,
+}
+
+/// A region of a dropped extent: (segment, offset, len).
+pub(crate) type FreedRegion = (u64, u64, u64);
+
+/// Regions whose extents the index dropped, for compaction to give back to
+/// the file system. Bookkeeping beside the state, not part of it: two
+/// indexes with the same state are equal whatever they freed.
+#[derive(Clone, Default)]
+pub(crate) struct Freed(Vec<FreedRegion>);
+
+/// Most regions remembered; past it the oldest are forgotten (their space
+/// comes back when compaction moves their segment's live data instead).
+const MAX_FREED: usize = 1 << 20;
+
+impl Freed {
+    pub(crate) fn push(&mut self, r: FreedRegion) {
+        if self.0.len() >= MAX_FREED {
+            self.0.drain(..MAX_FREED / 2);
+        }
+        self.0.push(r);
+    }
+}
+
+impl PartialEq for Freed {
+    fn eq(&self, _: &Freed) -> bool {
+        true
+    }
+}
+
+impl Eq for Freed {}
+
+impl std::fmt::Debug for Freed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Freed({} regions)", self.0.len())
+    }
 }
 
 /// The etag of an object: its CRC and the sequence number of the write that
@@ -158,6 +198,18 @@ impl Index {
     /// An empty index.
     pub fn new() -> Index {
         Index::default()
+    }
+
+    /// Takes the regions freed since the last call.
+    pub(crate) fn take_freed(&mut self) -> Vec<FreedRegion> {
+        std::mem::take(&mut self.freed.0)
+    }
+
+    /// Puts back regions that could not be given back yet.
+    pub(crate) fn keep_freed(&mut self, regions: Vec<FreedRegion>) {
+        for r in regions {
+            self.freed.push(r);
+        }
     }
 
     /// Highest id any applied record used; fresh ids start above it.

@@ -12,6 +12,46 @@ use crate::log::format::{
 };
 use crate::log::segment::Segment;
 
+/// Positional reads of a segment through a buffer: the scan never touches
+/// the map, so a page that was never written (a hole, or a region reserved
+/// but not yet written when the process stopped) is read as zeros by the
+/// kernel instead of faulting in through a map (SIGBUS on a full tmpfs).
+struct Reader<'a> {
+    seg: &'a Segment,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    start: u64,
+}
+
+/// Smallest read the buffer makes.
+const READ_AHEAD: u64 = 64 << 10;
+
+impl<'a> Reader<'a> {
+    fn new(seg: &'a Segment) -> Reader<'a> {
+        Reader {
+            seg,
+            buf: Vec::new(),
+            start: 0,
+        }
+    }
+
+    /// The bytes `off..off+len`, or `None` past the end of the segment.
+    fn get(&mut self, off: u64, len: u64) -> Result<Option<&[u8]>> {
+        let Some(end) = off.checked_add(len).filter(|e| *e <= self.seg.len()) else {
+            return Ok(None);
+        };
+        let buffered = self.start + self.buf.len() as u64;
+        if off < self.start || end > buffered {
+            let n = len.max(READ_AHEAD).min(self.seg.len() - off);
+            self.buf.resize(n as usize, 0);
+            self.seg.read_at(&mut self.buf, off)?;
+            self.start = off;
+        }
+        let from = (off - self.start) as usize;
+        Ok(self.buf.get(from..from + len as usize))
+    }
+}
+
 /// A metadata record found by a scan.
 pub(crate) struct ScannedMeta {
     pub(crate) offset: u64,
@@ -34,37 +74,41 @@ pub(crate) struct Scan {
 }
 
 enum Step {
-    /// A valid record of this total framed length.
-    Record(RecordHeader, u64),
+    /// A valid record of this total framed length (with its payload, for a
+    /// metadata record).
+    Record(RecordHeader, u64, Option<Vec<u8>>),
     /// Zero header: the end of the records.
     End,
     /// Not a valid record.
     Invalid(&'static str),
 }
 
-fn step(seg: &Segment, pos: u64) -> Step {
-    let Ok(h) = seg.bytes(pos, RECORD_HEADER_LEN) else {
-        return Step::End; // no room for another header: the segment is full
+fn step(r: &mut Reader, pos: u64) -> Result<Step> {
+    let seg_len = r.seg.len();
+    let Some(h) = r.get(pos, RECORD_HEADER_LEN)? else {
+        return Ok(Step::End); // no room for another header: the segment is full
     };
     if h.iter().all(|b| *b == 0) {
-        return Step::End;
+        return Ok(Step::End);
     }
     let Some(header) = RecordHeader::decode(h) else {
-        return Step::Invalid("bad record header");
+        return Ok(Step::Invalid("bad record header"));
     };
     let total = framed_len(header.len);
-    if pos.checked_add(total).is_none_or(|end| end > seg.len()) {
-        return Step::Invalid("record runs past the end of the segment");
+    if pos.checked_add(total).is_none_or(|end| end > seg_len) {
+        return Ok(Step::Invalid("record runs past the end of the segment"));
     }
-    if header.kind == RecordKind::Meta {
-        let payload = seg
-            .bytes(pos + RECORD_HEADER_LEN, header.len)
-            .unwrap_or(&[]);
-        if crc32c::crc32c(payload) != header.payload_crc {
-            return Step::Invalid("record payload fails its CRC32C");
-        }
+    if header.kind != RecordKind::Meta {
+        return Ok(Step::Record(header, total, None));
     }
-    Step::Record(header, total)
+    let payload = r
+        .get(pos + RECORD_HEADER_LEN, header.len)?
+        .unwrap_or(&[])
+        .to_vec();
+    if crc32c::crc32c(&payload) != header.payload_crc {
+        return Ok(Step::Invalid("record payload fails its CRC32C"));
+    }
+    Ok(Step::Record(header, total, Some(payload)))
 }
 
 /// How a scan treats the end of a segment's records.
@@ -92,17 +136,17 @@ pub(crate) enum TailPolicy {
 ///   it was written; then `p` was damaged after the fact: `Corrupt`;
 /// - with `Salvage`, the newest segment is cut at `p` regardless.
 pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
+    let mut r = Reader::new(seg);
     let mut pos = SEGMENT_HEADER_LEN;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
     loop {
-        let (why, invalid) = match step(seg, pos) {
-            Step::Record(header, total) => {
-                match header.kind {
-                    RecordKind::Extent => region_bytes += header.len,
-                    RecordKind::Meta => {
-                        let payload = seg.bytes(pos + RECORD_HEADER_LEN, header.len)?;
-                        let (synced, meta) = split_meta_payload(payload)
+        let (why, invalid) = match step(&mut r, pos)? {
+            Step::Record(header, total, payload) => {
+                match payload {
+                    None => region_bytes += header.len,
+                    Some(payload) => {
+                        let (synced, meta) = split_meta_payload(&payload)
                             .and_then(|(synced, m)| Ok((synced, Meta::decode(m)?)))
                             .map_err(|e| {
                                 corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
@@ -127,7 +171,7 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 if invalid {
                     return Err(corrupt!("segment {} offset {pos}: {why}", seg.id).at(seg.id, pos));
                 }
-                if let Some((next, _)) = valid_records_after(seg, pos + RECORD_ALIGN)?.first() {
+                if let Some((next, _)) = valid_records_after(&mut r, pos + RECORD_ALIGN)?.first() {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
                         seg.id
@@ -136,7 +180,7 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 }
             }
             TailPolicy::Newest => {
-                let after = valid_records_after(seg, pos + RECORD_ALIGN)?;
+                let after = valid_records_after(&mut r, pos + RECORD_ALIGN)?;
                 if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable",
@@ -148,7 +192,7 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 // other non-zero bytes past the end (a torn write whose
                 // first page was lost): cut, so new records never land in
                 // front of them.
-                torn |= !after.is_empty() || !zeros_after(seg, pos)?;
+                torn |= !after.is_empty() || !zeros_after(&mut r, pos)?;
             }
         }
         return Ok(Scan {
@@ -162,10 +206,15 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
 
 /// True when every byte from `from` to the end of the segment is zero. Only
 /// the file's data extents are read.
-fn zeros_after(seg: &Segment, from: u64) -> Result<bool> {
-    for r in data_ranges_after(seg, from)? {
-        if seg.bytes(r.start, r.end - r.start)?.iter().any(|b| *b != 0) {
-            return Ok(false);
+fn zeros_after(r: &mut Reader, from: u64) -> Result<bool> {
+    for range in data_ranges_after(r.seg, from)? {
+        let mut at = range.start;
+        while at < range.end {
+            let n = READ_AHEAD.min(range.end - at);
+            if r.get(at, n)?.is_some_and(|b| b.iter().any(|b| *b != 0)) {
+                return Ok(false);
+            }
+            at += n;
         }
     }
     Ok(true)
@@ -180,21 +229,19 @@ fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64
 /// record, its `synced` watermark (0 for data regions). Only the file's data
 /// extents are read (holes of the preallocated tail are skipped), so this is
 /// cheap on a healthy segment.
-fn valid_records_after(seg: &Segment, from: u64) -> Result<Vec<(u64, u64)>> {
+fn valid_records_after(r: &mut Reader, from: u64) -> Result<Vec<(u64, u64)>> {
     let mut found = Vec::new();
     let from = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-    for r in data_ranges_after(seg, from)? {
-        let mut p = r.start.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-        while p < r.end && p + RECORD_HEADER_LEN <= seg.len() {
-            if seg.bytes(p, 4).ok() == Some(&crate::log::format::RECORD_MAGIC[..]) {
-                if let Step::Record(header, _) = step(seg, p) {
-                    let synced = match header.kind {
-                        RecordKind::Extent => 0,
-                        RecordKind::Meta => seg
-                            .bytes(p + RECORD_HEADER_LEN, header.len)
-                            .and_then(split_meta_payload)
-                            .map_or(0, |(synced, _)| synced),
-                    };
+    let seg_len = r.seg.len();
+    for range in data_ranges_after(r.seg, from)? {
+        let mut p = range.start.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+        while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
+            if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
+                if let Step::Record(_, _, payload) = step(r, p)? {
+                    let synced = payload
+                        .as_deref()
+                        .and_then(|p| split_meta_payload(p).ok())
+                        .map_or(0, |(synced, _)| synced);
                     found.push((p, synced));
                 }
             }

@@ -134,6 +134,26 @@ impl Segment {
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
     }
 
+    /// Allocates disk blocks for `offset..offset+len` (see
+    /// [`BackendFile::allocate`]).
+    pub(crate) fn allocate(&self, offset: u64, len: u64) -> Result<()> {
+        self.file.allocate(offset, len).map_err(|e| {
+            Error::io(
+                format!(
+                    "allocating {len} bytes at {offset} in {}",
+                    self.path.display()
+                ),
+                e,
+            )
+        })
+    }
+
+    /// Frees the disk blocks of `offset..offset+len` (see
+    /// [`BackendFile::punch_hole`]).
+    pub(crate) fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.file.punch_hole(offset, len)
+    }
+
     /// Starts the device write of `offset..offset+len` without waiting (see
     /// [`BackendFile::start_writeback`]). A hint: failures are ignored here
     /// and surface at the next [`Segment::sync_data`].
@@ -148,19 +168,6 @@ impl Segment {
             .map_err(|e| Error::io(format!("fdatasync of {}", self.path.display()), e))
     }
 
-    /// The mapped bytes `offset..offset+len`, or `Corrupt` when out of range.
-    pub(crate) fn bytes(&self, offset: u64, len: u64) -> Result<&[u8]> {
-        let end = offset.checked_add(len);
-        match end {
-            Some(end) if end <= self.len() => Ok(&self.map[offset as usize..end as usize]),
-            _ => Err(corrupt!(
-                "range {offset}+{len} is outside segment {} ({} bytes)",
-                self.id,
-                self.len()
-            )),
-        }
-    }
-
     /// Every record header before this offset is known durable.
     pub(crate) fn synced(&self) -> u64 {
         self.synced.load(Ordering::SeqCst)
@@ -169,6 +176,12 @@ impl Segment {
     /// Records that everything written before `upto` is durable.
     pub(crate) fn mark_synced(&self, upto: u64) {
         self.synced.fetch_max(upto, Ordering::SeqCst);
+    }
+
+    /// True while a reader (a `Blob`, a `Slice`, a copy in flight) holds
+    /// this segment's map.
+    pub(crate) fn map_in_use(&self) -> bool {
+        Arc::strong_count(&self.map) > 1
     }
 
     /// The shared map, for holders that outlive this segment's file.

@@ -29,11 +29,19 @@ use crate::types::Durability;
 /// records were appended.
 pub(crate) type Pos = (u64, u64);
 
+/// Disk space kept allocated past every data region for metadata records
+/// (deletes, aborts, compaction's snapshot), so a full disk can still
+/// record what frees space.
+const META_RESERVE: u64 = 1 << 20;
+
 /// The active segment and where the next record goes.
 struct Tail {
     active: Arc<Segment>,
     /// Where the next record goes.
     at: u64,
+    /// Disk blocks are allocated up to here (past `at`): writes below it
+    /// cannot fail for lack of space.
+    allocated_until: u64,
     /// Highest offset a failed write may have touched beyond `at`; zeroed
     /// before the segment is sealed so no garbage is left between records.
     dirty_until: u64,
@@ -48,11 +56,25 @@ struct Durable {
 }
 
 /// A reserved data region: the record header is written, the data is the
-/// caller's to write at `data_at..data_at+len`.
+/// caller's to write at `data_at..data_at+len` (its disk blocks are
+/// allocated). A region whose write fails is given back with
+/// [`Log::release`].
 pub(crate) struct Region {
     pub(crate) segment: Arc<Segment>,
     pub(crate) data_at: u64,
     pub(crate) len: u64,
+}
+
+impl Region {
+    /// Offset of the region's record header.
+    fn header_at(&self) -> u64 {
+        self.data_at - RECORD_HEADER_LEN
+    }
+
+    /// Offset just past the region (padding included).
+    fn end(&self) -> u64 {
+        self.header_at() + framed_len(self.len)
+    }
 }
 
 /// What the log was left as by recovery.
@@ -109,6 +131,7 @@ impl Log {
             tail: Mutex::new(Tail {
                 active,
                 at,
+                allocated_until: at,
                 dirty_until: at,
             }),
             segments: RwLock::new(segments),
@@ -191,6 +214,52 @@ impl Log {
         Ok(allocated)
     }
 
+    /// Gives the disk blocks of dead regions of segment `id` back to the
+    /// file system (their bytes then read as zeros). Only while no reader
+    /// holds the segment's map: returns `None` (nothing done) otherwise, or
+    /// when the file system cannot punch holes. Returns the bytes freed.
+    ///
+    /// The records that made the regions dead must be durable and stamped
+    /// as such before (see `compact`), or recovery could find a region of a
+    /// record past the durable point zeroed and cut the tail there.
+    pub(crate) fn punch(&self, id: u64, regions: &[(u64, u64)]) -> Result<Option<u64>> {
+        const PAGE: u64 = 4096;
+        let Some(seg) = self.segment(id) else {
+            return Ok(Some(0));
+        };
+        if seg.map_in_use() {
+            return Ok(None);
+        }
+        let io = |e| Error::io(format!("punching holes in {}", seg.path.display()), e);
+        let before = self.backend.allocated_bytes(&seg.path).map_err(io)?;
+        let mut dead = 0;
+        for (offset, len) in regions {
+            let start = offset.div_ceil(PAGE) * PAGE;
+            let end = (offset + len) / PAGE * PAGE;
+            if end > start {
+                match seg.punch_hole(start, end - start) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            dead += len;
+        }
+        if let Some(n) = self.region_bytes.lock().get_mut(&id) {
+            *n = n.saturating_sub(dead);
+        }
+        let after = self.backend.allocated_bytes(&seg.path).map_err(io)?;
+        Ok(Some(before.saturating_sub(after)))
+    }
+
+    /// Appends a mark record and syncs: every record before it is then
+    /// known durable, on disk too.
+    pub(crate) fn mark_durable(&self) -> Result<()> {
+        self.sync_now()?;
+        self.append_meta(&Meta::Mark.encode())?;
+        self.sync_now()
+    }
+
     /// Makes removed segments' directory entries durable.
     pub(crate) fn sync_dir(&self) -> Result<()> {
         segment::sync_dir(&*self.backend, &self.dir)
@@ -199,16 +268,24 @@ impl Log {
     // ----- appending -----------------------------------------------------
 
     /// Reserves a data region of `len` bytes at the tail (its record header
-    /// written), rotating when it does not fit.
+    /// written, its blocks and a metadata reserve after it allocated),
+    /// rotating when it does not fit. A full disk is an error that changes
+    /// nothing (reason `NoSpace`).
     pub(crate) fn reserve(&self, len: u64) -> Result<Region> {
+        self.check_poison()?;
         let header = RecordHeader {
             kind: RecordKind::Extent,
             len,
             payload_crc: 0,
         }
         .encode();
-        let mut t = self.tail.lock();
         let total = framed_len(len);
+        let mut t = self.tail.lock();
+        if t.at + total > t.active.len() {
+            self.rotate(&mut t, total)?;
+        }
+        // The region and, as far as the segment reaches, the reserve.
+        self.allocate(&mut t, total + META_RESERVE)?;
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
         Ok(Region {
@@ -218,6 +295,34 @@ impl Log {
         })
     }
 
+    /// Gives back a region whose body failed (an I/O error, a length or
+    /// digest mismatch): when nothing was appended after it, the tail moves
+    /// back so the next record reuses its (allocated) space; otherwise it
+    /// stays garbage for compaction. Bytes written into it are zeroed
+    /// before the segment is sealed or closed.
+    pub(crate) fn release(&self, region: &Region) {
+        let mut t = self.tail.lock();
+        if t.active.id == region.segment.id && t.at == region.end() {
+            t.at = region.header_at();
+            t.dirty_until = t.dirty_until.max(region.end());
+            let mut rb = self.region_bytes.lock();
+            if let Some(n) = rb.get_mut(&region.segment.id) {
+                *n = n.saturating_sub(region.len);
+            }
+        }
+    }
+
+    /// Makes sure the `need` bytes from the tail have disk blocks.
+    fn allocate(&self, t: &mut Tail, need: u64) -> Result<()> {
+        let end = (t.at + need).min(t.active.len());
+        if end <= t.allocated_until {
+            return Ok(());
+        }
+        t.active.allocate(t.at, end - t.at)?;
+        t.allocated_until = end;
+        Ok(())
+    }
+
     /// Appends a metadata record (the encoded `Meta`), stamped with how far
     /// its segment is known durable. Returns the position just past it.
     pub(crate) fn append_meta(&self, meta: &[u8]) -> Result<Pos> {
@@ -225,6 +330,11 @@ impl Log {
         let mut t = self.tail.lock();
         if t.at + total > t.active.len() {
             self.rotate(&mut t, total)?;
+        }
+        // The reserve again when it can be had; on a full disk, what this
+        // record needs (often already allocated by a data reservation).
+        if self.allocate(&mut t, total + META_RESERVE).is_err() {
+            self.allocate(&mut t, total)?;
         }
         let frame = frame_meta(&meta_payload(t.active.synced(), meta));
         let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
@@ -264,11 +374,7 @@ impl Log {
     /// least `need` bytes.
     fn rotate(&self, t: &mut Tail, need: u64) -> Result<()> {
         self.check_poison()?;
-        if t.dirty_until > t.at {
-            let zeros = vec![0u8; (t.dirty_until - t.at) as usize];
-            t.active.write_at(&zeros, t.at)?;
-            t.dirty_until = t.at;
-        }
+        Self::zero_dirty(t)?;
         self.fsync(&t.active)?;
         t.active.mark_synced(t.at);
         self.advance_durable((t.active.id, t.at));
@@ -278,8 +384,24 @@ impl Log {
         self.segments.write().insert(id, Arc::clone(&seg));
         t.active = seg;
         t.at = SEGMENT_HEADER_LEN;
+        t.allocated_until = SEGMENT_HEADER_LEN;
         t.dirty_until = SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
+        Ok(())
+    }
+
+    /// Zeros what failed or released writes left past the tail, so no
+    /// garbage follows the last record of a sealed or closed segment.
+    fn zero_dirty(t: &mut Tail) -> Result<()> {
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0u8; CHUNK.min(t.dirty_until.saturating_sub(t.at)) as usize];
+        let mut at = t.at;
+        while at < t.dirty_until {
+            let n = CHUNK.min(t.dirty_until - at);
+            t.active.write_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+        t.dirty_until = t.at;
         Ok(())
     }
 
@@ -396,7 +518,8 @@ impl Drop for Log {
             let _ = self
                 .sync_active()
                 .and_then(|()| self.append_meta(&Meta::Mark.encode()))
-                .and_then(|_| self.sync_active());
+                .and_then(|_| Self::zero_dirty(&mut self.tail.lock()))
+                .and_then(|()| self.sync_active());
         }
     }
 }
