@@ -33,6 +33,8 @@
 
 #[path = "partstore/bench.rs"]
 mod bench;
+#[path = "partstore/harness.rs"]
+mod harness;
 #[path = "partstore/util.rs"]
 mod util;
 

@@ -213,13 +213,6 @@ impl Hasher {
         }
     }
 
-    /// The digest of `data`.
-    pub fn digest(algorithm: DigestAlgorithm, data: &[u8]) -> partstore::Result<Digest> {
-        let mut h = Hasher::new(algorithm);
-        h.update(data);
-        h.finish()
-    }
-
     /// The digest of everything `reader` yields; `what` names it in errors.
     pub fn digest_reader(
         algorithm: DigestAlgorithm,
@@ -276,12 +269,12 @@ mod tests {
 
     #[test]
     fn digests() {
-        let crc = Hasher::digest(DigestAlgorithm::Crc32c, b"hello world");
+        let crc = Hasher::digest_reader(DigestAlgorithm::Crc32c, &b"hello world"[..], "x");
         assert_eq!(
             crc.map(|d| d.to_string()).ok().as_deref(),
             Some("CRC-32C:c99465aa")
         );
-        let sha = Hasher::digest(DigestAlgorithm::Sha256, b"");
+        let sha = Hasher::digest_reader(DigestAlgorithm::Sha256, &b""[..], "x");
         assert_eq!(
             sha.map(|d| d.to_hex()).ok().as_deref(),
             Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
