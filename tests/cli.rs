@@ -630,3 +630,75 @@ fn bench_in_a_given_store_with_options_and_a_table() {
     let out = run(&s, &["bench", "--size", "20MiB", "--part-size", "3MiB"]);
     assert_eq!(out.status.code(), Some(BAD_REQUEST));
 }
+
+/// Runs `partstore --store <store> args...` to its end and returns whether
+/// it succeeded and how many bytes it read through read(2) and friends
+/// (`rchar` of /proc/PID/io, read while the process is a zombie, before it
+/// is reaped); None where /proc does not tell.
+fn run_counting_reads(store: &Path, args: &[&str]) -> (bool, Option<u64>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the partstore binary runs");
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut rchar = None;
+    while std::time::Instant::now() < deadline {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        if state == Some("Z") {
+            rchar = std::fs::read_to_string(format!("/proc/{pid}/io"))
+                .ok()
+                .and_then(|io| {
+                    io.lines()
+                        .find_map(|l| l.strip_prefix("rchar:"))
+                        .and_then(|v| v.trim().parse().ok())
+                });
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = child.wait().expect("wait for partstore");
+    (status.success(), rchar)
+}
+
+#[test]
+fn put_with_a_digest_reads_the_file_once() {
+    let f = Fixture::new();
+    let s = f.store();
+    let size = 24 * MIB;
+    let data = common::gen(8, size);
+    let file = f.file("in.bin", &data);
+    let cases: &[&[&str]] = &[
+        &["--digest", "sha256"],
+        &["--digest", "md5", "--part-size", "8MiB", "--jobs", "2"],
+        &["--digest", "crc32c", "--part-size", "5MiB", "--jobs", "1"],
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let key = format!("once/{i}");
+        let mut args = vec!["put", "maps", key.as_str(), file.as_str()];
+        args.extend_from_slice(extra);
+        let (success, rchar) = run_counting_reads(&s, &args);
+        assert!(success, "partstore {args:?} failed");
+        assert!(ok(&s, &["get", "maps", &key]) == data, "{args:?}");
+        let Some(rchar) = rchar else {
+            eprintln!("skipping the read count: /proc/PID/io is not readable here");
+            return;
+        };
+        // The file once, plus the store's own small metadata reads; reading
+        // each part twice (hash, then upload) would be 2 x 24 MiB.
+        assert!(
+            rchar >= size as u64 && rchar < size as u64 + 4 * MIB as u64,
+            "{args:?} read {rchar} bytes for a {size}-byte file"
+        );
+    }
+}

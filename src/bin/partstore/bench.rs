@@ -676,4 +676,28 @@ mod tests {
         );
         Ok(())
     }
+
+    #[test]
+    fn digests_of_known_vectors() -> partstore::Result<()> {
+        for (alg, data, want) in [
+            (
+                partstore::DigestAlgorithm::Crc32c,
+                &b"hello world"[..],
+                "CRC-32C:c99465aa",
+            ),
+            (
+                partstore::DigestAlgorithm::Md5,
+                &b"hello world"[..],
+                "MD5:5eb63bbbe01eeed093cb22bb8f5acdc3",
+            ),
+            (
+                partstore::DigestAlgorithm::Sha256,
+                &b""[..],
+                "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ] {
+            assert_eq!(harness::digest_of(alg, data)?.to_string(), want);
+        }
+        Ok(())
+    }
 }

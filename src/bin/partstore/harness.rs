@@ -59,6 +59,19 @@ pub fn interrupted() -> Error {
     }
 }
 
+/// The `algorithm` digest of `data`, by the engine's ingest hasher.
+pub fn digest_of(algorithm: DigestAlgorithm, data: &[u8]) -> partstore::Result<Digest> {
+    let mut h = StreamHasher::new(Some(algorithm));
+    h.update(data);
+    h.finish().2.ok_or_else(|| {
+        Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidDigest,
+            format!("the engine's hasher made no {algorithm} digest"),
+        )
+    })
+}
+
 /// The generated data of one object: a small pool of part-sized buffers
 /// (part `n` is buffer `(n - 1) % pool`: the engine neither compresses nor
 /// deduplicates, so repeated content costs it the same), and per part its
