@@ -702,3 +702,149 @@ fn put_with_a_digest_reads_the_file_once() {
         );
     }
 }
+
+/// Spawns `partstore --store <store> args...` with its stdin a pipe.
+fn spawn_with_stdin(store: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the partstore binary runs")
+}
+
+/// Runs `partstore --store <store> args...` with `input` piped into it.
+fn run_with_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_with_stdin(store, args);
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::scope(|s| {
+        // Written on its own thread, so a child that stops reading (an
+        // error) cannot block the test; a broken pipe is then expected.
+        s.spawn(move || {
+            use std::io::Write as _;
+            let _ = stdin.write_all(input);
+        });
+        child.wait_with_output().expect("wait for partstore")
+    })
+}
+
+#[test]
+fn put_from_stdin_reads_back_byte_for_byte() {
+    let f = Fixture::new();
+    let s = f.store();
+    let big = common::gen(9, 16 * MIB + 5);
+    let cases: &[(&str, &[u8], &[&str], u32)] = &[
+        ("ten", &b"0123456789"[..], &[], 1),
+        ("empty", &b""[..], &[], 1),
+        // Default parts are 8 MiB: 12 MiB is two parts.
+        ("twelve", &big[..12 * MIB], &[], 2),
+        // Exactly one part is one put; exactly two full parts are two.
+        ("one-part", &big[..8 * MIB], &[], 1),
+        ("two-parts", &big[..16 * MIB], &[], 2),
+        (
+            "digest",
+            &big[..12 * MIB + 5],
+            &["--part-size", "5MiB", "--digest", "sha256"],
+            3,
+        ),
+        ("small-digest", &big[..10], &["--digest", "md5"], 1),
+        // A part size too small for parts is fine for one put.
+        ("tiny-parts", &big[..10], &["--part-size", "1MiB"], 1),
+    ];
+    for (key, input, extra, parts) in cases {
+        let mut args = vec!["put", "maps", key, "-"];
+        args.extend_from_slice(extra);
+        let out = run_with_stdin(&s, &args, input);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text(out.stdout);
+        assert!(
+            line.contains(&format!("{parts} part(s)")),
+            "{args:?}: {line}"
+        );
+        assert!(ok(&s, &["get", "maps", key]) == *input, "{args:?}");
+        let stat = text(ok(&s, &["stat", "maps", key]));
+        assert!(
+            stat.contains(&format!("size:             {} (", input.len())),
+            "{stat}"
+        );
+    }
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+}
+
+#[test]
+fn put_from_stdin_refuses_a_part_size_that_cannot_make_parts() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = common::gen(10, 12 * MIB);
+    for (size, code) in [("3MiB", BAD_REQUEST), ("97MiB", 6), ("0", BAD_REQUEST)] {
+        let out = run_with_stdin(&s, &["put", "maps", "k", "-", "--part-size", size], &data);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "--part-size {size}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing was stored and no upload was left open.
+    fails(&s, &["stat", "maps", "k"], NOT_FOUND);
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+}
+
+/// VmHWM (peak resident memory) of a live process, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn put_from_stdin_holds_at_most_two_parts_in_memory() {
+    let f = Fixture::new();
+    let s = f.store();
+    let total = 96 * MIB;
+    let chunk = common::gen(11, MIB);
+    let mut child = spawn_with_stdin(&s, &["put", "maps", "stream", "-", "--part-size", "5MiB"]);
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    {
+        use std::io::Write as _;
+        for _ in 0..total / MIB {
+            stdin.write_all(&chunk).expect("write to partstore");
+        }
+    }
+    // All but the pipe's buffer has been read and all but the last two
+    // parts uploaded; the input is still open, so the process is alive.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let peak = peak_rss(pid);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for partstore");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text(out.stdout).contains("20 part(s)"));
+    let got = ok(&s, &["get", "maps", "stream"]);
+    assert_eq!(got.len(), total);
+    assert!(got.chunks(MIB).all(|c| c == chunk));
+    match peak {
+        // Two 5 MiB parts plus the engine's buffers and the binary: far
+        // below the 96 MiB the whole input would take.
+        Some(peak) => assert!(peak < 48 * MIB as u64, "peak RSS {peak} bytes"),
+        None => eprintln!("skipping the memory check: /proc/PID/status is not readable here"),
+    }
+}

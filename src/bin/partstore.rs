@@ -35,6 +35,8 @@
 mod bench;
 #[path = "partstore/harness.rs"]
 mod harness;
+#[path = "partstore/stdin.rs"]
+mod stdin;
 #[path = "partstore/util.rs"]
 mod util;
 
@@ -160,21 +162,29 @@ enum Command {
   partstore layer ls"
     )]
     Layer(LayerCommand),
-    /// Upload a file as an object (multipart when over 192 MiB or with --part-size)
+    /// Upload a file, or standard input, as an object (multipart when over
+    /// 192 MiB or with --part-size; from stdin, when over one part)
     #[command(after_help = "Examples:
   partstore put maps tiles/eu.bin ./eu.bin
-  partstore put maps tiles/eu.bin ./eu.bin --part-size 16MiB --jobs 4 --digest sha256")]
+  partstore put maps tiles/eu.bin ./eu.bin --part-size 16MiB --jobs 4 --digest sha256
+  tar c ./tiles | partstore put maps backups/tiles.tar - --part-size 32MiB
+
+With FILE `-`, standard input is read in parts of the part size (default
+8 MiB): input that fits one part is one put; longer input is a multipart
+upload of at most 10,000 such parts, uploaded one at a time while the next is
+read, in the memory of two parts. (A file named `-` is `./-`.)")]
     Put {
         /// Layer id
         layer: String,
         /// Object key
         key: String,
-        /// Local file to upload
+        /// Local file to upload, or `-` for standard input
         file: PathBuf,
         /// Upload as parts of this size (5MiB..=96MiB, a multiple of 1 MiB)
+        /// [default: 8MiB, raised for files that need more than 10,000 parts]
         #[arg(long, value_parser = parse_size, value_name = "SIZE")]
         part_size: Option<u64>,
-        /// Parts uploaded in parallel [default: number of CPUs]
+        /// Parts uploaded in parallel [default: number of CPUs; stdin: 1]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
         /// Digest of each part, checked by the engine (each part is read once
@@ -372,7 +382,11 @@ fn run(cli: Cli) -> partstore::Result<()> {
                 digest: digest.algorithm(),
                 content_type,
             };
-            let info = put(&store, &req)?;
+            let info = if file.as_os_str() == "-" {
+                stdin::put(&store, &req)?
+            } else {
+                put(&store, &req)?
+            };
             println!(
                 "{key}: {} bytes ({}), {} part(s), crc32c {:08x}, etag {}",
                 info.size,

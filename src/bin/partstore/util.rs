@@ -153,6 +153,20 @@ pub fn bytes_bar(len: u64, msg: &'static str) -> ProgressBar {
     pb
 }
 
+/// A byte counter on stderr for a stream of unknown length (drawn only when
+/// stderr is a terminal).
+pub fn bytes_counter(msg: &'static str) -> ProgressBar {
+    let pb = ProgressBar::no_length();
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:>10} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+    ) {
+        pb.set_style(style);
+    }
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
 /// A spinner on stderr for work of unknown length (drawn only when stderr is
 /// a terminal).
 pub fn spinner(msg: &'static str) -> ProgressBar {
