@@ -848,3 +848,82 @@ fn put_from_stdin_holds_at_most_two_parts_in_memory() {
         None => eprintln!("skipping the memory check: /proc/PID/status is not readable here"),
     }
 }
+
+#[test]
+fn bench_interrupted_by_sigint_removes_its_temporary_store() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .args([
+            "bench",
+            "--size",
+            "4GiB",
+            "--part-size",
+            "5MiB",
+            "--tmp-dir",
+        ])
+        .arg(parent.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bench");
+    // Started: its store is open (a segment file exists) and ingesting.
+    let started = std::time::Instant::now();
+    let has_segment = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().starts_with("seg-"))
+            })
+    };
+    while !has_segment(parent.path()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the bench did not open its store"
+        );
+        assert!(
+            child.try_wait().expect("poll bench").is_none(),
+            "the bench ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("poll bench").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the bench did not stop within 60 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("bench output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the temporary store"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no figures of a cut-short run");
+    let left: Vec<_> = std::fs::read_dir(parent.path())
+        .expect("list the parent")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // --tmp-dir is for the temporary store only.
+    let out = run(parent.path(), &["bench", "--tmp-dir", "/tmp"]);
+    assert_eq!(out.status.code(), Some(BAD_REQUEST));
+}

@@ -29,6 +29,7 @@
 //! | 7 | RangeNotSatisfiable |
 //! | 8 | Corrupt (also: `verify` found corrupt blocks) |
 //! | 9 | Io |
+//! | 130 | `bench` interrupted by Ctrl-C, SIGTERM or SIGHUP (its temporary store removed; a second signal ends it at once with 128 + the signal) |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "partstore/bench.rs"]
@@ -77,6 +78,7 @@ Exit codes:
   2  usage error        7  RangeNotSatisfiable
   3  BadRequest         8  Corrupt (also: verify found corruption)
   4  NotFound           9  Io
+  130  bench interrupted by Ctrl-C (its temporary store is removed)
 
 Examples:
   cargo run --release -- bench
@@ -334,6 +336,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The bench has said what it cleaned up.
+        Err(e) if harness::is_interrupted(&e) => ExitCode::from(130),
         Err(e) => {
             let quiet = matches!(&e, Error::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::BrokenPipe);

@@ -5,6 +5,10 @@
 //! The data, the ingest and the raw baseline are the harness in
 //! `harness.rs`, shared with the criterion bench `benches/ingest.rs`.
 //!
+//! Ctrl-C (SIGINT; also SIGTERM, SIGHUP) stops the run after the parts in
+//! flight and removes the temporary store (`--tmp-dir` says where it goes);
+//! the command then exits with 130.
+//!
 //! What is timed, and what is not:
 //! - The data is generated (xorshift) into a small pool of part-sized
 //!   buffers before any timing, and each part's digest (with `--digest`) and
@@ -67,6 +71,28 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Create the temporary store in DIR [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+}
+
+/// Set by SIGINT (Ctrl-C), SIGTERM or SIGHUP while the bench runs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT, SIGTERM and SIGHUP set [`INTERRUPTED`] instead of ending
+/// the process: the bench then starts no new part, read or copy, and
+/// [`run`] removes the temporary store. The same signal a second time ends
+/// the process at once (exit 128 + signal), without cleaning up.
+fn catch_signals() -> partstore::Result<()> {
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // In this order: on the first signal the shutdown sees the flag
+        // still clear, then the flag is set.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, &INTERRUPTED)
+            .and_then(|_| signal_hook::flag::register(sig, &INTERRUPTED))
+            .map_err(|e| io_err(format!("catching signal {sig}"), e))?;
+    }
+    Ok(())
 }
 
 /// Everything the benchmark measured.
@@ -258,16 +284,33 @@ fn json_string(s: &str) -> String {
 }
 
 /// Runs the benchmark and prints its table (or JSON) on stdout.
+///
+/// Ctrl-C (or SIGTERM, SIGHUP) stops it after the parts in flight: the
+/// temporary store is removed (with `--store DIR`: the open upload is
+/// aborted and the run's objects deleted) and the error is
+/// [`harness::interrupted`].
 pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()> {
     check_args(args)?;
+    if store_dir.is_some() && args.tmp_dir.is_some() {
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            "--tmp-dir places the temporary store; with --store DIR the bench uses DIR",
+        ));
+    }
+    // Before the temporary store exists, so no signal can leave it behind.
+    catch_signals()?;
     let tmp = match &store_dir {
         Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("partstore-bench-")
-                .tempdir()
-                .map_err(|e| io_err("creating a temporary store directory", e))?,
-        ),
+        None => {
+            let mut b = tempfile::Builder::new();
+            b.prefix("partstore-bench-");
+            let t = match &args.tmp_dir {
+                Some(parent) => b.tempdir_in(parent),
+                None => b.tempdir(),
+            };
+            Some(t.map_err(|e| io_err("creating a temporary store directory", e))?)
+        }
     };
     let dir = match (&store_dir, &tmp) {
         (Some(d), _) => d.clone(),
@@ -280,13 +323,17 @@ pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()
             ))
         }
     };
-    let cancel = AtomicBool::new(false);
-    let figures = measure(args, &dir, tmp.is_some(), &cancel);
+    let figures = measure(args, &dir, tmp.is_some(), &INTERRUPTED);
+    let interrupted = matches!(&figures, Err(e) if harness::is_interrupted(e));
     if let Some(t) = tmp {
         let path = t.path().display().to_string();
-        if let Err(e) = t.close() {
-            eprintln!("warning: could not remove the temporary store {path}: {e}");
+        match t.close() {
+            Ok(()) if interrupted => eprintln!("interrupted: removed the temporary store {path}"),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: could not remove the temporary store {path}: {e}"),
         }
+    } else if interrupted {
+        eprintln!("interrupted");
     }
     let figures = figures?;
     if args.json {

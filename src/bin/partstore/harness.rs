@@ -59,6 +59,11 @@ pub fn interrupted() -> Error {
     }
 }
 
+/// Whether `e` is [`interrupted`].
+pub fn is_interrupted(e: &Error) -> bool {
+    matches!(e, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::Interrupted)
+}
+
 /// The `algorithm` digest of `data`, by the engine's ingest hasher.
 pub fn digest_of(algorithm: DigestAlgorithm, data: &[u8]) -> partstore::Result<Digest> {
     let mut h = StreamHasher::new(Some(algorithm));
