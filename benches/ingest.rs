@@ -19,24 +19,46 @@
 //! - `concurrency`: two threads ingesting different uploads vs one thread,
 //!   same total bytes.
 //!
+//! The data, the engine's ingest and the raw baseline are the harness that
+//! `partstore bench` runs too (`src/bin/partstore/harness.rs`, included
+//! here with `#[path]`): generated part buffers whose digests the engine's
+//! hasher computes before any timing.
+//!
 //! Data goes to `target/benchdata` (override with `PARTSTORE_BENCH_DIR`); keep
 //! it off tmpfs, or the fsyncs are free.
 
 mod common;
+// The harness of `partstore bench`; the command uses parts of it that this
+// bench does not (digests of local bytes, the interrupted error).
+#[allow(dead_code)]
+#[path = "../src/bin/partstore/harness.rs"]
+mod harness;
 
 use std::cell::RefCell;
-use std::fs::OpenOptions;
-use std::io::Write;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
-use partstore::{Digest, Durability, LayerConfig, Options, PartBody, Store, UploadId};
+use partstore::{DigestAlgorithm, Durability, LayerConfig, Options, Store, UploadId};
 use sha2::Digest as _;
 
-use common::{bench_pair, env_flag, env_u64, Pairs, Pool, MIB};
+use common::{bench_pair, env_flag, env_u64, Pairs, MIB};
+use harness::{Ctl, Data};
 
 const LAYER: &str = "bench";
 const CT: &str = "application/octet-stream";
+
+/// Never set: criterion runs are not interrupted through the harness.
+static NEVER: AtomicBool = AtomicBool::new(false);
+
+/// One part at a time, no progress.
+fn serial() -> Ctl<'static> {
+    Ctl {
+        jobs: 1,
+        progress: None,
+        cancel: &NEVER,
+    }
+}
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Alg {
@@ -57,105 +79,61 @@ impl Alg {
         }
     }
 
-    /// The crate's one-shot digest, as the `ALGORITHM:HEX` the engine checks.
-    fn digest(self, data: &[u8]) -> Option<Digest> {
-        let (name, out) = match self {
-            Alg::Crc32c => return None,
-            Alg::Sha256 => ("SHA256", sha2::Sha256::digest(data).to_vec()),
-            Alg::Sha1 => ("SHA1", sha1::Sha1::digest(data).to_vec()),
-            Alg::Md5 => ("MD5", md5::Md5::digest(data).to_vec()),
-        };
-        Some(
-            format!("{name}:{}", hex::encode(out))
-                .parse()
-                .expect("digest"),
-        )
+    /// The digest the engine is asked to check.
+    fn requested(self) -> Option<DigestAlgorithm> {
+        match self {
+            Alg::Crc32c => None,
+            Alg::Sha256 => Some(DigestAlgorithm::Sha256),
+            Alg::Sha1 => Some(DigestAlgorithm::Sha1),
+            Alg::Md5 => Some(DigestAlgorithm::Md5),
+        }
     }
-}
 
-/// The parts of one sample: `total` bytes in parts of `part` bytes.
-struct Plan {
-    part_lens: Vec<usize>,
-    total: u64,
-}
-
-impl Plan {
-    fn new(total: u64, part: u64) -> Plan {
-        let n = total.div_ceil(part);
-        let part_lens = (0..n)
-            .map(|i| part.min(total - i * part) as usize)
-            .collect();
-        Plan { part_lens, total }
+    /// The crate's one-shot hash of `data` (the baseline's hashing).
+    fn bare(self, data: &[u8]) -> Vec<u8> {
+        match self {
+            Alg::Crc32c => crc32c::crc32c(data).to_be_bytes().to_vec(),
+            Alg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+            Alg::Sha1 => sha1::Sha1::digest(data).to_vec(),
+            Alg::Md5 => md5::Md5::digest(data).to_vec(),
+        }
     }
-}
-
-fn store_opts(durability: Durability) -> Options {
-    Options::default().durability(durability)
 }
 
 fn fresh_store(durability: Durability) -> (tempfile::TempDir, Store) {
     let dir = common::tempdir("ingest-");
-    let store = Store::open(dir.path().join("store"), store_opts(durability)).expect("open");
+    let store = Store::open(
+        dir.path().join("store"),
+        Options::default().durability(durability),
+    )
+    .expect("open");
     store
         .create_layer(LAYER, LayerConfig::default())
         .expect("layer");
     (dir, store)
 }
 
-/// Uploads the plan's parts (parts `first..` of the pool) into `up`.
-fn upload_parts(
-    store: &Store,
-    up: &UploadId,
-    pool: &Pool,
-    plan: &Plan,
-    first: usize,
-    digests: &[Option<Digest>],
-) {
-    for (i, len) in plan.part_lens.iter().enumerate() {
-        let bytes = pool.part(first + i, *len);
-        let mut body = PartBody::new(bytes, *len as u64);
-        if let Some(d) = &digests[i] {
-            body = body.digest(d.clone());
-        }
-        store
-            .upload_part(LAYER, up, (i + 1) as u32, body)
-            .expect("upload_part");
-    }
+/// The harness's ingest of `data` into `up`, one part at a time.
+fn upload_parts(store: &Store, up: &UploadId, data: &Data) {
+    harness::upload_parts(store, LAYER, up, data, &serial()).expect("upload_part");
 }
 
-/// Plain `std::fs` append + fdatasync after each part, into a fresh file;
-/// with `prealloc`, into a file `fallocate`d to the whole size first
+/// The harness's raw baseline (write + fdatasync per part, in order) into a
+/// fresh file; with `prealloc`, a file `fallocate`d to the whole size first
 /// (untimed).
-fn raw_append(pool: &Pool, plan: &Plan, prealloc: bool) -> Duration {
+fn raw_append(data: &Data, prealloc: bool) -> Duration {
     let dir = common::tempdir("raw-");
-    let path = dir.path().join("raw.bin");
-    let mut f = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(true)
-        .open(&path)
-        .expect("raw file");
-    if prealloc {
-        rustix::fs::fallocate(&f, rustix::fs::FallocateFlags::empty(), 0, plan.total)
-            .expect("fallocate");
-        f.sync_all().expect("sync");
-    }
-    let t = Instant::now();
-    for (i, len) in plan.part_lens.iter().enumerate() {
-        f.write_all(pool.part(i, *len)).expect("write");
-        f.sync_data().expect("fdatasync");
-    }
-    let d = t.elapsed();
-    drop(f);
+    let d = harness::raw_baseline(&dir.path().join("raw.bin"), data, true, prealloc, &serial())
+        .expect("raw baseline");
     drop(dir);
     d
 }
 
-/// The crate's one-shot digest of every part.
-fn bare_hash(alg: Alg, pool: &Pool, plan: &Plan) -> Duration {
+/// The crate's one-shot hash of every part.
+fn bare_hash(alg: Alg, data: &Data) -> Duration {
     let t = Instant::now();
-    for (i, len) in plan.part_lens.iter().enumerate() {
-        std::hint::black_box(alg.digest(pool.part(i, *len)));
+    for n in 1..=data.parts {
+        std::hint::black_box(alg.bare(data.part(n)));
     }
     t.elapsed()
 }
@@ -173,14 +151,13 @@ fn benches(c: &mut Criterion) {
     common::print_machine();
     let total = env_u64("PARTSTORE_BENCH_MIB", 1024) * MIB;
     let sweep = env_flag("PARTSTORE_BENCH_SWEEP");
-    let pool = Pool::new(96 * MIB as usize);
 
     // ----- raw baselines --------------------------------------------------
     {
         let mut g = config(c);
         g.throughput(Throughput::Bytes(total));
         for part_mib in [8u64, 96] {
-            let plan = Plan::new(total, part_mib * MIB);
+            let data = Data::new(total, part_mib * MIB, None, 0).expect("data");
             let pairs = RefCell::new(Pairs::new(
                 "ingest",
                 &format!("raw_prealloc_vs_append/{part_mib}MiB"),
@@ -192,8 +169,8 @@ fn benches(c: &mut Criterion) {
                 &format!("raw_prealloc_fdatasync/{part_mib}MiB"),
                 &pairs,
                 || (),
-                |_| raw_append(&pool, &plan, true),
-                || vec![raw_append(&pool, &plan, false)],
+                |_| raw_append(&data, true),
+                || vec![raw_append(&data, false)],
             );
             pairs.borrow().report();
         }
@@ -220,13 +197,7 @@ fn benches(c: &mut Criterion) {
     matrix.push((8, Alg::Crc32c, Durability::None));
 
     for (part_mib, alg, durability) in matrix {
-        let plan = Plan::new(total, part_mib * MIB);
-        let digests: Vec<Option<Digest>> = plan
-            .part_lens
-            .iter()
-            .enumerate()
-            .map(|(i, len)| alg.digest(pool.part(i, *len)))
-            .collect();
+        let data = Data::new(total, part_mib * MIB, alg.requested(), 0).expect("data");
         let dur = format!("{durability:?}").to_lowercase();
         let label = format!("{}/{part_mib}MiB/{dur}", alg.name());
         let baseline_name = match alg {
@@ -248,7 +219,7 @@ fn benches(c: &mut Criterion) {
             },
             |(dir, store, up)| {
                 let t = Instant::now();
-                upload_parts(&store, &up, &pool, &plan, 0, &digests);
+                upload_parts(&store, &up, &data);
                 store.complete_multipart(LAYER, &up).expect("complete");
                 let d = t.elapsed();
                 drop(store);
@@ -256,14 +227,11 @@ fn benches(c: &mut Criterion) {
                 d
             },
             || match alg {
-                Alg::Crc32c => vec![raw_append(&pool, &plan, false)],
+                Alg::Crc32c => vec![raw_append(&data, false)],
                 Alg::Sha256 | Alg::Sha1 => {
-                    vec![
-                        bare_hash(alg, &pool, &plan),
-                        raw_append(&pool, &plan, false),
-                    ]
+                    vec![bare_hash(alg, &data), raw_append(&data, false)]
                 }
-                Alg::Md5 => vec![bare_hash(alg, &pool, &plan)],
+                Alg::Md5 => vec![bare_hash(alg, &data)],
             },
         );
         g.finish();
@@ -273,9 +241,9 @@ fn benches(c: &mut Criterion) {
     // ----- concurrency: 2 threads, different uploads, vs 1 thread ---------
     {
         let part = 8 * MIB;
-        let whole = Plan::new(total, part);
-        let half = Plan::new(total / 2, part);
-        let none: Vec<Option<Digest>> = vec![None; whole.part_lens.len()];
+        let whole = Data::new(total, part, None, 0).expect("data");
+        let half_a = Data::new(total / 2, part, None, 1).expect("data");
+        let half_b = Data::new(total / 2, part, None, 2).expect("data");
         let pairs = RefCell::new(Pairs::new(
             "ingest",
             "concurrency/2threads_vs_1/8MiB/sync",
@@ -297,9 +265,9 @@ fn benches(c: &mut Criterion) {
             |(dir, store, a, b)| {
                 let t = Instant::now();
                 std::thread::scope(|s| {
-                    let (store, pool, half, none) = (&store, &pool, &half, &none);
-                    s.spawn(move || upload_parts(store, &b, pool, half, 1000, none));
-                    upload_parts(store, &a, pool, half, 0, none);
+                    let (store, half_b) = (&store, &half_b);
+                    s.spawn(move || upload_parts(store, &b, half_b));
+                    upload_parts(store, &a, &half_a);
                 });
                 let d = t.elapsed();
                 drop(store);
@@ -310,7 +278,7 @@ fn benches(c: &mut Criterion) {
                 let (dir, store) = fresh_store(Durability::Sync);
                 let up = store.start_multipart(LAYER, "a", CT).expect("start");
                 let t = Instant::now();
-                upload_parts(&store, &up, &pool, &whole, 0, &none);
+                upload_parts(&store, &up, &whole);
                 let d = t.elapsed();
                 drop(store);
                 drop(dir);

@@ -308,7 +308,10 @@ pub(crate) fn compute(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {
 }
 
 /// The engine's hashing as the ingest and read paths drive it, for the
-/// criterion benches (`benches/digest.rs`). Not a stable API.
+/// `partstore` command and the criterion benches (`benches/digest.rs`,
+/// `benches/ingest.rs`), so they hash with the engine's hasher rather than a
+/// copy of it. Only with the `cli` feature; not a stable API.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod bench_api {
     use crate::spec::{Digest, DigestAlgorithm};

@@ -83,6 +83,9 @@ mod store;
 mod types;
 
 pub use blob::{Blob, BlobReader};
+/// The engine's hasher for the `partstore` command and the benches (feature
+/// `cli`). Not a stable API.
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub use digest::bench_api as __bench;
 pub use error::{Error, ErrorKind, Reason, Result};

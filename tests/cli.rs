@@ -630,3 +630,300 @@ fn bench_in_a_given_store_with_options_and_a_table() {
     let out = run(&s, &["bench", "--size", "20MiB", "--part-size", "3MiB"]);
     assert_eq!(out.status.code(), Some(BAD_REQUEST));
 }
+
+/// Runs `partstore --store <store> args...` to its end and returns whether
+/// it succeeded and how many bytes it read through read(2) and friends
+/// (`rchar` of /proc/PID/io, read while the process is a zombie, before it
+/// is reaped); None where /proc does not tell.
+fn run_counting_reads(store: &Path, args: &[&str]) -> (bool, Option<u64>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the partstore binary runs");
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut rchar = None;
+    while std::time::Instant::now() < deadline {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            break;
+        };
+        let state = stat
+            .rsplit(')')
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        if state == Some("Z") {
+            rchar = std::fs::read_to_string(format!("/proc/{pid}/io"))
+                .ok()
+                .and_then(|io| {
+                    io.lines()
+                        .find_map(|l| l.strip_prefix("rchar:"))
+                        .and_then(|v| v.trim().parse().ok())
+                });
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let status = child.wait().expect("wait for partstore");
+    (status.success(), rchar)
+}
+
+#[test]
+fn put_with_a_digest_reads_the_file_once() {
+    let f = Fixture::new();
+    let s = f.store();
+    let size = 24 * MIB;
+    let data = common::gen(8, size);
+    let file = f.file("in.bin", &data);
+    let cases: &[&[&str]] = &[
+        &["--digest", "sha256"],
+        &["--digest", "md5", "--part-size", "8MiB", "--jobs", "2"],
+        &["--digest", "crc32c", "--part-size", "5MiB", "--jobs", "1"],
+    ];
+    for (i, extra) in cases.iter().enumerate() {
+        let key = format!("once/{i}");
+        let mut args = vec!["put", "maps", key.as_str(), file.as_str()];
+        args.extend_from_slice(extra);
+        let (success, rchar) = run_counting_reads(&s, &args);
+        assert!(success, "partstore {args:?} failed");
+        assert!(ok(&s, &["get", "maps", &key]) == data, "{args:?}");
+        let Some(rchar) = rchar else {
+            eprintln!("skipping the read count: /proc/PID/io is not readable here");
+            return;
+        };
+        // The file once, plus the store's own small metadata reads; reading
+        // each part twice (hash, then upload) would be 2 x 24 MiB.
+        assert!(
+            rchar >= size as u64 && rchar < size as u64 + 4 * MIB as u64,
+            "{args:?} read {rchar} bytes for a {size}-byte file"
+        );
+    }
+}
+
+/// Spawns `partstore --store <store> args...` with its stdin a pipe.
+fn spawn_with_stdin(store: &Path, args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the partstore binary runs")
+}
+
+/// Runs `partstore --store <store> args...` with `input` piped into it.
+fn run_with_stdin(store: &Path, args: &[&str], input: &[u8]) -> Output {
+    let mut child = spawn_with_stdin(store, args);
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    std::thread::scope(|s| {
+        // Written on its own thread, so a child that stops reading (an
+        // error) cannot block the test; a broken pipe is then expected.
+        s.spawn(move || {
+            use std::io::Write as _;
+            let _ = stdin.write_all(input);
+        });
+        child.wait_with_output().expect("wait for partstore")
+    })
+}
+
+#[test]
+fn put_from_stdin_reads_back_byte_for_byte() {
+    let f = Fixture::new();
+    let s = f.store();
+    let big = common::gen(9, 16 * MIB + 5);
+    let cases: &[(&str, &[u8], &[&str], u32)] = &[
+        ("ten", &b"0123456789"[..], &[], 1),
+        ("empty", &b""[..], &[], 1),
+        // Default parts are 8 MiB: 12 MiB is two parts.
+        ("twelve", &big[..12 * MIB], &[], 2),
+        // Exactly one part is one put; exactly two full parts are two.
+        ("one-part", &big[..8 * MIB], &[], 1),
+        ("two-parts", &big[..16 * MIB], &[], 2),
+        (
+            "digest",
+            &big[..12 * MIB + 5],
+            &["--part-size", "5MiB", "--digest", "sha256"],
+            3,
+        ),
+        ("small-digest", &big[..10], &["--digest", "md5"], 1),
+        // A part size too small for parts is fine for one put.
+        ("tiny-parts", &big[..10], &["--part-size", "1MiB"], 1),
+    ];
+    for (key, input, extra, parts) in cases {
+        let mut args = vec!["put", "maps", key, "-"];
+        args.extend_from_slice(extra);
+        let out = run_with_stdin(&s, &args, input);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = text(out.stdout);
+        assert!(
+            line.contains(&format!("{parts} part(s)")),
+            "{args:?}: {line}"
+        );
+        assert!(ok(&s, &["get", "maps", key]) == *input, "{args:?}");
+        let stat = text(ok(&s, &["stat", "maps", key]));
+        assert!(
+            stat.contains(&format!("size:             {} (", input.len())),
+            "{stat}"
+        );
+    }
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+}
+
+#[test]
+fn put_from_stdin_refuses_a_part_size_that_cannot_make_parts() {
+    let f = Fixture::new();
+    let s = f.store();
+    let data = common::gen(10, 12 * MIB);
+    for (size, code) in [("3MiB", BAD_REQUEST), ("97MiB", 6), ("0", BAD_REQUEST)] {
+        let out = run_with_stdin(&s, &["put", "maps", "k", "-", "--part-size", size], &data);
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "--part-size {size}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Nothing was stored and no upload was left open.
+    fails(&s, &["stat", "maps", "k"], NOT_FOUND);
+    assert!(ok(&s, &["uploads", "maps"]).is_empty());
+}
+
+/// VmHWM (peak resident memory) of a live process, in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[test]
+fn put_from_stdin_holds_at_most_two_parts_in_memory() {
+    let f = Fixture::new();
+    let s = f.store();
+    let total = 96 * MIB;
+    let chunk = common::gen(11, MIB);
+    let mut child = spawn_with_stdin(&s, &["put", "maps", "stream", "-", "--part-size", "5MiB"]);
+    let pid = child.id();
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    {
+        use std::io::Write as _;
+        for _ in 0..total / MIB {
+            stdin.write_all(&chunk).expect("write to partstore");
+        }
+    }
+    // All but the pipe's buffer has been read and all but the last two
+    // parts uploaded; the input is still open, so the process is alive.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let peak = peak_rss(pid);
+    drop(stdin);
+    let out = child.wait_with_output().expect("wait for partstore");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text(out.stdout).contains("20 part(s)"));
+    let got = ok(&s, &["get", "maps", "stream"]);
+    assert_eq!(got.len(), total);
+    assert!(got.chunks(MIB).all(|c| c == chunk));
+    match peak {
+        // Two 5 MiB parts plus the engine's buffers and the binary: far
+        // below the 96 MiB the whole input would take.
+        Some(peak) => assert!(peak < 48 * MIB as u64, "peak RSS {peak} bytes"),
+        None => eprintln!("skipping the memory check: /proc/PID/status is not readable here"),
+    }
+}
+
+#[test]
+fn bench_interrupted_by_sigint_removes_its_temporary_store() {
+    let parent = tempfile::tempdir().expect("tempdir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partstore"))
+        .args([
+            "bench",
+            "--size",
+            "4GiB",
+            "--part-size",
+            "5MiB",
+            "--tmp-dir",
+        ])
+        .arg(parent.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run bench");
+    // Started: its store is open (a segment file exists) and ingesting.
+    let started = std::time::Instant::now();
+    let has_segment = |dir: &Path| {
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let p = e.path();
+                std::fs::read_dir(&p)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|f| f.file_name().to_string_lossy().starts_with("seg-"))
+            })
+    };
+    while !has_segment(parent.path()) {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the bench did not open its store"
+        );
+        assert!(
+            child.try_wait().expect("poll bench").is_none(),
+            "the bench ended early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(kill.success());
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().expect("poll bench").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the bench did not stop within 60 s of SIGINT");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().expect("bench output");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "stderr: {stderr}");
+    assert!(
+        stderr.contains("interrupted: removed the temporary store"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "no figures of a cut-short run");
+    let left: Vec<_> = std::fs::read_dir(parent.path())
+        .expect("list the parent")
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // --tmp-dir is for the temporary store only.
+    let out = run(parent.path(), &["bench", "--tmp-dir", "/tmp"]);
+    assert_eq!(out.status.code(), Some(BAD_REQUEST));
+}

@@ -70,25 +70,6 @@ pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
     buf
 }
 
-/// A pool of random bytes that parts are cut from: part `i` starts at a
-/// different offset, so parts differ without generating gigabytes.
-pub struct Pool {
-    bytes: Vec<u8>,
-}
-
-impl Pool {
-    pub fn new(max_part: usize) -> Pool {
-        Pool {
-            bytes: pseudo_random(max_part + 64 * MIB as usize, 42),
-        }
-    }
-    /// Part `i` of `len` bytes.
-    pub fn part(&self, i: usize, len: usize) -> &[u8] {
-        let off = (i * 4096 * 257) % (self.bytes.len() - len + 1);
-        &self.bytes[off..off + len]
-    }
-}
-
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
     s.sort_by(|a, b| a.total_cmp(b));

@@ -29,15 +29,21 @@
 //! | 7 | RangeNotSatisfiable |
 //! | 8 | Corrupt (also: `verify` found corrupt blocks) |
 //! | 9 | Io |
+//! | 130 | `bench` interrupted by Ctrl-C, SIGTERM or SIGHUP (its temporary store removed; a second signal ends it at once with 128 + the signal) |
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "partstore/bench.rs"]
 mod bench;
+#[path = "partstore/harness.rs"]
+mod harness;
+#[path = "partstore/stdin.rs"]
+mod stdin;
 #[path = "partstore/util.rs"]
 mod util;
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -72,6 +78,7 @@ Exit codes:
   2  usage error        7  RangeNotSatisfiable
   3  BadRequest         8  Corrupt (also: verify found corruption)
   4  NotFound           9  Io
+  130  bench interrupted by Ctrl-C (its temporary store is removed)
 
 Examples:
   cargo run --release -- bench
@@ -157,24 +164,33 @@ enum Command {
   partstore layer ls"
     )]
     Layer(LayerCommand),
-    /// Upload a file as an object (multipart when over 192 MiB or with --part-size)
+    /// Upload a file, or standard input, as an object (multipart when over
+    /// 192 MiB or with --part-size; from stdin, when over one part)
     #[command(after_help = "Examples:
   partstore put maps tiles/eu.bin ./eu.bin
-  partstore put maps tiles/eu.bin ./eu.bin --part-size 16MiB --jobs 4 --digest sha256")]
+  partstore put maps tiles/eu.bin ./eu.bin --part-size 16MiB --jobs 4 --digest sha256
+  tar c ./tiles | partstore put maps backups/tiles.tar - --part-size 32MiB
+
+With FILE `-`, standard input is read in parts of the part size (default
+8 MiB): input that fits one part is one put; longer input is a multipart
+upload of at most 10,000 such parts, uploaded one at a time while the next is
+read, in the memory of two parts. (A file named `-` is `./-`.)")]
     Put {
         /// Layer id
         layer: String,
         /// Object key
         key: String,
-        /// Local file to upload
+        /// Local file to upload, or `-` for standard input
         file: PathBuf,
         /// Upload as parts of this size (5MiB..=96MiB, a multiple of 1 MiB)
+        /// [default: 8MiB, raised for files that need more than 10,000 parts]
         #[arg(long, value_parser = parse_size, value_name = "SIZE")]
         part_size: Option<u64>,
-        /// Parts uploaded in parallel [default: number of CPUs]
+        /// Parts uploaded in parallel [default: number of CPUs; stdin: 1]
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
         jobs: Option<u32>,
-        /// Digest computed up front and checked by the engine
+        /// Digest of each part, checked by the engine (each part is read once
+        /// into memory, hashed and uploaded from there: one part per job)
         #[arg(long, value_enum, default_value_t = DigestChoice::None, value_name = "ALG")]
         digest: DigestChoice,
         /// Content type [default: the layer's, or application/octet-stream]
@@ -320,6 +336,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The bench has said what it cleaned up.
+        Err(e) if harness::is_interrupted(&e) => ExitCode::from(130),
         Err(e) => {
             let quiet = matches!(&e, Error::Io { source, .. }
                 if source.kind() == std::io::ErrorKind::BrokenPipe);
@@ -368,7 +386,11 @@ fn run(cli: Cli) -> partstore::Result<()> {
                 digest: digest.algorithm(),
                 content_type,
             };
-            let info = put(&store, &req)?;
+            let info = if file.as_os_str() == "-" {
+                stdin::put(&store, &req)?
+            } else {
+                put(&store, &req)?
+            };
             println!(
                 "{key}: {} bytes ({}), {} part(s), crc32c {:08x}, etag {}",
                 info.size,
@@ -562,42 +584,35 @@ fn file_part(path: &Path, offset: u64, len: u64) -> partstore::Result<std::io::T
     Ok(f.take(len))
 }
 
-fn put(store: &Store, req: &PutRequest<'_>) -> partstore::Result<ObjectInfo> {
-    let path = req.file;
-    let len = std::fs::metadata(path)
-        .map_err(|e| io_err(format!("reading the size of {}", path.display()), e))?
-        .len();
-    let multipart = len > MAX_PUT_OBJECT_SIZE || req.part_size.is_some();
-    if !multipart {
-        let digest = match req.digest {
-            Some(alg) => {
-                let pb = spinner("hashing");
-                let d = util::Hasher::digest_reader(
-                    alg,
-                    file_part(path, 0, len)?,
-                    &path.display().to_string(),
-                );
-                pb.finish_and_clear();
-                Some(d?)
-            }
-            None => None,
-        };
-        let pb = bytes_bar(len, "put");
-        let mut body = PartBody::new(pb.wrap_read(file_part(path, 0, len)?), len);
-        if let Some(ct) = &req.content_type {
-            body = body.content_type(ct.clone());
-        }
-        if let Some(d) = digest {
-            body = body.digest(d);
-        }
-        let r = store.put_object(req.layer, req.key, body);
-        pb.finish_and_clear();
-        return r;
+/// A body of `bytes` already in memory, with their `digest` (by the
+/// engine's hasher) when one is asked for: the bytes are read once, hashed
+/// and uploaded from the same buffer.
+fn buffered_body(
+    bytes: &[u8],
+    digest: Option<DigestAlgorithm>,
+) -> partstore::Result<PartBody<&[u8]>> {
+    let mut body = PartBody::new(bytes, bytes.len() as u64);
+    if let Some(alg) = digest {
+        body = body.digest(harness::digest_of(alg, bytes)?);
     }
+    Ok(body)
+}
 
-    let part_size = choose_part_size(len, req.part_size)?;
-    let parts = len.div_ceil(part_size).max(1) as u32;
-    let content_type = match &req.content_type {
+/// Reads `buf.len()` bytes of `file` at `offset` (`name` and `what` say
+/// which, in errors).
+fn read_at(file: &File, buf: &mut [u8], offset: u64, name: &str) -> partstore::Result<()> {
+    file.read_exact_at(buf, offset).map_err(|e| {
+        io_err(
+            format!("reading {} bytes at offset {offset} of {name}", buf.len()),
+            e,
+        )
+    })
+}
+
+/// The content type of a new upload: the one asked for, else the layer's,
+/// else the default.
+fn upload_content_type(store: &Store, req: &PutRequest<'_>) -> String {
+    match &req.content_type {
         Some(ct) => ct.clone(),
         None => store
             .list_layers()
@@ -605,37 +620,84 @@ fn put(store: &Store, req: &PutRequest<'_>) -> partstore::Result<ObjectInfo> {
             .find(|(id, _)| id == req.layer)
             .and_then(|(_, c)| c.content_type)
             .unwrap_or_else(|| partstore::rules::DEFAULT_CONTENT_TYPE.to_string()),
-    };
-    let upload = store.start_multipart(req.layer, req.key, UploadOptions::new(content_type))?;
+    }
+}
+
+/// Uploads a local file. Without `--digest` every part streams from the
+/// file into the engine. With it, each part (or the whole object of a
+/// single-part put, at most 192 MiB) is read once into a buffer, hashed by
+/// the engine's hasher, and uploaded from that buffer, which the engine
+/// checks against the digest: memory is one part per job.
+fn put(store: &Store, req: &PutRequest<'_>) -> partstore::Result<ObjectInfo> {
+    let path = req.file;
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|e| io_err(format!("opening {name}"), e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| io_err(format!("reading the size of {name}"), e))?
+        .len();
+    let multipart = len > MAX_PUT_OBJECT_SIZE || req.part_size.is_some();
+    if !multipart {
+        let pb = bytes_bar(len, "put");
+        let r = match req.digest {
+            Some(alg) => {
+                let mut buf = vec![0u8; len as usize];
+                read_at(&file, &mut buf, 0, &name)?;
+                pb.set_position(len);
+                let mut body = buffered_body(&buf, Some(alg))?;
+                if let Some(ct) = &req.content_type {
+                    body = body.content_type(ct.clone());
+                }
+                store.put_object(req.layer, req.key, body)
+            }
+            None => {
+                let mut body = PartBody::new(pb.wrap_read(file_part(path, 0, len)?), len);
+                if let Some(ct) = &req.content_type {
+                    body = body.content_type(ct.clone());
+                }
+                store.put_object(req.layer, req.key, body)
+            }
+        };
+        pb.finish_and_clear();
+        return r;
+    }
+
+    let part_size = choose_part_size(len, req.part_size)?;
+    let parts = len.div_ceil(part_size).max(1) as u32;
+    let upload = store.start_multipart(
+        req.layer,
+        req.key,
+        UploadOptions::new(upload_content_type(store, req)),
+    )?;
     let pb = bytes_bar(len, "put");
     let next = AtomicU32::new(1);
     let failed = AtomicBool::new(false);
-    let upload_one = |n: u32| -> partstore::Result<()> {
+    // `buf`: this worker's part buffer, used only with a digest.
+    let upload_one = |n: u32, buf: &mut Vec<u8>| -> partstore::Result<()> {
         let offset = u64::from(n - 1) * part_size;
         let plen = part_size.min(len - offset);
-        let mut body_digest = None;
-        if let Some(alg) = req.digest {
-            let what = format!("part {n} of {}", path.display());
-            body_digest = Some(util::Hasher::digest_reader(
-                alg,
-                file_part(path, offset, plen)?,
-                &what,
-            )?);
+        match req.digest {
+            Some(alg) => {
+                buf.resize(plen as usize, 0);
+                read_at(&file, buf, offset, &name)?;
+                store.upload_part(req.layer, &upload, n, buffered_body(buf, Some(alg))?)?;
+                pb.inc(plen);
+            }
+            None => {
+                let body = PartBody::new(pb.wrap_read(file_part(path, offset, plen)?), plen);
+                store.upload_part(req.layer, &upload, n, body)?;
+            }
         }
-        let mut body = PartBody::new(pb.wrap_read(file_part(path, offset, plen)?), plen);
-        if let Some(d) = body_digest {
-            body = body.digest(d);
-        }
-        store.upload_part(req.layer, &upload, n, body)?;
         Ok(())
     };
     let worker = || -> partstore::Result<()> {
+        let mut buf = Vec::new();
         loop {
             let n = next.fetch_add(1, Ordering::SeqCst);
             if n > parts || failed.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            if let Err(e) = upload_one(n) {
+            if let Err(e) = upload_one(n, &mut buf) {
                 failed.store(true, Ordering::SeqCst);
                 return Err(e);
             }

@@ -2,12 +2,19 @@
 //! time complete, reads, `copy_part`, and the same bytes written with plain
 //! `std::fs` in the same directory, in the same run.
 //!
+//! The data, the ingest and the raw baseline are the harness in
+//! `harness.rs`, shared with the criterion bench `benches/ingest.rs`.
+//!
+//! Ctrl-C (SIGINT; also SIGTERM, SIGHUP) stops the run after the parts in
+//! flight and removes the temporary store (`--tmp-dir` says where it goes);
+//! the command then exits with 130.
+//!
 //! What is timed, and what is not:
 //! - The data is generated (xorshift) into a small pool of part-sized
 //!   buffers before any timing, and each part's digest (with `--digest`) and
-//!   CRC32C are computed up front too; part `n` is pool buffer
-//!   `(n - 1) % pool` (the engine neither compresses nor deduplicates, so
-//!   repeated content costs it the same).
+//!   CRC32C are computed up front too, by the engine's hasher; part `n` is
+//!   pool buffer `(n - 1) % pool` (the engine neither compresses nor
+//!   deduplicates, so repeated content costs it the same).
 //! - ingest: wall time of every `upload_part`, `--jobs` at once sharing one
 //!   `&Store`; the engine checks the digest on its single pass.
 //! - complete: `complete_multipart` of the upload; the object's CRC32C is
@@ -22,27 +29,20 @@
 //!   `write_all_at`, `--jobs` at once, each part followed by `sync_data`
 //!   (no sync with `--durability none`, as the engine).
 
-use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use partstore::rules::{MAX_PART_NUMBER, MAX_PART_SIZE, MIB, MIN_PART_SIZE, PART_SIZE_MULTIPLE};
-use partstore::{
-    ByteRange, CopySource, Digest, Error, ErrorKind, LayerConfig, Options, PartBody, Reason, Store,
-};
+use partstore::{ByteRange, CopySource, Error, ErrorKind, LayerConfig, Options, Reason, Store};
 
-use crate::util::{bytes_bar, fmt_secs, human_bytes, io_err, parse_size, spinner, Hasher};
+use crate::harness::{self, Ctl, Data};
+use crate::util::{bytes_bar, fmt_secs, human_bytes, io_err, parse_size, spinner};
 use crate::{DigestChoice, DurabilityChoice};
 
 /// The layer the benchmark writes into.
 const LAYER: &str = "bench";
-/// Bytes of generated part buffers kept at once (at least one buffer).
-const POOL_BYTES: u64 = 256 * MIB;
-/// At most this many distinct part buffers.
-const POOL_MAX: u64 = 16;
 /// `read_range` asks for this much at once.
 const READ_CHUNK: u64 = 64 * MIB;
 /// `reader()` reads into a buffer of this size.
@@ -71,6 +71,28 @@ pub struct BenchArgs {
     /// Print the figures as one JSON object instead of a table
     #[arg(long)]
     pub json: bool,
+    /// Create the temporary store in DIR [default: $TMPDIR, else /tmp]
+    #[arg(long, value_name = "DIR")]
+    pub tmp_dir: Option<PathBuf>,
+}
+
+/// Set by SIGINT (Ctrl-C), SIGTERM or SIGHUP while the bench runs.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Makes SIGINT, SIGTERM and SIGHUP set [`INTERRUPTED`] instead of ending
+/// the process: the bench then starts no new part, read or copy, and
+/// [`run`] removes the temporary store. The same signal a second time ends
+/// the process at once (exit 128 + signal), without cleaning up.
+fn catch_signals() -> partstore::Result<()> {
+    use signal_hook::consts::signal::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM, SIGHUP] {
+        // In this order: on the first signal the shutdown sees the flag
+        // still clear, then the flag is set.
+        signal_hook::flag::register_conditional_shutdown(sig, 128 + sig, &INTERRUPTED)
+            .and_then(|_| signal_hook::flag::register(sig, &INTERRUPTED))
+            .map_err(|e| io_err(format!("catching signal {sig}"), e))?;
+    }
+    Ok(())
 }
 
 /// Everything the benchmark measured.
@@ -261,152 +283,34 @@ fn json_string(s: &str) -> String {
     out
 }
 
-/// Fills `buf` with xorshift64 output from `seed`.
-fn fill(buf: &mut [u8], seed: u64) {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    for chunk in buf.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let b = x.to_le_bytes();
-        chunk.copy_from_slice(&b[..chunk.len()]);
-    }
-}
-
-/// Runs `work(n)` for n in 1..=count on `jobs` threads; stops handing out
-/// numbers after the first error and returns it.
-fn parallel(
-    jobs: u32,
-    count: u32,
-    work: impl Fn(u32) -> partstore::Result<()> + Sync,
-) -> partstore::Result<()> {
-    let next = AtomicU32::new(1);
-    let failed = AtomicBool::new(false);
-    let worker = || -> partstore::Result<()> {
-        loop {
-            let n = next.fetch_add(1, Ordering::SeqCst);
-            if n > count || failed.load(Ordering::SeqCst) {
-                return Ok(());
-            }
-            if let Err(e) = work(n) {
-                failed.store(true, Ordering::SeqCst);
-                return Err(e);
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        let handles: Vec<_> = (0..jobs.clamp(1, count.max(1)))
-            .map(|_| s.spawn(worker))
-            .collect();
-        let mut first = Ok(());
-        for h in handles {
-            let r = h.join().unwrap_or_else(|_| {
-                Err(io_err("a bench worker", std::io::Error::other("panicked")))
-            });
-            if first.is_ok() {
-                first = r;
-            }
-        }
-        first
-    })
-}
-
-/// The generated data: a pool of part buffers, and per part its digest and
-/// CRC32C.
-struct Data {
-    pool: Vec<Vec<u8>>,
-    part_size: u64,
-    size: u64,
-    parts: u32,
-    digests: Vec<Option<Digest>>,
-    crcs: Vec<u32>,
-}
-
-impl Data {
-    fn new(
-        size: u64,
-        part_size: u64,
-        digest: Option<partstore::DigestAlgorithm>,
-    ) -> partstore::Result<Data> {
-        let parts = size.div_ceil(part_size).max(1) as u32;
-        let pool_n = (POOL_BYTES / part_size)
-            .clamp(1, POOL_MAX)
-            .min(u64::from(parts)) as usize;
-        let buf_len = part_size.min(size) as usize;
-        let pool: Vec<Vec<u8>> = (0..pool_n)
-            .map(|i| {
-                let mut v = vec![0u8; buf_len];
-                fill(&mut v, i as u64 + 1);
-                v
-            })
-            .collect();
-        let mut data = Data {
-            pool,
-            part_size,
-            size,
-            parts,
-            digests: Vec::new(),
-            crcs: Vec::new(),
-        };
-        // Per pool buffer (full length), then the last part if it is short.
-        let full: Vec<(u32, Option<Digest>)> = data
-            .pool
-            .iter()
-            .map(|b| {
-                let d = digest.map(|a| Hasher::digest(a, b)).transpose()?;
-                Ok((crc32c::crc32c(b), d))
-            })
-            .collect::<partstore::Result<_>>()?;
-        let mut crcs = Vec::with_capacity(parts as usize);
-        let mut digests = Vec::with_capacity(parts as usize);
-        for n in 1..=parts {
-            let bytes = data.part(n);
-            if bytes.len() as u64 == part_size.min(size) {
-                let (crc, d) = &full[(n as usize - 1) % full.len()];
-                crcs.push(*crc);
-                digests.push(d.clone());
-            } else {
-                crcs.push(crc32c::crc32c(bytes));
-                digests.push(digest.map(|a| Hasher::digest(a, bytes)).transpose()?);
-            }
-        }
-        data.crcs = crcs;
-        data.digests = digests;
-        Ok(data)
-    }
-
-    /// Offset of part `n` (1-based).
-    fn offset(&self, n: u32) -> u64 {
-        u64::from(n - 1) * self.part_size
-    }
-
-    /// The bytes of part `n` (1-based).
-    fn part(&self, n: u32) -> &[u8] {
-        let len = self.part_size.min(self.size - self.offset(n)) as usize;
-        let buf = &self.pool[(n as usize - 1) % self.pool.len()];
-        &buf[..len.min(buf.len())]
-    }
-
-    /// CRC32C of parts 1..=count, combined.
-    fn crc_of_first(&self, count: u32) -> u32 {
-        (1..=count).fold(0u32, |acc, n| {
-            let i = n as usize - 1;
-            crc32c::crc32c_combine(acc, self.crcs[i], self.part(n).len())
-        })
-    }
-}
-
 /// Runs the benchmark and prints its table (or JSON) on stdout.
+///
+/// Ctrl-C (or SIGTERM, SIGHUP) stops it after the parts in flight: the
+/// temporary store is removed (with `--store DIR`: the open upload is
+/// aborted and the run's objects deleted) and the error is
+/// [`harness::interrupted`].
 pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()> {
     check_args(args)?;
+    if store_dir.is_some() && args.tmp_dir.is_some() {
+        return Err(Error::new(
+            ErrorKind::BadRequest,
+            Reason::InvalidArgument,
+            "--tmp-dir places the temporary store; with --store DIR the bench uses DIR",
+        ));
+    }
+    // Before the temporary store exists, so no signal can leave it behind.
+    catch_signals()?;
     let tmp = match &store_dir {
         Some(_) => None,
-        None => Some(
-            tempfile::Builder::new()
-                .prefix("partstore-bench-")
-                .tempdir()
-                .map_err(|e| io_err("creating a temporary store directory", e))?,
-        ),
+        None => {
+            let mut b = tempfile::Builder::new();
+            b.prefix("partstore-bench-");
+            let t = match &args.tmp_dir {
+                Some(parent) => b.tempdir_in(parent),
+                None => b.tempdir(),
+            };
+            Some(t.map_err(|e| io_err("creating a temporary store directory", e))?)
+        }
     };
     let dir = match (&store_dir, &tmp) {
         (Some(d), _) => d.clone(),
@@ -419,12 +323,17 @@ pub fn run(args: &BenchArgs, store_dir: Option<PathBuf>) -> partstore::Result<()
             ))
         }
     };
-    let figures = measure(args, &dir, tmp.is_some());
+    let figures = measure(args, &dir, tmp.is_some(), &INTERRUPTED);
+    let interrupted = matches!(&figures, Err(e) if harness::is_interrupted(e));
     if let Some(t) = tmp {
         let path = t.path().display().to_string();
-        if let Err(e) = t.close() {
-            eprintln!("warning: could not remove the temporary store {path}: {e}");
+        match t.close() {
+            Ok(()) if interrupted => eprintln!("interrupted: removed the temporary store {path}"),
+            Ok(()) => {}
+            Err(e) => eprintln!("warning: could not remove the temporary store {path}: {e}"),
         }
+    } else if interrupted {
+        eprintln!("interrupted");
     }
     let figures = figures?;
     if args.json {
@@ -482,12 +391,23 @@ fn check_args(args: &BenchArgs) -> partstore::Result<()> {
     Ok(())
 }
 
-fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<Figures> {
+fn measure(
+    args: &BenchArgs,
+    dir: &Path,
+    temporary: bool,
+    cancel: &AtomicBool,
+) -> partstore::Result<Figures> {
     let jobs = args.jobs.unwrap_or_else(crate::default_jobs);
+    let quiet = Ctl {
+        jobs: 1,
+        progress: None,
+        cancel,
+    };
     let pb = spinner("generating data");
-    let data = Data::new(args.size, args.part_size, args.digest.algorithm());
+    let data = Data::new(args.size, args.part_size, args.digest.algorithm(), 0);
     pb.finish_and_clear();
     let data = data?;
+    quiet.check()?;
     let size = data.size;
     let parts = data.parts;
 
@@ -517,32 +437,125 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     };
     let key = format!("{prefix}/object");
     let copy_key = format!("{prefix}/copy");
+    let names = Names {
+        key: &key,
+        copy_key: &copy_key,
+        content_type: &content_type,
+    };
+    let r = measure_in(args, dir, &store, &data, &names, jobs, cancel);
+    if !temporary {
+        // Also after a failure or an interruption: the run's objects go.
+        let deleted = store
+            .delete(LAYER, &key)
+            .and_then(|()| store.delete(LAYER, &copy_key));
+        match (&r, deleted) {
+            (Ok(_), Err(e)) => return Err(e),
+            (Err(_), Err(e)) => eprintln!("warning: could not delete the bench objects: {e}"),
+            (_, Ok(())) => eprintln!(
+                "bench objects deleted from layer {LAYER}; `partstore --store {} compact` \
+                 reclaims their space",
+                dir.display()
+            ),
+        }
+    }
+    let t = r?;
+    Ok(Figures {
+        store: dir.display().to_string(),
+        temporary,
+        size,
+        part_size: args.part_size,
+        parts,
+        jobs: jobs.clamp(1, parts),
+        digest: match args.digest {
+            DigestChoice::None => "none",
+            DigestChoice::Crc32c => "crc32c",
+            DigestChoice::Md5 => "md5",
+            DigestChoice::Sha1 => "sha1",
+            DigestChoice::Sha256 => "sha256",
+        },
+        durability: match args.durability {
+            DurabilityChoice::Sync => "sync",
+            DurabilityChoice::Batched => "batched",
+            DurabilityChoice::None => "none",
+        },
+        ingest: t.ingest,
+        complete: t.complete,
+        read_range: t.read_range,
+        reader: t.reader,
+        copy_parts: t.copy_parts,
+        copy_part_total: t.copy_part_total,
+        copy_complete: t.copy_complete,
+        raw: t.raw,
+    })
+}
+
+/// The keys and content type of one run.
+struct Names<'a> {
+    key: &'a str,
+    copy_key: &'a str,
+    content_type: &'a str,
+}
+
+/// The times of one run.
+struct Times {
+    ingest: Duration,
+    complete: Duration,
+    read_range: Duration,
+    reader: Duration,
+    copy_parts: u32,
+    copy_part_total: Duration,
+    copy_complete: Duration,
+    raw: Duration,
+}
+
+/// The timed steps of [`measure`] on an open store; an upload left open by
+/// a failure is aborted.
+fn measure_in(
+    args: &BenchArgs,
+    dir: &Path,
+    store: &Store,
+    data: &Data,
+    names: &Names<'_>,
+    jobs: u32,
+    cancel: &AtomicBool,
+) -> partstore::Result<Times> {
+    let Names {
+        key,
+        copy_key,
+        content_type,
+    } = *names;
+    let size = data.size;
+    let parts = data.parts;
+    let quiet = Ctl {
+        jobs: 1,
+        progress: None,
+        cancel,
+    };
 
     // Ingest.
-    let upload = store.start_multipart(LAYER, &key, content_type.as_str())?;
+    let upload = store.start_multipart(LAYER, key, content_type)?;
     let pb = bytes_bar(size, "ingest");
-    let t = Instant::now();
-    let ingested = parallel(jobs, parts, |n| {
-        let bytes = data.part(n);
-        let mut body = PartBody::new(bytes, bytes.len() as u64);
-        if let Some(d) = &data.digests[n as usize - 1] {
-            body = body.digest(d.clone());
-        }
-        store.upload_part(LAYER, &upload, n, body)?;
-        pb.inc(bytes.len() as u64);
-        Ok(())
-    });
-    let ingest = t.elapsed();
+    let inc = |n: u64| pb.inc(n);
+    let ctl = Ctl {
+        jobs,
+        progress: Some(&inc),
+        cancel,
+    };
+    let ingested = harness::upload_parts(store, LAYER, &upload, data, &ctl);
     pb.finish_and_clear();
-    if let Err(e) = ingested {
-        let _ = store.abort_multipart(LAYER, &upload);
-        return Err(e);
-    }
+    let ingest = match ingested {
+        Ok(d) => d,
+        Err(e) => {
+            let _ = store.abort_multipart(LAYER, &upload);
+            return Err(e);
+        }
+    };
 
     // Complete.
     let t = Instant::now();
     let obj = store.complete_multipart(LAYER, &upload)?;
     let complete = t.elapsed();
+    quiet.check()?;
     let want = data.crc_of_first(parts);
     if obj.size != size || obj.crc32c != want {
         return Err(Error::new(
@@ -557,12 +570,13 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     }
 
     // Reads.
-    let blob = store.get(LAYER, &key)?;
+    let blob = store.get(LAYER, key)?;
     let pb = bytes_bar(size, "read_range");
     let t = Instant::now();
     let mut pos = 0;
     let mut seen = 0u64;
     while pos < size {
+        quiet.check()?;
         let last = (pos + READ_CHUNK).min(size) - 1;
         let slices = blob.read_range(ByteRange::Bounded { first: pos, last })?;
         let n: u64 = slices.iter().map(|s| s.len() as u64).sum();
@@ -581,6 +595,7 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     let t = Instant::now();
     let mut seen = 0u64;
     loop {
+        quiet.check()?;
         match reader.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -599,7 +614,7 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
 
     // copy_part of part-sized ranges, by reference, one at a time.
     let copy_parts = parts.min(COPY_PARTS_MAX);
-    let copy_upload = store.start_multipart(LAYER, &copy_key, content_type.as_str())?;
+    let copy_upload = store.start_multipart(LAYER, copy_key, content_type)?;
     let pb = bytes_bar(
         data.offset(copy_parts) + data.part(copy_parts).len() as u64,
         "copy_part",
@@ -608,10 +623,13 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     for n in 1..=copy_parts {
         let first = data.offset(n);
         let last = first + data.part(n).len() as u64 - 1;
-        let source = CopySource::new(key.as_str(), ByteRange::Bounded { first, last });
-        let t = Instant::now();
-        let r = store.copy_part(LAYER, &copy_upload, n, source);
-        copy_part_total += t.elapsed();
+        let source = CopySource::new(key, ByteRange::Bounded { first, last });
+        let r = quiet.check().and_then(|()| {
+            let t = Instant::now();
+            let r = store.copy_part(LAYER, &copy_upload, n, source);
+            copy_part_total += t.elapsed();
+            r
+        });
         if let Err(e) = r {
             let _ = store.abort_multipart(LAYER, &copy_upload);
             return Err(e);
@@ -635,36 +653,19 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
     }
 
     // The same bytes with plain std::fs, in the same directory.
-    let raw = raw_baseline(dir, &data, jobs, args.durability != DurabilityChoice::None)?;
+    let pb = bytes_bar(size, "raw fs");
+    let inc = |n: u64| pb.inc(n);
+    let ctl = Ctl {
+        jobs,
+        progress: Some(&inc),
+        cancel,
+    };
+    let raw_path = dir.join(format!("bench-raw-{}.bin", std::process::id()));
+    let sync = args.durability != DurabilityChoice::None;
+    let raw = harness::raw_baseline(&raw_path, data, sync, false, &ctl);
+    pb.finish_and_clear();
 
-    if !temporary {
-        store.delete(LAYER, &key)?;
-        store.delete(LAYER, &copy_key)?;
-        eprintln!(
-            "bench objects deleted from layer {LAYER}; `partstore --store {} compact` reclaims their space",
-            dir.display()
-        );
-    }
-
-    Ok(Figures {
-        store: dir.display().to_string(),
-        temporary,
-        size,
-        part_size: args.part_size,
-        parts,
-        jobs: jobs.clamp(1, parts),
-        digest: match args.digest {
-            DigestChoice::None => "none",
-            DigestChoice::Crc32c => "crc32c",
-            DigestChoice::Md5 => "md5",
-            DigestChoice::Sha1 => "sha1",
-            DigestChoice::Sha256 => "sha256",
-        },
-        durability: match args.durability {
-            DurabilityChoice::Sync => "sync",
-            DurabilityChoice::Batched => "batched",
-            DurabilityChoice::None => "none",
-        },
+    Ok(Times {
         ingest,
         complete,
         read_range,
@@ -672,7 +673,7 @@ fn measure(args: &BenchArgs, dir: &Path, temporary: bool) -> partstore::Result<F
         copy_parts,
         copy_part_total,
         copy_complete,
-        raw,
+        raw: raw?,
     })
 }
 
@@ -686,40 +687,6 @@ fn check_read(what: &str, seen: u64, size: u64) -> partstore::Result<()> {
             format!("bench: {what} returned {seen} bytes of a {size}-byte object"),
         ))
     }
-}
-
-/// Writes every part at its offset into a plain file in `dir` (`jobs` at
-/// once, each part synced when `sync`), removes the file, and returns the
-/// wall time.
-fn raw_baseline(dir: &Path, data: &Data, jobs: u32, sync: bool) -> partstore::Result<Duration> {
-    let path = dir.join(format!("bench-raw-{}.bin", std::process::id()));
-    let name = path.display().to_string();
-    let file = File::options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&path)
-        .map_err(|e| io_err(format!("creating {name}"), e))?;
-    let pb = bytes_bar(data.size, "raw fs");
-    let t = Instant::now();
-    let r = parallel(jobs, data.parts, |n| {
-        let bytes = data.part(n);
-        file.write_all_at(bytes, data.offset(n))
-            .map_err(|e| io_err(format!("writing {name}"), e))?;
-        if sync {
-            file.sync_data()
-                .map_err(|e| io_err(format!("syncing {name}"), e))?;
-        }
-        pb.inc(bytes.len() as u64);
-        Ok(())
-    });
-    let elapsed = t.elapsed();
-    pb.finish_and_clear();
-    drop(file);
-    let removed = std::fs::remove_file(&path).map_err(|e| io_err(format!("removing {name}"), e));
-    r?;
-    removed?;
-    Ok(elapsed)
 }
 
 #[cfg(test)]
@@ -738,6 +705,7 @@ mod tests {
             (12 << 20) + 5,
             5 << 20,
             Some(partstore::DigestAlgorithm::Md5),
+            0,
         )?;
         assert_eq!(d.parts, 3);
         let total: u64 = (1..=3).map(|n| d.part(n).len() as u64).sum();
@@ -747,12 +715,36 @@ mod tests {
             all.extend_from_slice(d.part(n));
         }
         assert_eq!(d.crc_of_first(3), crc32c::crc32c(&all));
+        // The engine's hasher agrees with the md-5 crate on its own.
+        use md5::Digest as _;
         assert_eq!(
-            d.digests[2].as_ref().map(|x| x.to_string()),
-            Hasher::digest(partstore::DigestAlgorithm::Md5, d.part(3))
-                .ok()
-                .map(|x| x.to_string())
+            d.digest(3).map(|x| x.to_hex()),
+            Some(hex::encode(md5::Md5::digest(d.part(3))))
         );
+        Ok(())
+    }
+
+    #[test]
+    fn digests_of_known_vectors() -> partstore::Result<()> {
+        for (alg, data, want) in [
+            (
+                partstore::DigestAlgorithm::Crc32c,
+                &b"hello world"[..],
+                "CRC-32C:c99465aa",
+            ),
+            (
+                partstore::DigestAlgorithm::Md5,
+                &b"hello world"[..],
+                "MD5:5eb63bbbe01eeed093cb22bb8f5acdc3",
+            ),
+            (
+                partstore::DigestAlgorithm::Sha256,
+                &b""[..],
+                "SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+            ),
+        ] {
+            assert_eq!(harness::digest_of(alg, data)?.to_string(), want);
+        }
         Ok(())
     }
 }

@@ -1,16 +1,12 @@
 //! Helpers of the `partstore` command: size and duration parsing, time and
-//! size formatting, progress bars, digests of local bytes, and the mapping of
-//! errors to exit codes.
+//! size formatting, progress bars, and the mapping of errors to exit codes.
+//! (Digests of local bytes come from the engine's own hasher, through
+//! `harness::digest_of`.)
 
-use std::io::Read;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use md5::Md5;
-use partstore::{Digest, DigestAlgorithm, Error, ErrorKind};
-use sha1::Sha1;
-use sha2::digest::Digest as _;
-use sha2::Sha256;
+use partstore::{Error, ErrorKind};
 
 /// The exit code of an error of `kind`; see the crate docs of the binary for
 /// the table. A kind added to the engine later exits with 1.
@@ -157,6 +153,20 @@ pub fn bytes_bar(len: u64, msg: &'static str) -> ProgressBar {
     pb
 }
 
+/// A byte counter on stderr for a stream of unknown length (drawn only when
+/// stderr is a terminal).
+pub fn bytes_counter(msg: &'static str) -> ProgressBar {
+    let pb = ProgressBar::no_length();
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:>10} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+    ) {
+        pb.set_style(style);
+    }
+    pb.set_message(msg);
+    pb.enable_steady_tick(Duration::from_millis(100));
+    pb
+}
+
 /// A spinner on stderr for work of unknown length (drawn only when stderr is
 /// a terminal).
 pub fn spinner(msg: &'static str) -> ProgressBar {
@@ -167,76 +177,6 @@ pub fn spinner(msg: &'static str) -> ProgressBar {
     pb.set_message(msg);
     pb.enable_steady_tick(Duration::from_millis(100));
     pb
-}
-
-/// A running digest of one of the SPEC's algorithms over local bytes, to
-/// pass in `PartBody::digest` so the engine checks what it stores.
-pub enum Hasher {
-    /// CRC-32C.
-    Crc32c(u32),
-    /// MD5.
-    Md5(Md5),
-    /// SHA-1.
-    Sha1(Sha1),
-    /// SHA-256.
-    Sha256(Sha256),
-}
-
-impl Hasher {
-    /// A fresh hasher of `algorithm`.
-    pub fn new(algorithm: DigestAlgorithm) -> Hasher {
-        match algorithm {
-            DigestAlgorithm::Crc32c => Hasher::Crc32c(0),
-            DigestAlgorithm::Md5 => Hasher::Md5(Md5::new()),
-            DigestAlgorithm::Sha1 => Hasher::Sha1(Sha1::new()),
-            DigestAlgorithm::Sha256 => Hasher::Sha256(Sha256::new()),
-        }
-    }
-
-    /// Feeds `data`.
-    pub fn update(&mut self, data: &[u8]) {
-        match self {
-            Hasher::Crc32c(c) => *c = crc32c::crc32c_append(*c, data),
-            Hasher::Md5(h) => h.update(data),
-            Hasher::Sha1(h) => h.update(data),
-            Hasher::Sha256(h) => h.update(data),
-        }
-    }
-
-    /// The digest of everything fed.
-    pub fn finish(self) -> partstore::Result<Digest> {
-        match self {
-            Hasher::Crc32c(c) => Ok(Digest::from_crc32c(c)),
-            Hasher::Md5(h) => Digest::new(DigestAlgorithm::Md5, &h.finalize()),
-            Hasher::Sha1(h) => Digest::new(DigestAlgorithm::Sha1, &h.finalize()),
-            Hasher::Sha256(h) => Digest::new(DigestAlgorithm::Sha256, &h.finalize()),
-        }
-    }
-
-    /// The digest of `data`.
-    pub fn digest(algorithm: DigestAlgorithm, data: &[u8]) -> partstore::Result<Digest> {
-        let mut h = Hasher::new(algorithm);
-        h.update(data);
-        h.finish()
-    }
-
-    /// The digest of everything `reader` yields; `what` names it in errors.
-    pub fn digest_reader(
-        algorithm: DigestAlgorithm,
-        mut reader: impl Read,
-        what: &str,
-    ) -> partstore::Result<Digest> {
-        let mut h = Hasher::new(algorithm);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => return h.finish(),
-                Ok(n) => h.update(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_err(format!("reading {what}"), e)),
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -272,19 +212,5 @@ mod tests {
         assert_eq!(fmt_time(UNIX_EPOCH), "1970-01-01T00:00:00Z");
         let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096);
         assert_eq!(fmt_time(t), "2024-02-29T12:34:56Z");
-    }
-
-    #[test]
-    fn digests() {
-        let crc = Hasher::digest(DigestAlgorithm::Crc32c, b"hello world");
-        assert_eq!(
-            crc.map(|d| d.to_string()).ok().as_deref(),
-            Some("CRC-32C:c99465aa")
-        );
-        let sha = Hasher::digest(DigestAlgorithm::Sha256, b"");
-        assert_eq!(
-            sha.map(|d| d.to_hex()).ok().as_deref(),
-            Some("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        );
     }
 }
