@@ -423,7 +423,7 @@ async fn put_blob(
             digest: digest(&headers)?,
         })
     })();
-    let info = with_body(app.store, body, move |store, reader| {
+    let info = with_body(app.store, &headers, body, move |store, reader| {
         require_layer(store, &layer)?;
         Ok(match plan? {
             PutPlan::Copy { source } => store.copy_object(&layer, &key, &source)?,
@@ -709,7 +709,7 @@ async fn upload_part(
             },
         ))
     })();
-    let part = with_body(app.store, body, move |store, reader| {
+    let part = with_body(app.store, &headers, body, move |store, reader| {
         require_layer(store, &layer)?;
         let up = token(&upload)?;
         let (n, plan) = plan?;

@@ -8,6 +8,17 @@
 //! client sent less than its Content-Length and hung up) is reported as the
 //! client's fault, not as the engine's I/O error.
 //!
+//! A request the engine refuses before reading all of its body (a wrong
+//! Content-Type, a part of a completed upload, an unknown layer) gets the
+//! rest of its body read and thrown away before the error goes out, when
+//! the body is no larger than the largest the engine accepts (192 MiB): a
+//! client that writes its whole body before it reads the answer (fetch
+//! does) otherwise sees the connection reset instead of the error. Not
+//! drained: a 413 (its body is too large by definition), a body declared
+//! larger than that limit, and a request that sent `Expect: 100-continue`
+//! (its client waits for the answer before it sends the body). Those get
+//! the answer at once and the connection is closed.
+//!
 //! Downloads: the object's zero-copy `Slice`s go out as `Bytes` that own
 //! them (`Bytes::from_owner`), a window at a time; each window's block CRCs
 //! are verified on a blocking thread while the client reads the previous
@@ -19,9 +30,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
-use axum::http::StatusCode;
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::header::EXPECT;
+use axum::http::{HeaderMap, StatusCode};
 use futures::{Stream, StreamExt, TryStreamExt};
+use partstore::rules::MAX_PUT_OBJECT_SIZE;
 use partstore::{Blob, ErrorKind, Reason, Slice, Store};
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
@@ -30,6 +43,10 @@ use crate::errors::{codes, ApiError};
 
 /// Bytes of an object verified and sent per step of a download.
 const READ_WINDOW: u64 = 8 << 20;
+
+/// The most of a refused request's body that is read and discarded so that
+/// its client sees the answer (the largest body the engine accepts).
+const DRAIN_LIMIT: u64 = MAX_PUT_OBJECT_SIZE;
 
 /// The request body as the engine reads it.
 pub type BodyReader = Box<dyn Read + Send>;
@@ -55,12 +72,22 @@ fn worker_failed(e: tokio::task::JoinError) -> ApiError {
 
 /// Runs `f` on the blocking pool with the request body as a blocking
 /// reader. If the body stream failed, that is the error (the engine only
-/// saw a failed read).
-pub async fn with_body<T, F>(store: Arc<Store>, body: Body, f: F) -> Result<T, ApiError>
+/// saw a failed read). On any other error the rest of a body of at most
+/// [`DRAIN_LIMIT`] bytes is read and discarded.
+pub async fn with_body<T, F>(
+    store: Arc<Store>,
+    headers: &HeaderMap,
+    body: Body,
+    f: F,
+) -> Result<T, ApiError>
 where
     T: Send + 'static,
-    F: FnOnce(&Store, BodyReader) -> Result<T, ApiError> + Send + 'static,
+    F: FnOnce(&Store, &mut BodyReader) -> Result<T, ApiError> + Send + 'static,
 {
+    let expects_continue = headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let drain = !expects_continue && body.size_hint().upper().is_none_or(|n| n <= DRAIN_LIMIT);
     let fault: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
     let f2 = Arc::clone(&fault);
     let stream = body.into_data_stream().map_err(move |e| {
@@ -71,9 +98,18 @@ where
     });
     let reader =
         SyncIoBridge::new_with_handle(StreamReader::new(stream), tokio::runtime::Handle::current());
-    let result = tokio::task::spawn_blocking(move || f(&store, Box::new(reader)))
-        .await
-        .map_err(worker_failed)?;
+    let result = tokio::task::spawn_blocking(move || {
+        let mut reader: BodyReader = Box::new(reader);
+        let r = f(&store, &mut reader);
+        let too_large = matches!(&r, Err(e) if e.status == StatusCode::PAYLOAD_TOO_LARGE);
+        if r.is_err() && drain && !too_large {
+            // A read error here only means the client went away.
+            let _ = io::copy(&mut reader.take(DRAIN_LIMIT), &mut io::sink());
+        }
+        r
+    })
+    .await
+    .map_err(worker_failed)?;
     result.map_err(|e| {
         let failed = fault.lock().ok().and_then(|mut g| g.take());
         match failed {

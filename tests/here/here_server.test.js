@@ -191,9 +191,17 @@ async function fails(promise, status, code) {
 
 // ----- the server ------------------------------------------------------------
 
+// Servers still running when this process ends (a crash, a kill) go too.
+const running = new Set();
+process.on("exit", () => {
+  for (const p of running) p.kill("SIGKILL");
+});
+
 function startServer(args) {
   return new Promise((resolve, reject) => {
     const proc = spawn(SERVER, args, { stdio: ["ignore", "pipe", "inherit"] });
+    running.add(proc);
+    proc.once("exit", () => running.delete(proc));
     let out = "";
     const onData = (chunk) => {
       out += chunk;
@@ -564,6 +572,16 @@ describe("here_server with HERE's ObjectStoreApi", () => {
       assert.equal(r.status, 413);
       assert.equal(r.body.code, "PartTooLarge");
       assert.equal(r.body.correlationId, r.headers["x-correlation-id"]);
+      // raw: a client that waits (Expect: 100-continue) gets the 400 without
+      // sending its body.
+      const w = await rawRequest(base, "POST", `/layers/${LAYER}/keysMultipart/${token}/parts?partNumber=4`, {
+        Authorization: `Bearer ${TOKEN}`,
+        "Content-Type": "text/plain",
+        "Content-Length": String(5 * MIB),
+        Expect: "100-continue",
+      });
+      assert.equal(w.status, 400);
+      assert.equal(w.body.code, "ContentTypeMismatch");
     });
 
     it("stale part id at complete → 400, the upload stays open", async () => {
@@ -766,6 +784,16 @@ describe("here_server with HERE's ObjectStoreApi", () => {
       const get = await ObjectStoreApi.getBlobByKey(api, { layerId: LAYER, key: "digest/multi" });
       assert.equal(get.headers.get("content-encoding"), "identity");
       sameBytes(await bytesOf(get), Buffer.concat(bodies), "digest-checked parts");
+    });
+
+    it("parts uploaded in parallel", async () => {
+      const r = await ObjectStoreApi.startMultipartUploadByKey(api, { layerId: LAYER, key: "parallel.bin", body: { contentType: CT } });
+      token = r.multipartToken;
+      const bodies = [0, 1, 2, 3].map((i) => crypto.randomBytes(i < 3 ? 6 * MIB : 777));
+      const got = await Promise.all(bodies.map((b, i) => upload(api, i + 1, b)));
+      const parts = got.map((p, i) => ({ id: p.id, number: i + 1 })).reverse();
+      await ObjectStoreApi.completeMultipartUploadByKey(api, { layerId: LAYER, multipartToken: token, body: { parts } });
+      sameBytes(await bytesOf(await ObjectStoreApi.getBlobByKey(api, { layerId: LAYER, key: "parallel.bin" })), Buffer.concat(bodies), "parallel");
     });
 
     it("non-last parts too small or not a MiB multiple → 400", async () => {
