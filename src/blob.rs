@@ -32,6 +32,8 @@ pub(crate) struct ExtentView {
     pub(crate) file_offset: u64,
     pub(crate) len: u64,
     pub(crate) block_crcs: Arc<[u32]>,
+    /// Blocks already verified at this location (shared by every view).
+    pub(crate) verified: crate::index::Verified,
     pub(crate) map: Arc<Map>,
 }
 
@@ -58,8 +60,19 @@ impl ExtentView {
         (self.len - i * BLOCK_SIZE).min(BLOCK_SIZE)
     }
 
-    /// Checks block `i` against its stored CRC32C.
+    /// Checks block `i` against its stored CRC32C, once: a block a read
+    /// verified before is not hashed again (see [`crate::index::Verified`]).
     pub(crate) fn verify_block(&self, i: u64) -> Result<()> {
+        if self.verified.get(i) {
+            return Ok(());
+        }
+        self.check_block(i)?;
+        self.verified.set(i);
+        Ok(())
+    }
+
+    /// Checks block `i` against its stored CRC32C, always (`verify()`).
+    pub(crate) fn check_block(&self, i: u64) -> Result<()> {
         let bytes = self.bytes(i * BLOCK_SIZE, self.block_len(i))?;
         let expected = self.block_crcs.get(i as usize).copied();
         let got = crc32c::crc32c(bytes);

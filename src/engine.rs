@@ -239,6 +239,7 @@ impl Inner {
             file_offset: e.offset,
             len: e.len,
             block_crcs: Arc::clone(&e.block_crcs),
+            verified: e.verified.clone(),
             map: seg.map(),
         })
     }

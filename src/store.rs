@@ -630,7 +630,7 @@ impl Store {
             .par_iter()
             .filter_map(|(i, b)| {
                 let v = &views[*i];
-                v.verify_block(*b).err().map(|e| {
+                v.check_block(*b).err().map(|e| {
                     let finding = VerifyFinding {
                         segment: v.segment,
                         offset: v.file_offset + b * spec::BLOCK_SIZE,

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use crate::digest::crc32c_combine;
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
-use crate::index::{etag, upload_name, Extent, Index, Layer, Object, Part, Upload, UploadState};
+use crate::index::{
+    etag, upload_name, Extent, Index, Layer, Object, Part, Upload, UploadState, Verified,
+};
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec;
 
@@ -388,6 +390,7 @@ impl Index {
                         let (old_seg, len) = (e.segment, e.len);
                         e.segment = m.segment;
                         e.offset = m.offset;
+                        e.verified = Verified::new(e.len.div_ceil(spec::BLOCK_SIZE));
                         sub_live(&mut self.live_by_segment, old_seg, len);
                         *self.live_by_segment.entry(m.segment).or_default() += len;
                     }
@@ -413,6 +416,7 @@ impl Index {
                 segment: e.segment,
                 offset: e.offset,
                 len: e.len,
+                verified: Verified::new(e.len.div_ceil(spec::BLOCK_SIZE)),
                 block_crcs: e.block_crcs.into(),
                 refs: 0,
             },

@@ -34,6 +34,57 @@ pub struct Extent {
     pub len: u64,
     pub block_crcs: Arc<[u32]>,
     pub refs: u64,
+    /// Which blocks a read has verified at this location (reset when the
+    /// extent moves). Bookkeeping, not state: ignored by equality.
+    pub verified: Verified,
+}
+
+/// One bit per block of an extent: set once a read has checked the block
+/// against its CRC32C, so later reads of the cached, mapped bytes skip the
+/// check (`verify()` still checks everything). Shared by the views of the
+/// extent, so what one read verified every later read knows.
+#[derive(Clone, Default)]
+pub struct Verified(Arc<[std::sync::atomic::AtomicU64]>);
+
+impl Verified {
+    /// A bitmap for `blocks` blocks, none verified.
+    pub fn new(blocks: u64) -> Verified {
+        Verified(
+            (0..blocks.div_ceil(64))
+                .map(|_| std::sync::atomic::AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    /// True once block `i` was verified.
+    pub fn get(&self, i: u64) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0
+            .get((i / 64) as usize)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1 << (i % 64)) != 0)
+    }
+
+    /// Records that block `i` matched its CRC32C.
+    pub fn set(&self, i: u64) {
+        use std::sync::atomic::Ordering;
+        if let Some(w) = self.0.get((i / 64) as usize) {
+            w.fetch_or(1 << (i % 64), Ordering::Relaxed);
+        }
+    }
+}
+
+impl PartialEq for Verified {
+    fn eq(&self, _: &Verified) -> bool {
+        true
+    }
+}
+
+impl Eq for Verified {}
+
+impl std::fmt::Debug for Verified {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Verified")
+    }
 }
 
 /// A current part of an open upload.
