@@ -639,7 +639,7 @@ impl Model {
                     Err(ErrorKind::Corrupt)
                 }
             }
-            Meta::Snapshot(_) => Ok(()),
+            Meta::Snapshot(_) | Meta::Mark => Ok(()),
         }
     }
 
@@ -815,7 +815,7 @@ impl Model {
                     d.offset = m.offset;
                 }
             }
-            Meta::Snapshot(_) => {}
+            Meta::Snapshot(_) | Meta::Mark => {}
         }
     }
 }
