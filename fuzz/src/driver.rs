@@ -1,13 +1,16 @@
-//! The driver: runs operations against the real `Index` and the model side
-//! by side, as `Store` drives the index, and checks after every step that
-//! they agree and that the index is self-consistent.
+//! The driver: runs operations on the real `Index` (its planner, then
+//! `validate` and `apply_validated`, as `Store` does) and on the model side
+//! by side, and checks after every step that they agree and that the index
+//! is self-consistent.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use partstore::internals::{Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Piece, UploadState};
-use partstore::ErrorKind;
+use partstore::internals::{
+    CopyPlan, Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Piece, UploadState,
+};
+use partstore::{ByteRange, ErrorKind, Reason};
 
-use crate::model::{MLayer, Model, MIB};
+use crate::model::{covers, MLayer, Model, Why, MIB};
 use crate::op::Op;
 use crate::tables::*;
 
@@ -87,6 +90,10 @@ pub struct Driver {
     /// Every upload id a start used, successful or not.
     uploads: Vec<[u8; 16]>,
     steps: usize,
+    /// Planner calls made (each checked against the model).
+    pub plans: usize,
+    /// The reasons the planner refused requests with.
+    pub refusals: HashSet<Reason>,
 }
 
 impl Default for Driver {
@@ -105,6 +112,8 @@ impl Driver {
             next_id: 1,
             uploads: Vec::new(),
             steps: 0,
+            plans: 0,
+            refusals: HashSet::new(),
         }
     }
 
@@ -196,7 +205,9 @@ impl Driver {
             } => {
                 let upload = self.upload(upload);
                 let layer = self.upload_layer(layer, &upload);
+                let number = part_number(number);
                 let len = body_size(size);
+                self.plan_part(&layer, &upload, number, len, part_type(bad >> 4).as_deref());
                 let mut e = self.new_extent(len);
                 let mut pieces = vec![Piece {
                     extent: e.id,
@@ -228,7 +239,7 @@ impl Driver {
                 self.step(Meta::PartSet {
                     layer,
                     upload,
-                    number: part_number(number),
+                    number,
                     part_id,
                     new_extent: Some(e),
                     pieces,
@@ -249,11 +260,13 @@ impl Driver {
             } => {
                 let upload = self.upload(upload);
                 let layer = self.upload_layer(layer, &upload);
+                let number = part_number(number);
+                self.plan_part(&layer, &upload, number, 0, None);
                 let part_id = self.fresh();
                 self.step(Meta::PartSet {
                     layer,
                     upload,
-                    number: part_number(number),
+                    number,
                     part_id,
                     new_extent: None,
                     pieces: Vec::new(),
@@ -273,42 +286,23 @@ impl Driver {
             } => {
                 let upload = self.upload(upload);
                 let layer = self.upload_layer(layer, &upload);
-                // The source: an object of that layer (the store checks the
-                // range against it before it makes a record).
-                let Some(objects) = self.model.layers.get(&layer).map(|l| &l.objects) else {
+                let number = part_number(number);
+                // The source: mostly an object of that layer, else a key
+                // from the table (there or not, valid or not).
+                let objects = self.model.layers.get(&layer).map(|l| &l.objects);
+                let source = objects
+                    .filter(|o| src < 240 && !o.is_empty())
+                    .and_then(|o| o.iter().nth(src as usize % o.len()));
+                let (key, size) = match source {
+                    Some((k, o)) => (k.clone(), o.size),
+                    None => (key_name(src.wrapping_sub(240).wrapping_mul(17)), 0),
+                };
+                let range = copy_range(size, first, len, bad);
+                let Some(plan) = self.plan_copy(&layer, &upload, number, &key, &range) else {
                     return;
                 };
-                let Some((_, obj)) = objects.iter().nth(src as usize % objects.len().max(1)) else {
-                    return;
-                };
-                if obj.size == 0 {
-                    return;
-                }
-                let start = u64::from(first) % obj.size.div_ceil(MIB) * MIB;
-                let avail = obj.size - start;
-                let want = if len % 4 == 0 {
-                    avail
-                } else {
-                    1 + u64::from(len / 4) % avail
-                };
-                let end = start + want;
-                let mut pieces = Vec::new();
-                let mut pos = 0;
-                for p in &obj.pieces {
-                    let (a, b) = (pos, pos + p.len);
-                    pos = b;
-                    if b <= start || a >= end {
-                        continue;
-                    }
-                    let from = start.max(a) - a;
-                    let to = end.min(b) - a;
-                    pieces.push(Piece {
-                        extent: p.extent,
-                        offset: p.offset + from,
-                        len: to - from,
-                    });
-                }
-                let mut size = want;
+                let mut pieces = plan.pieces;
+                let mut size = plan.size;
                 match bad % 16 {
                     13 => {
                         // A source freed meanwhile (the race `copy_part` guards).
@@ -327,7 +321,7 @@ impl Driver {
                 self.step(Meta::PartSet {
                     layer,
                     upload,
-                    number: part_number(number),
+                    number,
                     part_id,
                     new_extent: None,
                     pieces,
@@ -422,7 +416,22 @@ impl Driver {
                 ce,
                 bad,
             } => {
+                let (layer, key) = (layer_name(layer), key_name(key));
                 let len = if size == 0 { 0 } else { body_size(size) };
+                let (body_type, body_encoding) = (body_type(ct), upload_encoding(ce));
+                let planned = self.plan_put(
+                    &layer,
+                    &key,
+                    len,
+                    body_type.as_deref(),
+                    body_encoding.as_deref(),
+                );
+                // Refused, the store stops here; the record is still offered
+                // (below) with what the body said, as replay could meet it.
+                let (content_type, content_encoding) = planned.unwrap_or((
+                    body_type.unwrap_or_else(|| "application/octet-stream".to_string()),
+                    body_encoding,
+                ));
                 let mut e = (len > 0).then(|| self.new_extent(len));
                 let mut size = len;
                 match (bad % 16, e.as_mut()) {
@@ -439,8 +448,8 @@ impl Driver {
                 }
                 let etag_seq = self.fresh();
                 self.step(Meta::ObjectPut {
-                    layer: layer_name(layer),
-                    key: key_name(key),
+                    layer,
+                    key,
                     new_extent: e,
                     size,
                     crc32c: if size == 0 {
@@ -448,8 +457,8 @@ impl Driver {
                     } else {
                         u32::from(ct) << 8 | u32::from(size as u8)
                     },
-                    content_type: upload_type(ct),
-                    content_encoding: upload_encoding(ce),
+                    content_type,
+                    content_encoding,
                     etag_seq,
                     time_ms: now,
                 })
@@ -481,6 +490,8 @@ impl Driver {
                     }],
                 })
             }
+            // No time passes: the store closes cleanly and writes its mark.
+            Op::Tick { delta: 0 } => self.step(Meta::Mark),
             Op::Tick { delta } => {
                 // Mostly forward; the wall clock may also step back.
                 self.clock = if delta >= 0xf000 {
@@ -495,6 +506,66 @@ impl Driver {
                 assert!(self.index == before, "a snapshot record changed the index");
             }
         }
+    }
+
+    /// `Index::plan_put` against the model's answer; the planned content
+    /// type and encoding.
+    fn plan_put(
+        &mut self,
+        layer: &str,
+        key: &str,
+        len: u64,
+        ct: Option<&str>,
+        ce: Option<&str>,
+    ) -> Option<(String, Option<String>)> {
+        self.plans += 1;
+        let got = self.index.plan_put(layer, key, len, ct, ce);
+        let want = self.model.plan_put(layer, key, len, ct, ce);
+        let what = || format!("plan_put({layer:?}, {key:?}, {len}, {ct:?}, {ce:?})");
+        agree(&mut self.refusals, what, got, want)
+    }
+
+    /// `Index::plan_part` against the model's answer.
+    fn plan_part(&mut self, layer: &str, upload: &[u8; 16], n: u32, len: u64, ct: Option<&str>) {
+        self.plans += 1;
+        let got = self.index.plan_part(layer, upload, n, len, ct);
+        let want = self.model.plan_part(layer, upload, n, len, ct);
+        let what = || format!("plan_part({layer:?}, {upload:x?}, {n}, {len}, {ct:?})");
+        agree(&mut self.refusals, what, got, want);
+    }
+
+    /// `Index::plan_copy` against the model's answer: the same refusal, or
+    /// the range's size and pieces that are exactly the source's bytes of
+    /// the range.
+    fn plan_copy(
+        &mut self,
+        layer: &str,
+        upload: &[u8; 16],
+        n: u32,
+        key: &str,
+        range: &ByteRange,
+    ) -> Option<CopyPlan> {
+        self.plans += 1;
+        let got = self.index.plan_copy(layer, upload, n, key, range);
+        let want = self.model.plan_copy(layer, upload, n, key, range);
+        let what = || format!("plan_copy({layer:?}, {upload:x?}, {n}, {key:?}, {range})");
+        let (plan, got) = match got {
+            Ok(p) => {
+                let size = p.size;
+                (Some(p), Ok(size))
+            }
+            Err(e) => (None, Err(e)),
+        };
+        agree(&mut self.refusals, what, got, want)?;
+        let plan = plan.expect("agreed");
+        let ByteRange::Bounded { first, .. } = *range else {
+            unreachable!("an open range is refused");
+        };
+        let src = &self.model.layers[layer].objects[key];
+        if let Err(e) = covers(&src.pieces, first, plan.size, &plan.pieces) {
+            panic!("{}: {e}; plan {:?}", what(), plan.pieces);
+        }
+        Some(plan)
     }
 
     /// The current (number, id) pairs of an upload, as the model has them.
@@ -681,7 +752,8 @@ impl Driver {
             let d = &model.defs[id];
             assert_eq!(
                 (e.segment, e.offset, e.len, &e.block_crcs[..]),
-                (d.segment, d.offset, d.len, &d.block_crcs[..])
+                (d.segment, d.offset, d.len, &d.block_crcs[..]),
+                "where extent {id} is"
             );
         }
         let (objects, open, bytes) = index.counts();
@@ -754,4 +826,60 @@ pub fn run_ops(ops: &[Op]) -> Driver {
         d.run(op);
     }
     d
+}
+
+/// The engine's answer to a request equals the model's: the same value,
+/// or the same kind and reason. The value if both accepted.
+fn agree<T: PartialEq + std::fmt::Debug>(
+    refusals: &mut HashSet<Reason>,
+    what: impl Fn() -> String,
+    got: partstore::Result<T>,
+    want: Result<T, Why>,
+) -> Option<T> {
+    match (got, want) {
+        (Ok(g), Ok(w)) => {
+            assert_eq!(g, w, "{}", what());
+            Some(g)
+        }
+        (Err(e), Err(w)) => {
+            assert_eq!(Why::of(&e), w, "{}: {e}", what());
+            refusals.insert(w.reason);
+            None
+        }
+        (got, want) => panic!("{}: index says {got:?}, model says {want:?}", what()),
+    }
+}
+
+/// A copy range of a source of `size` bytes: mostly `bytes=a-b` with `a`
+/// a MiB boundary inside the source and `b` inside it too (the whole rest
+/// when `len % 4 == 0`); `bad` picks ranges the SPEC refuses.
+pub fn copy_range(size: u64, first: u8, len: u32, bad: u8) -> ByteRange {
+    let start = u64::from(first) % size.div_ceil(MIB).max(1) * MIB;
+    let avail = size.saturating_sub(start).max(1);
+    let want = if len % 4 == 0 {
+        avail
+    } else {
+        1 + u64::from(len / 4) % avail
+    };
+    let last = start + want - 1;
+    match bad % 16 {
+        8 => ByteRange::From { first: start },
+        9 => ByteRange::Suffix { len: want },
+        // Not on a MiB boundary.
+        10 => ByteRange::Bounded {
+            first: start + 1,
+            last: last.max(start + 1),
+        },
+        // Past the end.
+        11 => ByteRange::Bounded {
+            first: start,
+            last: size.max(start) + u64::from(len % 3),
+        },
+        // Backwards.
+        12 => ByteRange::Bounded {
+            first: start + MIB,
+            last: start,
+        },
+        _ => ByteRange::Bounded { first: start, last },
+    }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use partstore::internals::{ExtentDef, Meta, Piece};
-use partstore::ErrorKind;
+use partstore::{ByteRange, ErrorKind, Reason};
 
 // The SPEC's limits, stated here rather than imported from the engine.
 pub const MIB: u64 = 1 << 20;
@@ -90,6 +90,31 @@ pub struct Model {
 
 type Check = Result<(), ErrorKind>;
 
+/// What a request must fail with: the kind and the reason. (Records are
+/// judged by kind alone: replay only needs to refuse them.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Why {
+    pub kind: ErrorKind,
+    pub reason: Reason,
+}
+
+impl Why {
+    pub fn new(kind: ErrorKind, reason: Reason) -> Why {
+        Why { kind, reason }
+    }
+
+    /// The kind and reason of an engine error.
+    pub fn of(e: &partstore::Error) -> Why {
+        Why::new(e.kind(), e.reason().expect("every refusal has a reason"))
+    }
+}
+
+impl From<Why> for ErrorKind {
+    fn from(w: Why) -> ErrorKind {
+        w.kind
+    }
+}
+
 /// Media types compare case-insensitively (ASCII), as the SPEC says.
 fn same_media(a: &str, b: &str) -> bool {
     a.len() == b.len()
@@ -106,6 +131,61 @@ fn concat(out: &mut Vec<Piece>, pieces: &[Piece]) {
             _ => out.push(*p),
         }
     }
+}
+
+/// Where logical byte `pos` of an object made of `pieces` lives: a piece
+/// starting at that byte and running to the end of the piece holding it.
+fn locate(pieces: &[Piece], pos: u64) -> Option<Piece> {
+    let mut start = 0u64;
+    for p in pieces {
+        if pos < start + p.len {
+            let skip = pos - start;
+            return Some(Piece {
+                extent: p.extent,
+                offset: p.offset + skip,
+                len: p.len - skip,
+            });
+        }
+        start += p.len;
+    }
+    None
+}
+
+/// Whether `plan`, read in order, is exactly bytes `first..first + size` of
+/// an object made of `src`: every piece non-empty, and each run of it the
+/// same extent bytes that the source has at that position. Checked byte run
+/// by byte run from the plan's side, so it shares no code with the
+/// planner's slicing.
+pub fn covers(src: &[Piece], first: u64, size: u64, plan: &[Piece]) -> Result<(), String> {
+    let mut pos = first;
+    for p in plan {
+        if p.len == 0 {
+            return Err(format!("empty piece {p:?}"));
+        }
+        let mut want = *p;
+        while want.len > 0 {
+            let Some(have) = locate(src, pos) else {
+                return Err(format!("{p:?} runs past the source at byte {pos}"));
+            };
+            if (have.extent, have.offset) != (want.extent, want.offset) {
+                return Err(format!(
+                    "{p:?}: source byte {pos} is extent {} offset {}",
+                    have.extent, have.offset
+                ));
+            }
+            let step = have.len.min(want.len);
+            pos += step;
+            want.offset += step;
+            want.len -= step;
+        }
+    }
+    if pos != first + size {
+        return Err(format!(
+            "the pieces cover {} bytes, the range {size}",
+            pos - first
+        ));
+    }
+    Ok(())
 }
 
 impl Model {
@@ -134,35 +214,161 @@ impl Model {
         m
     }
 
-    fn layer(&self, layer: &str) -> Result<&MLayer, ErrorKind> {
+    /// A layer by id: BadRequest for an id that breaks the rules, NotFound
+    /// for one never created.
+    pub fn layer(&self, layer: &str) -> Result<&MLayer, Why> {
         if !layer_ok(layer) {
-            return Err(ErrorKind::BadRequest);
+            return Err(Why::new(ErrorKind::BadRequest, Reason::InvalidLayerId));
         }
-        self.layers.get(layer).ok_or(ErrorKind::NotFound)
+        self.layers
+            .get(layer)
+            .ok_or(Why::new(ErrorKind::NotFound, Reason::UnknownLayer))
     }
 
-    fn open_upload(&self, layer: &str, id: &[u8; 16]) -> Result<&BTreeMap<u32, MPart>, ErrorKind> {
+    /// An object by layer and key.
+    pub fn object(&self, layer: &str, key: &str) -> Result<&MObject, Why> {
+        let l = self.layer(layer)?;
+        if !key_ok(key) {
+            return Err(Why::new(ErrorKind::BadRequest, Reason::InvalidKey));
+        }
+        l.objects
+            .get(key)
+            .ok_or(Why::new(ErrorKind::NotFound, Reason::UnknownKey))
+    }
+
+    /// An upload of `layer` that is still open: NotFound if unknown,
+    /// aborted or bound to another layer; BadRequest once completed.
+    pub fn open_upload(&self, layer: &str, id: &[u8; 16]) -> Result<&MUpload, Why> {
         self.layer(layer)?;
         match self.uploads.get(id) {
-            Some(u) if u.layer == layer => u.parts.as_ref().ok_or(ErrorKind::BadRequest),
-            _ => Err(ErrorKind::NotFound),
+            Some(u) if u.layer == layer && u.parts.is_some() => Ok(u),
+            Some(u) if u.layer == layer => {
+                Err(Why::new(ErrorKind::BadRequest, Reason::UploadCompleted))
+            }
+            _ => Err(Why::new(ErrorKind::NotFound, Reason::UnknownUpload)),
         }
     }
 
-    fn binding(l: &MLayer, ct: &str, ce: Option<&str>) -> Check {
+    /// The current parts of an open upload.
+    fn open_parts(&self, layer: &str, id: &[u8; 16]) -> Result<&BTreeMap<u32, MPart>, Why> {
+        let u = self.open_upload(layer, id)?;
+        Ok(u.parts.as_ref().expect("open"))
+    }
+
+    /// A layer's binding: a content type (if the layer has one) equal but
+    /// for ASCII case; a content encoding (if the layer has one) given and
+    /// equal but for case.
+    fn binding(l: &MLayer, ct: &str, ce: Option<&str>) -> Result<(), Why> {
         if l.content_type
             .as_deref()
             .is_some_and(|t| !same_media(t, ct))
         {
-            return Err(ErrorKind::BadRequest);
+            return Err(Why::new(ErrorKind::BadRequest, Reason::ContentTypeMismatch));
         }
         if let Some(want) = &l.content_encoding {
             if !ce.is_some_and(|e| same_media(want, e)) {
-                return Err(ErrorKind::BadRequest);
+                return Err(Why::new(
+                    ErrorKind::BadRequest,
+                    Reason::ContentEncodingMismatch,
+                ));
             }
         }
         Ok(())
     }
+
+    // ----- requests: what the index's planner must answer ------------------
+
+    /// `put_object` before its body is read: the layer, the key, a declared
+    /// length of at most 192 MiB, then the content type and encoding the
+    /// object gets (the body's, else the layer's, else
+    /// `application/octet-stream` and none), which must fit the layer's
+    /// binding.
+    pub fn plan_put(
+        &self,
+        layer: &str,
+        key: &str,
+        declared_len: u64,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> Result<(String, Option<String>), Why> {
+        let l = self.layer(layer)?;
+        if !key_ok(key) {
+            return Err(Why::new(ErrorKind::BadRequest, Reason::InvalidKey));
+        }
+        if declared_len > MAX_PUT {
+            return Err(Why::new(ErrorKind::TooLarge, Reason::ObjectTooLarge));
+        }
+        let ct = content_type
+            .or(l.content_type.as_deref())
+            .unwrap_or("application/octet-stream");
+        let ce = content_encoding.or(l.content_encoding.as_deref());
+        Model::binding(l, ct, ce)?;
+        Ok((ct.to_string(), ce.map(String::from)))
+    }
+
+    /// `upload_part` before its body is read: an open upload, a part number
+    /// in 1..=10000, a declared length of at most 96 MiB, and a content
+    /// type (if given) equal to the upload's but for case.
+    pub fn plan_part(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+        n: u32,
+        declared_len: u64,
+        content_type: Option<&str>,
+    ) -> Result<(), Why> {
+        let u = self.open_upload(layer, upload)?;
+        if !(1..=10_000).contains(&n) {
+            return Err(Why::new(ErrorKind::BadRequest, Reason::InvalidPartNumber));
+        }
+        if declared_len > MAX_PART {
+            return Err(Why::new(ErrorKind::TooLarge, Reason::PartTooLarge));
+        }
+        if content_type.is_some_and(|ct| !same_media(ct, &u.content_type)) {
+            return Err(Why::new(ErrorKind::BadRequest, Reason::ContentTypeMismatch));
+        }
+        Ok(())
+    }
+
+    /// `copy_part`: the range must give both bounds (checked first), then
+    /// an open upload, a part number, the source object, and a range
+    /// `first..=last` with `first <= last`, `first` a multiple of 1 MiB,
+    /// `last` inside the source and at most 96 MiB long. Returns the part's
+    /// size; [`covers`] checks the pieces.
+    pub fn plan_copy(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+        n: u32,
+        key: &str,
+        range: &ByteRange,
+    ) -> Result<u64, Why> {
+        let unsatisfiable = |r| Why::new(ErrorKind::RangeNotSatisfiable, r);
+        let ByteRange::Bounded { first, last } = *range else {
+            return Err(unsatisfiable(Reason::CopyRangeOpen));
+        };
+        self.open_upload(layer, upload)?;
+        if !(1..=10_000).contains(&n) {
+            return Err(Why::new(ErrorKind::BadRequest, Reason::InvalidPartNumber));
+        }
+        let src = self.object(layer, key)?;
+        if first > last {
+            return Err(unsatisfiable(Reason::InvalidRange));
+        }
+        if first % MIB != 0 {
+            return Err(unsatisfiable(Reason::CopyRangeUnaligned));
+        }
+        if last >= src.size {
+            return Err(unsatisfiable(Reason::InvalidRange));
+        }
+        let len = last - first + 1;
+        if len > MAX_PART {
+            return Err(Why::new(ErrorKind::TooLarge, Reason::PartTooLarge));
+        }
+        Ok(len)
+    }
+
+    // ----- records: what the index's validate must answer ------------------
 
     /// A record's new extent and pieces: the new extent must be new and
     /// carry one CRC per started MiB; every piece non-empty and inside a
@@ -246,7 +452,7 @@ impl Model {
                 parts,
                 ..
             } => {
-                let current = self.open_upload(layer, upload)?;
+                let current = self.open_parts(layer, upload)?;
                 if parts.is_empty() {
                     return Err(ErrorKind::BadRequest);
                 }
@@ -276,7 +482,8 @@ impl Model {
                 Ok(())
             }
             Meta::UploadAborted { layer, upload, .. } => {
-                self.open_upload(layer, upload).map(|_| ())
+                self.open_upload(layer, upload)?;
+                Ok(())
             }
             Meta::ObjectPut {
                 layer,

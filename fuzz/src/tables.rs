@@ -55,6 +55,18 @@ pub fn upload_type(sel: u8) -> String {
         .to_string()
 }
 
+/// The content type a `put_object` body declares: mostly one of
+/// `upload_type`'s, sometimes none (the layer's or the default applies).
+pub fn body_type(sel: u8) -> Option<String> {
+    (sel < 192).then(|| upload_type(sel))
+}
+
+/// The content type an `upload_part` body declares (selector 0..16): mostly
+/// none, else one of `upload_type`'s (which may differ from the upload's).
+pub fn part_type(sel: u8) -> Option<String> {
+    (sel >= 12).then(|| upload_type(sel))
+}
+
 pub fn upload_encoding(sel: u8) -> Option<String> {
     [None, Some("gzip"), Some("Gzip"), Some("br")][sel as usize % 4].map(String::from)
 }
