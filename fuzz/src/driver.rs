@@ -883,3 +883,6 @@ pub fn copy_range(size: u64, first: u8, len: u32, bad: u8) -> ByteRange {
         _ => ByteRange::Bounded { first: start, last },
     }
 }
+
+#[cfg(test)]
+mod tests;
