@@ -723,3 +723,6 @@ impl Model {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
