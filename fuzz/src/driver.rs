@@ -856,7 +856,7 @@ fn agree<T: PartialEq + std::fmt::Debug>(
 pub fn copy_range(size: u64, first: u8, len: u32, bad: u8) -> ByteRange {
     let start = u64::from(first) % size.div_ceil(MIB).max(1) * MIB;
     let avail = size.saturating_sub(start).max(1);
-    let want = if len % 4 == 0 {
+    let want = if len.is_multiple_of(4) {
         avail
     } else {
         1 + u64::from(len / 4) % avail

@@ -117,10 +117,7 @@ impl From<Why> for ErrorKind {
 
 /// Media types compare case-insensitively (ASCII), as the SPEC says.
 fn same_media(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .all(|(x, y)| x.to_ascii_lowercase() == y.to_ascii_lowercase())
+    a.eq_ignore_ascii_case(b)
 }
 
 /// Appends pieces, joining one that continues the previous piece's extent.
