@@ -163,7 +163,12 @@ impl Driver {
         }
     }
 
-    /// Runs one operation: builds its record(s) and steps both sides.
+    /// Runs one operation: builds its record(s) and steps both sides. A put
+    /// or part goes through the index's planner first (checked against the
+    /// model); its record is offered to `validate` even when the plan
+    /// refused it (the store would stop there), since replay must judge such
+    /// a record the way the model does. A copy's record is made of its plan,
+    /// so a refused copy ends at the plan.
     pub fn run(&mut self, op: &Op) {
         let now = self.clock;
         match *op {
@@ -426,8 +431,8 @@ impl Driver {
                     body_type.as_deref(),
                     body_encoding.as_deref(),
                 );
-                // Refused, the store stops here; the record is still offered
-                // (below) with what the body said, as replay could meet it.
+                // Refused: the record still goes to `validate`, with what
+                // the body said.
                 let (content_type, content_encoding) = planned.unwrap_or((
                     body_type.unwrap_or_else(|| "application/octet-stream".to_string()),
                     body_encoding,
