@@ -2,6 +2,8 @@
 //! operation's small integer fields pick, valid ones first, then ones that
 //! break a rule.
 
+use partstore::ByteRange;
+
 use crate::model::{MAX_PART, MAX_PUT, MIB};
 
 /// Valid layer ids first; then ones that break the rules.
@@ -111,3 +113,37 @@ pub fn upload_id(n: u64) -> [u8; 16] {
 
 /// An upload id no record ever names.
 pub const UNKNOWN_UPLOAD: [u8; 16] = [0xee; 16];
+
+/// A copy range of a source of `size` bytes: mostly `bytes=a-b` with `a`
+/// a MiB boundary inside the source and `b` inside it too (the whole rest
+/// when `len % 4 == 0`); `bad` picks ranges the SPEC refuses.
+pub fn copy_range(size: u64, first: u8, len: u32, bad: u8) -> ByteRange {
+    let start = u64::from(first) % size.div_ceil(MIB).max(1) * MIB;
+    let avail = size.saturating_sub(start).max(1);
+    let want = if len.is_multiple_of(4) {
+        avail
+    } else {
+        1 + u64::from(len / 4) % avail
+    };
+    let last = start + want - 1;
+    match bad % 16 {
+        8 => ByteRange::From { first: start },
+        9 => ByteRange::Suffix { len: want },
+        // Not on a MiB boundary.
+        10 => ByteRange::Bounded {
+            first: start + 1,
+            last: last.max(start + 1),
+        },
+        // Past the end.
+        11 => ByteRange::Bounded {
+            first: start,
+            last: size.max(start) + u64::from(len % 3),
+        },
+        // Backwards.
+        12 => ByteRange::Bounded {
+            first: start + MIB,
+            last: start,
+        },
+        _ => ByteRange::Bounded { first: start, last },
+    }
+}

@@ -3,6 +3,7 @@
 //! comparisons are not vacuous.
 
 use super::*;
+use crate::model::MIB;
 use crate::op::{parse_ops, seeds};
 
 fn seed(name: &str) -> Vec<Op> {
