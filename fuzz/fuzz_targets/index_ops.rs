@@ -4,7 +4,8 @@
 //! expire, put, delete, copy, compaction moves and snapshots). After every
 //! step the visible parts, objects, sizes, CRCs, listings, extent
 //! references and error kinds must agree, and nothing may panic. See
-//! `fuzz/src/lib.rs` for the model and the checks.
+//! `fuzz/src/model.rs` for the model and `fuzz/src/driver.rs` for the
+//! checks.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
