@@ -18,8 +18,8 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use partstore::rules::MAX_PART_NUMBER;
 use partstore::{Error, ErrorKind, ObjectInfo, Reason, Store, UploadId, UploadOptions};
 
+use crate::put::{buffered_body, choose_part_size, upload_content_type, PutRequest};
 use crate::util::{bytes_counter, human_bytes, io_err};
-use crate::{buffered_body, choose_part_size, upload_content_type, PutRequest};
 
 /// One buffer of input: `buf[..len]`, and whether nothing follows it.
 struct Chunk {
