@@ -284,3 +284,205 @@ pub fn print_machine() {
         bench_dir().display()
     );
 }
+
+// ----- many writers at once (benches/concurrency.rs) ----------------------
+
+/// Runs `ops` operations from `threads` threads started together: thread
+/// `w` runs operations `w`, `w + threads`, `w + 2 * threads`, ... (so each
+/// gets the same count, ±1), calling `op(w, i)` for each. Returns the time
+/// from the start until the last thread is done.
+pub fn run_threads(threads: usize, ops: u64, op: impl Fn(usize, u64) + Sync) -> Duration {
+    let threads = threads.max(1);
+    let go = std::sync::Barrier::new(threads + 1);
+    std::thread::scope(|s| {
+        let (go, op) = (&go, &op);
+        let handles: Vec<_> = (0..threads)
+            .map(|w| {
+                s.spawn(move || {
+                    go.wait();
+                    let mut i = w as u64;
+                    while i < ops {
+                        op(w, i);
+                        i += threads as u64;
+                    }
+                })
+            })
+            .collect();
+        go.wait();
+        let t = Instant::now();
+        for h in handles {
+            if let Err(panic) = h.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        t.elapsed()
+    })
+}
+
+/// The raw baseline of a durable write: `threads` threads each `pwrite`
+/// `buf` (`write_all_at`) at the next free offset of `file` (an atomic
+/// counter from `base`, so the file grows unless it already reaches there)
+/// and `fdatasync` it, `ops` times in all.
+pub fn raw_write_sync(
+    file: &std::fs::File,
+    threads: usize,
+    buf: &[u8],
+    ops: u64,
+    base: u64,
+) -> Duration {
+    use std::os::unix::fs::FileExt;
+    let next = std::sync::atomic::AtomicU64::new(base);
+    run_threads(threads, ops, |_, _| {
+        let at = next.fetch_add(buf.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        file.write_all_at(buf, at).expect("raw write");
+        file.sync_data().expect("raw fdatasync");
+    })
+}
+
+/// A file of `len` bytes whose blocks are allocated and written (the bytes
+/// of `fill`, repeated) and durable, so later writes into it change no
+/// file-system metadata and an fdatasync flushes data only.
+pub fn prewritten_file(path: &std::path::Path, len: u64, fill: &[u8]) -> std::fs::File {
+    use std::os::unix::fs::FileExt;
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .expect("creating the pre-written file");
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(fill.len() as u64) as usize;
+        f.write_all_at(&fill[..n], at).expect("pre-writing");
+        at += n as u64;
+    }
+    f.sync_all().expect("syncing the pre-written file");
+    f
+}
+
+/// Runs `variants` once each, starting with number `round % len` and going
+/// round (so over the rounds each variant runs first, second, ... equally
+/// often); returns their times in the variants' order.
+pub fn run_rotated(round: usize, variants: &mut [&mut dyn FnMut() -> Duration]) -> Vec<Duration> {
+    let m = variants.len();
+    let mut out = vec![Duration::ZERO; m];
+    for k in 0..m {
+        let j = (round + k) % m;
+        out[j] = (variants[j])();
+    }
+    out
+}
+
+/// Several variants of the same work (`ops` operations, `bytes` bytes per
+/// round) measured in the same rounds, interleaved: variant 0 is the
+/// subject (the engine), every other one a baseline or a peer. Reports ops/s
+/// and MB/s per variant (`OPS` lines) and, through [`Pairs`], the subject's
+/// speed over each other variant's, per round (`RATIO` lines).
+pub struct Variants {
+    pub bench: String,
+    pub label: String,
+    pub ops: u64,
+    pub bytes: u64,
+    /// (slug for the RATIO label, description).
+    pub names: Vec<(String, String)>,
+    /// Per round, per variant: seconds.
+    pub rounds: Vec<Vec<f64>>,
+}
+
+impl Variants {
+    pub fn new(bench: &str, label: &str, ops: u64, bytes: u64, names: &[(&str, &str)]) -> Variants {
+        Variants {
+            bench: bench.to_string(),
+            label: label.to_string(),
+            ops,
+            bytes,
+            names: names
+                .iter()
+                .map(|(s, d)| (s.to_string(), d.to_string()))
+                .collect(),
+            rounds: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, times: &[Duration]) {
+        assert_eq!(times.len(), self.names.len());
+        self.rounds
+            .push(times.iter().map(Duration::as_secs_f64).collect());
+    }
+
+    /// The subject's ratio over variant `j`, as [`Pairs`].
+    pub fn pairs(&self, j: usize) -> Pairs {
+        let mut p = Pairs::new(
+            &self.bench,
+            &format!("{}/vs_{}", self.label, self.names[j].0),
+            self.bytes,
+            &self.names[j].1,
+        );
+        for r in &self.rounds {
+            p.samples.push(PairSample {
+                engine: r[0],
+                baseline: vec![r[j]],
+            });
+        }
+        p
+    }
+
+    /// Prints one `OPS` line per variant (median and min..max over the
+    /// rounds) and one `RATIO` line per baseline (also appended to
+    /// `target/bench-ratios.tsv`).
+    pub fn report(&self) {
+        if self.rounds.is_empty() {
+            return;
+        }
+        for (j, (slug, desc)) in self.names.iter().enumerate() {
+            let secs: Vec<f64> = self.rounds.iter().map(|r| r[j]).collect();
+            let (fast, slow) = min_max(&secs);
+            let med = median(&secs);
+            let ops = |s: f64| self.ops as f64 / s;
+            let mbs = |s: f64| self.bytes as f64 / s / 1e6;
+            println!(
+                "OPS {}/{} {}: {:.0} ops/s ({:.0}..{:.0}), {:.1} MB/s ({:.1}..{:.1}), {} rounds; {}",
+                self.bench,
+                self.label,
+                slug,
+                ops(med),
+                ops(slow),
+                ops(fast),
+                mbs(med),
+                mbs(slow),
+                mbs(fast),
+                secs.len(),
+                desc
+            );
+        }
+        for j in 1..self.names.len() {
+            self.pairs(j).report();
+        }
+    }
+}
+
+/// Registers a criterion benchmark `id` in `group` whose every iteration
+/// is one round of `variants`: `round(k)` runs each variant once (see
+/// [`run_rotated`]) and returns their times in order. Criterion records
+/// variant 0's time.
+pub fn bench_variants(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    id: &str,
+    variants: &RefCell<Variants>,
+    mut round: impl FnMut(usize) -> Vec<Duration>,
+) {
+    let mut n = 0usize;
+    group.bench_function(id, |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let times = round(n);
+                n += 1;
+                total += times[0];
+                variants.borrow_mut().push(&times);
+            }
+            total
+        })
+    });
+}

@@ -1,0 +1,382 @@
+//! Many writers at once under `Durability::Sync` (group commit), against the
+//! raw floor of a durable write and against the embedded stores a user
+//! would pick instead, all measured in the same run, interleaved.
+//!
+//! ```text
+//! cargo bench --bench concurrency                  # everything, a few seconds per point
+//! cargo bench --bench concurrency -- writers/      # engine vs raw only
+//! cargo bench --bench concurrency -- peers/        # engine vs redb, fjall, object_store only
+//! PARTSTORE_BENCH_SCALE=4 cargo bench --bench concurrency   # 4x the work per round
+//! ```
+//!
+//! Groups (each criterion iteration is one *round*: every variant of the
+//! point runs once, in an order that rotates from round to round; criterion
+//! records the engine's time, the bench prints `OPS` and `RATIO` lines):
+//! - `writers/put_64KiB/<N>w`: N threads share 256 `put_object` calls of
+//!   64 KiB (distinct keys) into a fresh store. Paired with the same number
+//!   of `write_all_at` + `fdatasync` of 64 KiB from N threads into one file:
+//!   a fresh, growing one (`raw_growing`: every write allocates blocks and
+//!   changes the size, as the engine's writes into its sparse segments do),
+//!   and one whose blocks are already allocated and written (`raw_prewritten`:
+//!   the fdatasync flushes data only, the floor). For N > 1 also with the
+//!   engine from one thread (`1w`): the N-writers-vs-1 ratio.
+//! - `writers/part_8MiB/<N>w`: the same with 16 `upload_part` calls of
+//!   8 MiB, one upload per writer (started before the clock), and the raw
+//!   baselines with 8 MiB writes.
+//! - `peers/<size>/<N>w`, size 64 KiB, 1 MiB and 8 MiB, 1 and 4 writers:
+//!   partstore `put_object` next to redb (one write transaction per value,
+//!   `Durability::Immediate`, its default), fjall (`insert`, then
+//!   `persist(PersistMode::SyncData)`, key-value separation on, as for
+//!   blobs) and object_store's `LocalFileSystem` with `with_fsync(true)`
+//!   (`put`: staged file, fsync, rename, fsync of the directory); every
+//!   write is durable before the call returns. 256 / 64 / 16 writes per
+//!   round, each store fresh every round.
+//!
+//! `OPS` lines: ops/s and MB/s (10^6 bytes) per variant, median over the
+//! rounds (min..max). `RATIO` lines: the median of the per-round ratios
+//! (other variant's time / engine's time: > 1 means the engine was faster),
+//! with their min..max; also appended to `target/bench-ratios.tsv`.
+//!
+//! Knobs: `PARTSTORE_BENCH_SCALE` (work per round times this, default 1),
+//! `PARTSTORE_BENCH_SAMPLES` (criterion samples per point, default 10, plus
+//! one warm-up round), `PARTSTORE_BENCH_DIR` (default `target/benchdata`:
+//! keep it on the disk, not a tmpfs, or the fsyncs are free).
+
+mod common;
+
+use std::cell::RefCell;
+use std::fs::{File, OpenOptions};
+use std::future::Future;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
+use partstore::{Durability, LayerConfig, Options, PartBody, Store, UploadId};
+
+use common::{bench_variants, env_u64, run_rotated, run_threads, Variants, MIB};
+
+const LAYER: &str = "bench";
+const CT: &str = "application/octet-stream";
+const KIB: u64 = 1024;
+
+/// Writer counts of the engine-vs-raw points.
+const WRITERS: [usize; 4] = [1, 2, 4, 8];
+/// Writer counts of the peer comparison.
+const PEER_WRITERS: [usize; 2] = [1, 4];
+
+fn size_name(bytes: u64) -> String {
+    if bytes >= MIB {
+        format!("{}MiB", bytes / MIB)
+    } else {
+        format!("{}KiB", bytes / KIB)
+    }
+}
+
+fn writers_name(n: usize) -> String {
+    if n == 1 {
+        "1 writer".into()
+    } else {
+        format!("{n} writers")
+    }
+}
+
+fn group<'a>(
+    c: &'a mut Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.sample_size(env_u64("PARTSTORE_BENCH_SAMPLES", 10).max(10) as usize)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(1))
+        .measurement_time(Duration::from_millis(1));
+    g
+}
+
+// ----- partstore ----------------------------------------------------------
+
+fn fresh_store() -> (tempfile::TempDir, Store) {
+    let dir = common::tempdir("conc-");
+    let store = Store::open(
+        dir.path().join("store"),
+        Options::default().durability(Durability::Sync),
+    )
+    .expect("open");
+    store
+        .create_layer(LAYER, LayerConfig::default())
+        .expect("layer");
+    (dir, store)
+}
+
+/// `ops` `put_object`s of `data` (distinct keys) from `writers` threads into
+/// a fresh store; the time of the puts alone.
+fn engine_puts(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let (dir, store) = fresh_store();
+    let d = run_threads(writers, ops, |w, i| {
+        store
+            .put_object(
+                LAYER,
+                &format!("w{w}/{i:08}"),
+                PartBody::new(data, data.len() as u64),
+            )
+            .expect("put_object");
+    });
+    drop(store);
+    drop(dir);
+    d
+}
+
+/// `ops` `upload_part`s of `data` from `writers` threads, one upload per
+/// writer (started before the clock), into a fresh store.
+fn engine_parts(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let (dir, store) = fresh_store();
+    let uploads: Vec<UploadId> = (0..writers)
+        .map(|w| {
+            store
+                .start_multipart(LAYER, &format!("upload{w}"), CT)
+                .expect("start_multipart")
+        })
+        .collect();
+    let d = run_threads(writers, ops, |w, i| {
+        let n = (i / writers as u64) as u32 + 1;
+        store
+            .upload_part(
+                LAYER,
+                &uploads[w],
+                n,
+                PartBody::new(data, data.len() as u64),
+            )
+            .expect("upload_part");
+    });
+    drop(store);
+    drop(dir);
+    d
+}
+
+// ----- raw ----------------------------------------------------------------
+
+/// `write_all_at` + `fdatasync` of `data`, `ops` times from `threads`
+/// threads, into a fresh (growing) file.
+fn raw_growing(threads: usize, data: &[u8], ops: u64) -> Duration {
+    let dir = common::tempdir("raw-");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join("raw.bin"))
+        .expect("raw file");
+    let d = common::raw_write_sync(&f, threads, data, ops, 0);
+    drop(f);
+    drop(dir);
+    d
+}
+
+/// The same into `file`, whose blocks are already allocated and written.
+fn raw_prewritten(file: &File, threads: usize, data: &[u8], ops: u64) -> Duration {
+    common::raw_write_sync(file, threads, data, ops, 0)
+}
+
+// ----- peers --------------------------------------------------------------
+
+const REDB_TABLE: redb::TableDefinition<u64, &[u8]> = redb::TableDefinition::new("objects");
+
+/// redb: one write transaction per value, committed with its default
+/// `Durability::Immediate` (durable when `commit` returns).
+fn redb_puts(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let dir = common::tempdir("redb-");
+    let db = redb::Database::create(dir.path().join("db.redb")).expect("redb create");
+    let d = run_threads(writers, ops, |_, i| {
+        let tx = db.begin_write().expect("redb begin_write");
+        {
+            let mut t = tx.open_table(REDB_TABLE).expect("redb open_table");
+            t.insert(i, data).expect("redb insert");
+        }
+        tx.commit().expect("redb commit");
+    });
+    drop(db);
+    drop(dir);
+    d
+}
+
+/// fjall: `insert`, then `persist(SyncData)` (fdatasync of the journal)
+/// before the write counts as done; key-value separation on (its setting
+/// for large values).
+fn fjall_puts(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let dir = common::tempdir("fjall-");
+    let db = fjall::Database::builder(dir.path().join("db"))
+        .open()
+        .expect("fjall open");
+    let ks = db
+        .keyspace("objects", || {
+            fjall::KeyspaceCreateOptions::default()
+                .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+        })
+        .expect("fjall keyspace");
+    let d = run_threads(writers, ops, |w, i| {
+        ks.insert(format!("w{w}/{i:08}"), data)
+            .expect("fjall insert");
+        db.persist(fjall::PersistMode::SyncData)
+            .expect("fjall persist");
+    });
+    drop(ks);
+    drop(db);
+    drop(dir);
+    d
+}
+
+/// Polls a future that completes without waiting (object_store's local
+/// file system runs its blocking calls inline when no tokio runtime is
+/// current), yielding between polls otherwise.
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}
+
+/// object_store's `LocalFileSystem` with fsync: each `put` writes a staged
+/// file, syncs it, renames it into place and syncs the directory.
+fn object_store_puts(writers: usize, data: &bytes::Bytes, ops: u64) -> Duration {
+    use object_store::ObjectStoreExt as _;
+    let dir = common::tempdir("objstore-");
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(&root).expect("object_store root");
+    let store = object_store::local::LocalFileSystem::new_with_prefix(&root)
+        .expect("object_store")
+        .with_fsync(true);
+    let d = run_threads(writers, ops, |w, i| {
+        let path = object_store::path::Path::from(format!("w{w}-{i:08}"));
+        block_on(store.put(&path, data.clone().into())).expect("object_store put");
+    });
+    drop(store);
+    drop(dir);
+    d
+}
+
+// ----- the points ---------------------------------------------------------
+
+/// Engine vs raw for one workload (`put` or `part`) at every writer count.
+fn writers_points(c: &mut Criterion, kind: &str, size: u64, ops: u64) {
+    let data = common::pseudo_random(size as usize, 7);
+    let bytes = ops * size;
+    let prewritten: RefCell<Option<(tempfile::TempDir, File)>> = RefCell::new(None);
+    let prewritten_file = || -> std::cell::Ref<'_, File> {
+        if prewritten.borrow().is_none() {
+            let dir = common::tempdir("prewritten-");
+            let f = common::prewritten_file(&dir.path().join("pre.bin"), bytes, &data);
+            *prewritten.borrow_mut() = Some((dir, f));
+        }
+        std::cell::Ref::map(prewritten.borrow(), |p| &p.as_ref().expect("created").1)
+    };
+    let engine = |writers: usize| match kind {
+        "put" => engine_puts(writers, &data, ops),
+        _ => engine_parts(writers, &data, ops),
+    };
+    let op_name = if kind == "put" {
+        "put_object"
+    } else {
+        "upload_part"
+    };
+    let label_kind = format!("{kind}_{}", size_name(size));
+    let mut g = group(c, "writers");
+    g.throughput(Throughput::Bytes(bytes));
+    for n in WRITERS {
+        let raw_desc = format!(
+            "raw write_all_at+fdatasync per {}, {}, growing file",
+            size_name(size),
+            writers_name(n)
+        );
+        let pre_desc = format!(
+            "raw write_all_at+fdatasync per {}, {}, pre-written file",
+            size_name(size),
+            writers_name(n)
+        );
+        let engine_desc = format!(
+            "partstore {op_name} of {}, {}",
+            size_name(size),
+            writers_name(n)
+        );
+        let one_desc = format!("partstore {op_name} of {}, 1 writer", size_name(size));
+        let mut names: Vec<(&str, &str)> = vec![
+            ("engine", &engine_desc),
+            ("raw_growing", &raw_desc),
+            ("raw_prewritten", &pre_desc),
+        ];
+        if n > 1 {
+            names.push(("engine_1w", &one_desc));
+        }
+        let label = format!("{label_kind}/{n}w");
+        let v = RefCell::new(Variants::new("concurrency", &label, ops, bytes, &names));
+        bench_variants(&mut g, &label, &v, |round| {
+            let pre = prewritten_file();
+            let mut e = || engine(n);
+            let mut r = || raw_growing(n, &data, ops);
+            let mut p = || raw_prewritten(&pre, n, &data, ops);
+            let mut one = || engine(1);
+            if n > 1 {
+                run_rotated(round, &mut [&mut e, &mut r, &mut p, &mut one])
+            } else {
+                run_rotated(round, &mut [&mut e, &mut r, &mut p])
+            }
+        });
+        v.borrow().report();
+    }
+    g.finish();
+}
+
+/// partstore vs redb, fjall and object_store for one value size.
+fn peer_points(c: &mut Criterion, size: u64, ops: u64) {
+    let data = common::pseudo_random(size as usize, 11);
+    let shared = bytes::Bytes::from(data.clone());
+    let bytes = ops * size;
+    let mut g = group(c, "peers");
+    g.throughput(Throughput::Bytes(bytes));
+    for n in PEER_WRITERS {
+        let desc = |store: &str| format!("{store}, {} of {}", writers_name(n), size_name(size));
+        let (e, r, f, o) = (
+            desc("partstore put_object"),
+            desc("redb (commit, Immediate)"),
+            desc("fjall (insert + persist SyncData)"),
+            desc("object_store LocalFileSystem with fsync (put)"),
+        );
+        let names = [
+            ("partstore", e.as_str()),
+            ("redb", r.as_str()),
+            ("fjall", f.as_str()),
+            ("object_store", o.as_str()),
+        ];
+        let label = format!("{}/{n}w", size_name(size));
+        let v = RefCell::new(Variants::new(
+            "concurrency/peers",
+            &label,
+            ops,
+            bytes,
+            &names,
+        ));
+        bench_variants(&mut g, &label, &v, |round| {
+            let mut a = || engine_puts(n, &data, ops);
+            let mut b = || redb_puts(n, &data, ops);
+            let mut c = || fjall_puts(n, &data, ops);
+            let mut d = || object_store_puts(n, &shared, ops);
+            run_rotated(round, &mut [&mut a, &mut b, &mut c, &mut d])
+        });
+        v.borrow().report();
+    }
+    g.finish();
+}
+
+fn benches(c: &mut Criterion) {
+    common::print_machine();
+    let scale = env_u64("PARTSTORE_BENCH_SCALE", 1).max(1);
+    writers_points(c, "put", 64 * KIB, 256 * scale);
+    writers_points(c, "part", 8 * MIB, 16 * scale);
+    peer_points(c, 64 * KIB, 256 * scale);
+    peer_points(c, MIB, 64 * scale);
+    peer_points(c, 8 * MIB, 16 * scale);
+}
+
+criterion_group!(concurrency, benches);
+criterion_main!(concurrency);

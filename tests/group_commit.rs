@@ -1,0 +1,323 @@
+//! Group commit, counted (not timed): how many fdatasyncs the engine issues
+//! per acknowledged write under `Durability::Sync`, through a `Backend`
+//! that passes every call to the real file system and counts the syncs.
+//!
+//! - One writer: every `put_object`, `start_multipart`, `upload_part` and
+//!   `complete_multipart` costs exactly one fdatasync (its data and its
+//!   record made durable together), once the store is open and the layer
+//!   created.
+//! - Eight writers committing 200 small objects each: one fdatasync serves
+//!   the whole group of writers waiting on it, so there are at most 0.5
+//!   syncs per write (the figure is printed).
+//!
+//! The syncs are real (the store lives under `CARGO_TARGET_TMPDIR`, on the
+//! disk), so groups form as they do in production: while one fdatasync
+//! runs, the other writers append their records and wait for it.
+
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+
+use partstore::backend::{Backend, BackendFile, Map, StdBackend};
+use partstore::{Durability, LayerConfig, Options, PartBody, Store};
+
+/// Sync calls seen so far.
+#[derive(Default)]
+struct Counts {
+    /// `sync_data` of a file (fdatasync).
+    sync_data: AtomicU64,
+    /// `sync_all` of a file (fsync).
+    sync_all: AtomicU64,
+    /// `sync_dir`.
+    sync_dir: AtomicU64,
+}
+
+/// A snapshot of [`Counts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Snapshot {
+    sync_data: u64,
+    sync_all: u64,
+    sync_dir: u64,
+}
+
+impl Snapshot {
+    /// File syncs (fdatasync and fsync) in all.
+    fn file_syncs(&self) -> u64 {
+        self.sync_data + self.sync_all
+    }
+
+    fn since(&self, before: Snapshot) -> Snapshot {
+        Snapshot {
+            sync_data: self.sync_data - before.sync_data,
+            sync_all: self.sync_all - before.sync_all,
+            sync_dir: self.sync_dir - before.sync_dir,
+        }
+    }
+}
+
+/// The real backend, with its syncs counted.
+#[derive(Clone, Default)]
+struct Counting {
+    counts: Arc<Counts>,
+}
+
+impl fmt::Debug for Counting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Counting({:?})", self.snapshot())
+    }
+}
+
+impl Counting {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            sync_data: self.counts.sync_data.load(Ordering::SeqCst),
+            sync_all: self.counts.sync_all.load(Ordering::SeqCst),
+            sync_dir: self.counts.sync_dir.load(Ordering::SeqCst),
+        }
+    }
+
+    fn wrap(&self, real: Arc<dyn BackendFile>) -> Arc<dyn BackendFile> {
+        Arc::new(CountingFile {
+            counts: Arc::clone(&self.counts),
+            real,
+        })
+    }
+}
+
+impl Backend for Counting {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        StdBackend.create_dir_all(dir)
+    }
+    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        StdBackend.read_dir(dir)
+    }
+    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
+        Ok(self.wrap(StdBackend.create_new(path)?))
+    }
+    fn open(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
+        Ok(self.wrap(StdBackend.open(path)?))
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        StdBackend.remove_file(path)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.counts.sync_dir.fetch_add(1, Ordering::SeqCst);
+        StdBackend.sync_dir(dir)
+    }
+    fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
+        StdBackend.allocated_bytes(path)
+    }
+}
+
+struct CountingFile {
+    counts: Arc<Counts>,
+    real: Arc<dyn BackendFile>,
+}
+
+impl BackendFile for CountingFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.real.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.real.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.counts.sync_data.fetch_add(1, Ordering::SeqCst);
+        self.real.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.counts.sync_all.fetch_add(1, Ordering::SeqCst);
+        self.real.sync_all()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.real.set_len(len)
+    }
+    fn len(&self) -> io::Result<u64> {
+        self.real.len()
+    }
+    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
+        self.real.next_data(offset)
+    }
+    fn next_hole(&self, offset: u64) -> io::Result<u64> {
+        self.real.next_hole(offset)
+    }
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.real.start_writeback(offset, len)
+    }
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.real.allocate(offset, len)
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.real.punch_hole(offset, len)
+    }
+    fn map(&self) -> io::Result<Map> {
+        self.real.map()
+    }
+}
+
+const LAYER: &str = "l";
+const CT: &str = "application/octet-stream";
+
+/// A fresh directory on the disk (not a tmpfs: the syncs must take the time
+/// they take for groups to form as they do in use).
+fn disk_tempdir() -> tempfile::TempDir {
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::Builder::new()
+        .prefix("group-commit-")
+        .tempdir_in(base)
+        .unwrap()
+}
+
+/// A store on the counting backend, open, with its layer created.
+fn open(dir: &Path) -> (Counting, Store) {
+    let backend = Counting::default();
+    let store = Store::open(
+        dir.join("store"),
+        Options::default()
+            .durability(Durability::Sync)
+            .backend(Arc::new(backend.clone())),
+    )
+    .unwrap();
+    store.create_layer(LAYER, LayerConfig::default()).unwrap();
+    (backend, store)
+}
+
+fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Runs `f` and returns the syncs it caused.
+fn counted<T>(backend: &Counting, f: impl FnOnce() -> T) -> (T, Snapshot) {
+    let before = backend.snapshot();
+    let out = f();
+    (out, backend.snapshot().since(before))
+}
+
+#[test]
+fn one_writer_one_fdatasync_per_acknowledged_write() {
+    let dir = disk_tempdir();
+    let (backend, store) = open(dir.path());
+    let mut seen: Vec<(String, Snapshot)> = Vec::new();
+
+    // put_object: empty, small, one block, several blocks.
+    for (i, len) in [0usize, 1, 4096, 64 << 10, 1 << 20, (3 << 20) + 17]
+        .into_iter()
+        .enumerate()
+    {
+        let data = bytes(i as u64, len);
+        let (r, n) = counted(&backend, || {
+            store.put_object(
+                LAYER,
+                &format!("obj/{i}"),
+                PartBody::new(&data[..], len as u64),
+            )
+        });
+        r.unwrap();
+        seen.push((format!("put_object {len} B"), n));
+    }
+    // Replacing an object.
+    let data = bytes(99, 10_000);
+    let (r, n) = counted(&backend, || {
+        store.put_object(LAYER, "obj/1", PartBody::new(&data[..], 10_000))
+    });
+    r.unwrap();
+    seen.push(("put_object replacing".into(), n));
+
+    // A multipart upload: start, parts (one replaced), complete.
+    let (up, n) = counted(&backend, || store.start_multipart(LAYER, "big", CT));
+    let up = up.unwrap();
+    seen.push(("start_multipart".into(), n));
+    for (part, len) in [
+        (1u32, 5usize << 20),
+        (2, (5 << 20) + 3),
+        (3, 100),
+        (2, 6 << 20),
+    ] {
+        let data = bytes(u64::from(part) + 1000, len);
+        let (r, n) = counted(&backend, || {
+            store.upload_part(LAYER, &up, part, PartBody::new(&data[..], len as u64))
+        });
+        r.unwrap();
+        seen.push((format!("upload_part {part} of {len} B"), n));
+    }
+    let (r, n) = counted(&backend, || store.complete_multipart(LAYER, &up));
+    let info = r.unwrap();
+    assert_eq!(info.size, (5 << 20) + (6 << 20) + 100);
+    seen.push(("complete_multipart".into(), n));
+
+    for (what, n) in &seen {
+        println!(
+            "{what}: {} fdatasync, {} fsync, {} directory syncs",
+            n.sync_data, n.sync_all, n.sync_dir
+        );
+    }
+    for (what, n) in &seen {
+        assert_eq!(
+            (n.file_syncs(), n.sync_dir),
+            (1, 0),
+            "{what}: expected exactly one file sync and no directory sync, got {n:?}"
+        );
+    }
+}
+
+#[test]
+fn eight_writers_share_fdatasyncs() {
+    const WRITERS: usize = 8;
+    const EACH: usize = 200;
+    const LEN: usize = 4096;
+    let dir = disk_tempdir();
+    let (backend, store) = open(dir.path());
+    let bodies: Vec<Vec<u8>> = (0..WRITERS).map(|w| bytes(w as u64, LEN)).collect();
+    let go = Barrier::new(WRITERS);
+    let (_, n) = counted(&backend, || {
+        std::thread::scope(|s| {
+            for (w, body) in bodies.iter().enumerate() {
+                let (store, go) = (&store, &go);
+                s.spawn(move || {
+                    go.wait();
+                    for i in 0..EACH {
+                        store
+                            .put_object(
+                                LAYER,
+                                &format!("w{w}/{i}"),
+                                PartBody::new(&body[..], LEN as u64),
+                            )
+                            .unwrap();
+                    }
+                });
+            }
+        })
+    });
+    let writes = (WRITERS * EACH) as f64;
+    let per_write = n.file_syncs() as f64 / writes;
+    println!(
+        "{WRITERS} writers x {EACH} puts of {LEN} B: {} fdatasync + {} fsync for {} acknowledged writes = {per_write:.3} per write ({:.1} writes per sync); {} directory syncs",
+        n.sync_data,
+        n.sync_all,
+        writes,
+        writes / n.file_syncs().max(1) as f64,
+        n.sync_dir
+    );
+    // Every write is there.
+    for (w, body) in bodies.iter().enumerate() {
+        for i in 0..EACH {
+            let got = store.get(LAYER, &format!("w{w}/{i}")).unwrap();
+            assert!(got.to_vec().unwrap() == *body, "w{w}/{i} reads back wrong");
+        }
+    }
+    assert!(
+        per_write <= 0.5,
+        "{per_write:.3} fdatasyncs per acknowledged write with {WRITERS} writers (at most 0.5 expected)"
+    );
+}
