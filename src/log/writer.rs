@@ -532,8 +532,9 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Syncs `log`'s appended records every `interval` until dropped. A zero
-    /// interval never reaches here (`Options` refuses it at open).
+    /// Syncs `log`'s appended records every `interval` until dropped. An
+    /// interval under 1 ms never reaches here (`Options::checked` makes such
+    /// a store `Sync`).
     pub(crate) fn spawn(log: std::sync::Weak<Log>, interval: std::time::Duration) -> Flusher {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
