@@ -55,6 +55,10 @@ pub enum RecoveryMode {
     Strict,
 }
 
+/// The shortest [`Options::batch_interval`] that batches: a shorter one
+/// (zero included) makes a `Batched` store sync on every commit, as `Sync`.
+const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Store settings. `Options::default()` is the safe default: `Sync`
 /// durability, 1 GiB segments, verified reads.
 #[derive(Debug, Clone)]
@@ -67,8 +71,10 @@ pub struct Options {
     /// Verify the CRC32C of every 1 MiB block a read touches.
     pub verify_reads: bool,
     /// With [`Durability::Batched`], the longest time a record stays
-    /// unsynced. Zero means "sync on every commit": the store then behaves
-    /// as [`Durability::Sync`] (never a busy loop).
+    /// unsynced. Zero, or anything under 1 ms, means "sync on every
+    /// commit": the store then behaves as [`Durability::Sync`] (never a busy
+    /// loop: a flusher waking every few nanoseconds spins a core while the
+    /// store is idle).
     pub batch_interval: Duration,
     /// `compact()` rewrites segments whose garbage share is above this
     /// fraction (0.0..=1.0).
@@ -132,7 +138,8 @@ impl Options {
     }
 
     /// Checks the settings (`BadRequest` naming the bad one) and resolves
-    /// the ones with a special meaning: a zero batch interval is `Sync`.
+    /// the ones with a special meaning: a batch interval under
+    /// `MIN_BATCH_INTERVAL` is `Sync`.
     pub(crate) fn checked(mut self) -> crate::Result<Options> {
         use crate::error::{bad_request, Reason};
         if !(0.0..=1.0).contains(&self.compact_threshold) {
@@ -142,7 +149,7 @@ impl Options {
                 self.compact_threshold
             ));
         }
-        if self.durability == Durability::Batched && self.batch_interval.is_zero() {
+        if self.durability == Durability::Batched && self.batch_interval < MIN_BATCH_INTERVAL {
             self.durability = Durability::Sync;
         }
         Ok(self)

@@ -1630,11 +1630,11 @@ fn no_space_is_reported_and_reads_go_on() {
     let before = layer_snap(&s, L);
     let snap = upload_snap(&s, L, &up);
     let bytes = gen(16, 2 * MIB_USIZE + 1);
-    // The first data write after the region header of the put (see
-    // tests/crash.rs), then of an upload_part.
+    // A data write of the put (after the fallocate of its region and the
+    // region header; see tests/crash.rs), then of an upload_part.
     for call in ["put_object", "upload_part"] {
         let calls = f.calls();
-        f.fail_call(calls + 1, ENOSPC);
+        f.fail_call(calls + 2, ENOSPC);
         let r = match call {
             "put_object" => s.put_object(L, "k", body(&bytes)).map(|_| ()),
             _ => s.upload_part(L, &up, 1, body(&bytes)).map(|_| ()),

@@ -282,7 +282,7 @@ impl Log {
         let total = framed_len(len);
         let mut t = self.tail.lock();
         if t.at + total > t.active.len() {
-            self.rotate(&mut t, total)?;
+            self.rotate(&mut t, total, META_RESERVE)?;
         }
         // The region and, as far as the segment reaches, the reserve.
         self.allocate(&mut t, total + META_RESERVE)?;
@@ -340,7 +340,7 @@ impl Log {
         let total = framed_len(8 + meta.len() as u64);
         let mut t = self.tail.lock();
         if t.at + total > t.active.len() {
-            self.rotate(&mut t, total)?;
+            self.rotate(&mut t, total, 0)?;
         }
         // The reserve again when it can be had; on a full disk, what this
         // record needs (often already allocated by a data reservation).
@@ -360,7 +360,7 @@ impl Log {
     /// rotating first when it does not fit.
     fn write_at_tail(&self, t: &mut Tail, frame: &[u8], total: u64) -> Result<(Arc<Segment>, u64)> {
         if t.at + total > t.active.len() {
-            self.rotate(t, total)?;
+            self.rotate(t, total, 0)?;
         }
         let at = t.at;
         if let Err(e) = t.active.write_at(frame, at) {
@@ -377,13 +377,18 @@ impl Log {
     /// `need` bytes (for compaction: `need` 0 just seals).
     pub(crate) fn seal_active(&self) -> Result<()> {
         let mut t = self.tail.lock();
-        self.rotate(&mut t, 0)
+        self.rotate(&mut t, 0, META_RESERVE)
     }
 
     /// Seals the active segment (fsynced, so that only the newest segment
     /// can ever have a torn tail) and starts the next one, sized to hold at
-    /// least `need` bytes.
-    fn rotate(&self, t: &mut Tail, need: u64) -> Result<()> {
+    /// least `need` bytes, with the blocks of those and of `reserve` more
+    /// (as far as it reaches) allocated before it becomes active. When they
+    /// cannot be had (a full disk), the new file goes (durably) and the old
+    /// segment stays active, with the metadata reserve it still has: a new
+    /// active segment without one could record only what fits in its first
+    /// block, and a full disk then could not record deletes.
+    fn rotate(&self, t: &mut Tail, need: u64, reserve: u64) -> Result<()> {
         self.check_poison()?;
         Self::zero_dirty(t)?;
         self.fsync(&t.active)?;
@@ -392,10 +397,26 @@ impl Log {
         let id = t.active.id + 1;
         let size = self.segment_size.max(SEGMENT_HEADER_LEN + need);
         let seg = Arc::new(Segment::create(&*self.backend, &self.dir, id, size, true)?);
+        let allocated = (SEGMENT_HEADER_LEN + need + reserve).min(size);
+        if let Err(e) = seg.allocate(SEGMENT_HEADER_LEN, allocated - SEGMENT_HEADER_LEN) {
+            let path = seg.path.clone();
+            drop(seg);
+            // Records go on into the old segment, which recovery treats as
+            // the newest (torn tail allowed) only once this file is gone.
+            let gone = self
+                .backend
+                .remove_file(&path)
+                .map_err(|e| Error::io(format!("removing {}", path.display()), e))
+                .and_then(|()| self.sync_dir());
+            if let Err(gone) = gone {
+                self.set_poison(&gone);
+            }
+            return Err(e);
+        }
         self.segments.write().insert(id, Arc::clone(&seg));
         t.active = seg;
         t.at = SEGMENT_HEADER_LEN;
-        t.allocated_until = SEGMENT_HEADER_LEN;
+        t.allocated_until = allocated;
         t.dirty_until = SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
         Ok(())
@@ -543,8 +564,9 @@ pub(crate) struct Flusher {
 }
 
 impl Flusher {
-    /// Syncs `log`'s appended records every `interval` until dropped. A zero
-    /// interval never reaches here (`Options` refuses it at open).
+    /// Syncs `log`'s appended records every `interval` until dropped. An
+    /// interval under 1 ms never reaches here (`Options::checked` makes such
+    /// a store `Sync`).
     pub(crate) fn spawn(log: std::sync::Weak<Log>, interval: std::time::Duration) -> Flusher {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);

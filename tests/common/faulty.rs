@@ -12,6 +12,13 @@
 //!
 //! Real fsyncs are skipped: durability is what this model says, and the
 //! tests run at page-cache speed.
+//!
+//! `allocate` (fallocate) and `punch_hole` are counted calls like the
+//! others, so ENOSPC or EIO can be injected there too. `allocate` changes no
+//! content. `punch_hole` zeros the range in the real file and in the model
+//! *at once*: in the durable content and in every pending write over it
+//! (the strictest reading: the engine must only punch regions whose freeing
+//! is already durable, because a power loss may keep the hole).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -92,6 +99,9 @@ struct State {
     files: HashMap<PathBuf, FileModel>,
     /// Set when an injected failure fired.
     fired: bool,
+    /// `allocate` / `punch_hole` calls that succeeded.
+    allocations: u64,
+    punches: u64,
 }
 
 /// The fault-injecting backend. Cheap to clone (shared state).
@@ -133,6 +143,16 @@ impl Faulty {
 
     pub fn fired(&self) -> bool {
         self.state.lock().unwrap().fired
+    }
+
+    /// Successful `allocate` calls so far.
+    pub fn allocations(&self) -> u64 {
+        self.state.lock().unwrap().allocations
+    }
+
+    /// Successful `punch_hole` calls so far.
+    pub fn punches(&self) -> u64 {
+        self.state.lock().unwrap().punches
     }
 
     /// Counts a call; returns the injected error if this call must fail.
@@ -345,8 +365,42 @@ impl BackendFile for FaultyFile {
         self.real.len()
     }
 
+    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.backend.call(false)?;
+        self.real.allocate(offset, len)?;
+        self.backend.state.lock().unwrap().allocations += 1;
+        Ok(())
+    }
+
+    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
+        self.backend.call(false)?;
+        self.real.punch_hole(offset, len)?;
+        self.backend
+            .with_file(&self.path, |m| zero_range(m, offset, len));
+        self.backend.state.lock().unwrap().punches += 1;
+        Ok(())
+    }
+
     fn map(&self) -> io::Result<Map> {
         self.backend.call(false)?;
         self.real.map()
+    }
+}
+
+/// A punched hole in the model: `offset..offset+len` reads as zeros in the
+/// durable content and in every pending write, and the file's length stays.
+fn zero_range(m: &mut FileModel, offset: u64, len: u64) {
+    let zero = |buf: &mut [u8], buf_at: u64| {
+        let start = offset.max(buf_at);
+        let end = (offset + len).min(buf_at + buf.len() as u64);
+        if start < end {
+            buf[(start - buf_at) as usize..(end - buf_at) as usize].fill(0);
+        }
+    };
+    zero(&mut m.durable, 0);
+    for op in &mut m.pending {
+        if let Op::Write(at, data) = op {
+            zero(data, *at);
+        }
     }
 }
