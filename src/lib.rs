@@ -87,7 +87,7 @@ pub use blob::{Blob, BlobReader};
 pub use digest::bench_api as __bench;
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use log::map::Slice;
-pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
+pub use spec::{ByteRange, Digest, DigestAlgorithm, KeyRules, UploadId};
 pub use store::Store;
 
 /// The SPEC's limits and checks, for fronts that validate a request before
@@ -96,9 +96,10 @@ pub use store::Store;
 pub mod rules {
     pub use crate::spec::{
         check_part_size, check_put_object_size, media_eq, normalize_parent, validate_complete,
-        validate_key, validate_layer_id, validate_list_limit, validate_part_number, BLOCK_SIZE,
-        COPY_ALIGNMENT, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, MAX_KEY_LEN, MAX_LAYER_ID_LEN,
-        MAX_LIST_LIMIT, MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MIB,
+        validate_key, validate_layer_id, validate_list_limit, validate_metadata,
+        validate_part_number, BLOCK_SIZE, COPY_ALIGNMENT, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+        MAX_KEY_LEN, MAX_LAYER_ID_LEN, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_OBJECT_SIZE,
+        MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MAX_UTF8_KEY_BYTES, MIB,
         MIN_PART_NUMBER, MIN_PART_SIZE, PART_SIZE_MULTIPLE,
     };
 }
@@ -121,4 +122,5 @@ pub mod internals {
         ExtentMove, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot,
         UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
     };
+    pub use crate::log::meta::Metadata;
 }

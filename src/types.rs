@@ -6,7 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use crate::backend::{Backend, StdBackend};
 
-use crate::spec::{ByteRange, Digest, UploadId};
+use crate::spec::{ByteRange, Digest, KeyRules, UploadId};
+
+/// Name/value pairs from a builder's argument.
+fn pairs<I, K, V>(pairs: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
 
 /// When an acknowledged write is durable. Each mode is described by what a
 /// power loss keeps; no mode ever exposes a torn part or object after a
@@ -150,13 +163,16 @@ impl Options {
 }
 
 /// A layer's configuration: an optional content type and content encoding
-/// that bind every upload into it.
+/// that bind every upload into it, and the rules its keys follow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerConfig {
     /// Uploads must use this content type (case-insensitive) when set.
     pub content_type: Option<String>,
     /// Uploads must use this content encoding when set.
     pub content_encoding: Option<String>,
+    /// Which keys the layer accepts: [`KeyRules::Here`] (the default) or
+    /// [`KeyRules::Utf8`] (S3's keys).
+    pub key_rules: KeyRules,
 }
 
 impl LayerConfig {
@@ -164,7 +180,7 @@ impl LayerConfig {
     pub fn new(content_type: impl Into<String>) -> LayerConfig {
         LayerConfig {
             content_type: Some(content_type.into()),
-            content_encoding: None,
+            ..LayerConfig::default()
         }
     }
     /// Binds the layer to a content encoding too.
@@ -172,16 +188,23 @@ impl LayerConfig {
         self.content_encoding = Some(encoding.into());
         self
     }
+    /// Sets the key rules.
+    pub fn key_rules(mut self, rules: KeyRules) -> LayerConfig {
+        self.key_rules = rules;
+        self
+    }
 }
 
-/// How a multipart upload starts: its content type and optional encoding.
-/// A `&str` converts into one naming just the content type.
+/// How a multipart upload starts: its content type, optional encoding and
+/// user metadata. A `&str` converts into one naming just the content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadOptions {
     /// The object's content type.
     pub content_type: String,
     /// The object's content encoding; the layer's when `None`.
     pub content_encoding: Option<String>,
+    /// The object's user metadata (see [`UploadOptions::metadata`]).
+    pub metadata: Vec<(String, String)>,
 }
 
 impl UploadOptions {
@@ -190,11 +213,25 @@ impl UploadOptions {
         UploadOptions {
             content_type: content_type.into(),
             content_encoding: None,
+            metadata: Vec::new(),
         }
     }
     /// Sets the content encoding.
     pub fn content_encoding(mut self, encoding: impl Into<String>) -> UploadOptions {
         self.content_encoding = Some(encoding.into());
+        self
+    }
+    /// Sets the object's user metadata: name/value pairs, names HTTP token
+    /// characters (compared case-insensitively, each at most once), values
+    /// printable UTF-8, at most 2 KiB in all ([`crate::rules::validate_metadata`];
+    /// BadRequest `InvalidMetadata` otherwise).
+    pub fn metadata<I, K, V>(mut self, metadata: I) -> UploadOptions
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.metadata = pairs(metadata);
         self
     }
 }
@@ -218,18 +255,21 @@ impl From<&String> for UploadOptions {
 }
 
 /// A request body: a reader and its declared length (Content-Length), with
-/// optional content type, encoding and digest. The reader may be borrowed
-/// and need not be `Send`; exactly `len` bytes are read from it.
+/// optional content type, encoding, digest and (for `put_object`) user
+/// metadata. The reader may be borrowed and need not be `Send`; exactly
+/// `len` bytes are read from it.
 pub struct PartBody<R> {
     pub(crate) reader: R,
     pub(crate) len: u64,
     pub(crate) content_type: Option<String>,
     pub(crate) content_encoding: Option<String>,
     pub(crate) digest: Option<Digest>,
+    pub(crate) metadata: Option<Vec<(String, String)>>,
 }
 
 impl<R: Read> PartBody<R> {
-    /// A body of exactly `len` bytes read from `reader`.
+    /// A body of exactly `len` bytes read from `reader` (fewer or more:
+    /// BadRequest `BodyLengthMismatch`).
     pub fn new(reader: R, len: u64) -> PartBody<R> {
         PartBody {
             reader,
@@ -237,7 +277,20 @@ impl<R: Read> PartBody<R> {
             content_type: None,
             content_encoding: None,
             digest: None,
+            metadata: None,
         }
+    }
+    /// The object's user metadata, for `put_object` (a part takes none: its
+    /// object gets the upload's, [`UploadOptions::metadata`]). Rules as
+    /// there.
+    pub fn metadata<I, K, V>(mut self, metadata: I) -> PartBody<R>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.metadata = Some(pairs(metadata));
+        self
     }
     /// The body's content type; for parts it must equal the upload's.
     pub fn content_type(mut self, ct: impl Into<String>) -> PartBody<R> {
@@ -308,6 +361,9 @@ pub struct PartInfo {
     pub crc32c: u32,
     /// When this part was stored.
     pub last_modified: SystemTime,
+    /// The digest the part was uploaded (or copied) with, verified against
+    /// its bytes; `None` if none was given.
+    pub digest: Option<Digest>,
 }
 
 /// A published object's metadata.
@@ -330,6 +386,28 @@ pub struct ObjectInfo {
     pub etag: String,
     /// Number of parts (1 for `put_object`).
     pub part_count: u32,
+    /// User metadata, as given to `put_object`, `start_multipart` or
+    /// `copy_object_with` (or kept from a copy's source).
+    pub metadata: Vec<(String, String)>,
+    /// The digest given to `put_object` and verified against the bytes
+    /// (kept by `copy_object`); `None` if none was given, and for
+    /// multipart objects.
+    pub digest: Option<Digest>,
+    /// For a multipart object whose every part was uploaded or copied with
+    /// a verified digest of one algorithm: that algorithm over the parts'
+    /// digests, concatenated in part order (S3's composite "checksum of
+    /// checksums"; its `-N` is `part_count`).
+    pub composite_digest: Option<Digest>,
+}
+
+impl ObjectInfo {
+    /// The value of user metadata `name`, compared case-insensitively.
+    pub fn metadata_value(&self, name: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// An open multipart upload, as `list_uploads` shows it.
@@ -369,6 +447,14 @@ pub enum UploadStatus {
 pub struct ListOptions {
     /// Folder to list ("" = root; a trailing `/` is optional).
     pub parent: String,
+    /// Instead of `parent`: list the keys that start with this string, any
+    /// string (S3's `prefix`); a hierarchical listing groups what follows it
+    /// up to the next `/`. Setting both `parent` and `prefix` is BadRequest.
+    pub prefix: Option<String>,
+    /// Start after this key: only objects whose key sorts after it, and
+    /// folders whose path followed by `/` does (byte-wise). Ignored when a
+    /// `page_token` is given.
+    pub start_after: Option<String>,
     /// Recursive listing of objects only, no folders.
     pub deep: bool,
     /// Items per page, 1..=1000.
@@ -381,6 +467,8 @@ impl Default for ListOptions {
     fn default() -> ListOptions {
         ListOptions {
             parent: String::new(),
+            prefix: None,
+            start_after: None,
             deep: false,
             limit: crate::spec::MAX_LIST_LIMIT,
             page_token: None,
@@ -392,6 +480,16 @@ impl ListOptions {
     /// Sets the parent folder.
     pub fn parent(mut self, p: impl Into<String>) -> ListOptions {
         self.parent = p.into();
+        self
+    }
+    /// Lists the keys starting with `p` (any string) instead of a folder.
+    pub fn prefix(mut self, p: impl Into<String>) -> ListOptions {
+        self.prefix = Some(p.into());
+        self
+    }
+    /// Starts after this key (see [`ListOptions::start_after`]).
+    pub fn start_after(mut self, key: impl Into<String>) -> ListOptions {
+        self.start_after = Some(key.into());
         self
     }
     /// Recursive (objects only) or hierarchical listing.
@@ -522,6 +620,7 @@ impl<R> std::fmt::Debug for PartBody<R> {
             .field("content_type", &self.content_type)
             .field("content_encoding", &self.content_encoding)
             .field("digest", &self.digest)
+            .field("metadata", &self.metadata)
             .finish_non_exhaustive()
     }
 }

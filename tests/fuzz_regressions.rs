@@ -5,7 +5,7 @@
 #![cfg(feature = "fuzzing")]
 
 use partstore::internals::{ExtentDef, Index, Meta, PartSnap, Piece, Snapshot, UploadSnap};
-use partstore::ErrorKind;
+use partstore::{ErrorKind, KeyRules};
 
 fn restore_kind(s: &Snapshot) -> Option<ErrorKind> {
     Index::restore(s).err().map(|e| e.kind())
@@ -44,7 +44,7 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         max_id: 3,
-        layers: vec![("l".into(), None, None)],
+        layers: vec![("l".into(), None, None, KeyRules::Here)],
         extents: vec![ExtentDef {
             id: 1,
             segment: 1,
@@ -68,9 +68,12 @@ fn snapshot() -> Snapshot {
                 crc32c: 0,
                 time_ms: 1,
                 pieces: vec![piece],
+                ..PartSnap::default()
             }],
+            ..UploadSnap::default()
         }],
         objects: vec![],
+        ..Snapshot::default()
     }
 }
 
@@ -127,6 +130,7 @@ fn snapshot_breaking_a_rule_is_corrupt() {
                 offset: 0,
                 len: 10,
             }],
+            ..Default::default()
         },
     ));
     assert_eq!(restore_kind(&s), Some(ErrorKind::Corrupt), "object key");

@@ -19,10 +19,10 @@ fn key_ok(s: &str) -> bool {
         && !s.contains("//")
 }
 
-/// SPEC: 1..=50 chars of `A-Z a-z 0-9 - _ .`.
+/// SPEC: 1..=63 chars of `A-Z a-z 0-9 - _ .`.
 fn layer_ok(s: &str) -> bool {
     let n = s.chars().count();
-    (1..=50).contains(&n)
+    (1..=63).contains(&n)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use arbitrary::{Arbitrary, Unstructured};
 use partstore::internals::{Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Piece, UploadState};
-use partstore::ErrorKind;
+use partstore::{ErrorKind, KeyRules};
 
 pub const MIB: u64 = 1 << 20;
 const MAX_PART: u64 = 96 * MIB;
@@ -34,10 +34,10 @@ pub fn key_ok(s: &str) -> bool {
         && !s.contains("//")
 }
 
-/// SPEC: a layer id is 1..=50 chars of `A-Z a-z 0-9 - _ .`.
+/// SPEC: a layer id is 1..=63 chars of `A-Z a-z 0-9 - _ .`.
 pub fn layer_ok(s: &str) -> bool {
     let n = s.chars().count();
-    (1..=50).contains(&n)
+    (1..=63).contains(&n)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
@@ -631,6 +631,17 @@ impl Model {
                 }
                 Ok(())
             }
+            Meta::LayerDeleted { layer } => {
+                let l = self.layer(layer)?;
+                let open = self
+                    .uploads
+                    .values()
+                    .any(|u| u.layer == *layer && u.parts.is_some());
+                if !l.objects.is_empty() || open {
+                    return Err(ErrorKind::Conflict);
+                }
+                Ok(())
+            }
             Meta::ExtentsMoved { moves } => {
                 let live = self.live();
                 if moves.iter().all(|m| live.contains_key(&m.extent)) {
@@ -639,7 +650,7 @@ impl Model {
                     Err(ErrorKind::Corrupt)
                 }
             }
-            Meta::Snapshot(_) => Ok(()),
+            Meta::Snapshot(_) | Meta::Mark => Ok(()),
         }
     }
 
@@ -650,6 +661,7 @@ impl Model {
                 layer,
                 content_type,
                 content_encoding,
+                ..
             } => {
                 self.layers.insert(
                     layer,
@@ -660,6 +672,10 @@ impl Model {
                     },
                 );
             }
+            Meta::LayerDeleted { layer } => {
+                self.layers.remove(&layer);
+                self.uploads.retain(|_, u| u.layer != layer);
+            }
             Meta::UploadStarted {
                 layer,
                 upload,
@@ -667,6 +683,7 @@ impl Model {
                 content_type,
                 content_encoding,
                 time_ms,
+                ..
             } => {
                 self.uploads.insert(
                     upload,
@@ -762,6 +779,7 @@ impl Model {
                 content_encoding,
                 etag_seq,
                 time_ms,
+                ..
             } => {
                 self.max_id = self.max_id.max(etag_seq);
                 let mut pieces = Vec::new();
@@ -802,6 +820,7 @@ impl Model {
                 src,
                 dst,
                 time_ms,
+                ..
             } => {
                 let l = self.layers.get_mut(&layer).expect("checked");
                 let mut o = l.objects[&src].clone();
@@ -815,7 +834,7 @@ impl Model {
                     d.offset = m.offset;
                 }
             }
-            Meta::Snapshot(_) => {}
+            Meta::Snapshot(_) | Meta::Mark => {}
         }
     }
 }
@@ -975,6 +994,7 @@ impl Driver {
                 layer: layer_name(layer),
                 content_type: layer_type(ct),
                 content_encoding: layer_encoding(ce),
+                key_rules: KeyRules::Here,
             }),
             Op::Start {
                 layer,
@@ -997,6 +1017,7 @@ impl Driver {
                     content_type: upload_type(ct),
                     content_encoding: upload_encoding(ce),
                     time_ms: now,
+                    metadata: Vec::new(),
                 })
             }
             Op::SetPart {
@@ -1053,6 +1074,7 @@ impl Driver {
                         u32::from(crc).wrapping_mul(0x9e37_79b9)
                     },
                     time_ms: now,
+                    digest: None,
                 })
             }
             Op::EmptyPart {
@@ -1073,6 +1095,7 @@ impl Driver {
                     size: 0,
                     crc32c: 0,
                     time_ms: now,
+                    digest: None,
                 })
             }
             Op::CopyPart {
@@ -1147,6 +1170,7 @@ impl Driver {
                     size,
                     crc32c: len.rotate_left(13),
                     time_ms: now,
+                    digest: None,
                 })
             }
             Op::Complete { layer, upload } => {
@@ -1265,6 +1289,8 @@ impl Driver {
                     content_encoding: upload_encoding(ce),
                     etag_seq,
                     time_ms: now,
+                    metadata: Vec::new(),
+                    digest: None,
                 })
             }
             Op::Delete { layer, key } => self.step(Meta::ObjectDeleted {
@@ -1276,6 +1302,7 @@ impl Driver {
                 src: key_name(src),
                 dst: key_name(dst),
                 time_ms: now,
+                metadata: None,
             }),
             Op::Move { extent, segment } => {
                 let live = self.live_ids();

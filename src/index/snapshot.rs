@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{corrupt, Result};
+use crate::index::apply::check_crc_digest;
 use crate::index::{upload_name, Index, Layer, Object, Part, Upload, UploadState};
 use crate::log::format::{ExtentDef, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
@@ -46,9 +47,15 @@ impl Index {
                             crc32c: p.crc32c,
                             time_ms: p.time_ms,
                             pieces: p.pieces.clone(),
+                            digest: p.digest.clone(),
                         })
                         .collect(),
                     UploadState::Completed => Vec::new(),
+                },
+                metadata: u.metadata.clone(),
+                result: match u.state {
+                    UploadState::Completed => u.result.as_deref().map(ObjectSnap::from),
+                    UploadState::Open(_) => None,
                 },
             })
             .collect();
@@ -60,12 +67,14 @@ impl Index {
                 id.clone(),
                 l.content_type.clone(),
                 l.content_encoding.clone(),
+                l.key_rules,
             ));
             for o in l.objects.values() {
                 objects.push((id.clone(), ObjectSnap::from(&**o)));
             }
         }
         Snapshot {
+            legacy: false,
             max_id: self.max_id,
             layers,
             extents,
@@ -84,7 +93,7 @@ impl Index {
         // What no sequence of records could build is corrupt too: names and
         // part numbers the SPEC forbids, a part number listed twice.
         let rule = |r: Result<()>| r.map_err(|e| corrupt!("snapshot breaks a rule: {e}"));
-        for (id, ct, ce) in &snap.layers {
+        for (id, ct, ce, key_rules) in &snap.layers {
             rule(spec::validate_layer_id(id))?;
             if ix.layers.contains_key(id) {
                 return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
@@ -94,6 +103,7 @@ impl Index {
                 Layer {
                     content_type: ct.clone(),
                     content_encoding: ce.clone(),
+                    key_rules: *key_rules,
                     objects: BTreeMap::new(),
                 },
             );
@@ -106,14 +116,18 @@ impl Index {
             ix.check_pieces(None, pieces, size)
         };
         for u in &snap.uploads {
-            if !ix.layers.contains_key(&u.layer) || ix.uploads.contains_key(&u.id) {
-                return Err(corrupt!(
-                    "snapshot upload {} is in unknown layer \"{}\" or listed twice",
-                    upload_name(&u.id),
-                    u.layer
-                ));
-            }
-            rule(spec::validate_key(&u.key))?;
+            let rules = match ix.layers.get(&u.layer) {
+                Some(l) if !ix.uploads.contains_key(&u.id) => l.key_rules,
+                _ => {
+                    return Err(corrupt!(
+                        "snapshot upload {} is in unknown layer \"{}\" or listed twice",
+                        upload_name(&u.id),
+                        u.layer
+                    ))
+                }
+            };
+            rule(rules.validate(&u.key))?;
+            rule(spec::validate_metadata(&u.metadata))?;
             let state = if u.completed {
                 if !u.parts.is_empty() {
                     return Err(corrupt!(
@@ -134,6 +148,7 @@ impl Index {
                         ));
                     }
                     check(&ix, &p.pieces, p.size)?;
+                    check_crc_digest(p.digest.as_ref(), p.crc32c)?;
                     ix.retain(&p.pieces);
                     parts.insert(
                         p.number,
@@ -144,10 +159,24 @@ impl Index {
                             crc32c: p.crc32c,
                             pieces: p.pieces.clone(),
                             time_ms: p.time_ms,
+                            digest: p.digest.clone(),
                         },
                     );
                 }
                 UploadState::Open(parts)
+            };
+            let result = match (&u.result, &state) {
+                (None, _) => None,
+                (Some(o), UploadState::Completed) if o.key == u.key && o.pieces.is_empty() => {
+                    rule(spec::validate_metadata(&o.metadata))?;
+                    Some(Arc::new(Object::from(o)))
+                }
+                (Some(_), _) => {
+                    return Err(corrupt!(
+                        "snapshot upload {} has a result but is open, or a result for another key",
+                        upload_name(&u.id)
+                    ))
+                }
             };
             ix.uploads.insert(
                 u.id,
@@ -159,12 +188,20 @@ impl Index {
                     started_ms: u.started_ms,
                     last_activity_ms: u.last_activity_ms,
                     state,
+                    metadata: u.metadata.clone(),
+                    result,
                 },
             );
         }
         for (layer, o) in &snap.objects {
-            rule(spec::validate_key(&o.key))?;
+            let l = ix
+                .layers
+                .get(layer)
+                .ok_or_else(|| corrupt!("snapshot object in unknown layer \"{layer}\""))?;
+            rule(l.key_rules.validate(&o.key))?;
+            rule(spec::validate_metadata(&o.metadata))?;
             check(&ix, &o.pieces, o.size)?;
+            check_crc_digest(o.digest.as_ref(), o.crc32c)?;
             ix.retain(&o.pieces);
             let object = Object::from(o);
             let l = ix
