@@ -12,13 +12,13 @@ use rayon::prelude::*;
 use crate::blob::{Blob, BlobPiece, ExtentView};
 use crate::digest::{self, Hasher};
 use crate::engine::Inner;
-use crate::error::{bad_request, conflict, corrupt, not_found};
+use crate::error::{bad_request, conflict, corrupt, not_found, too_large};
 use crate::error::{Error, Reason, Result};
 use crate::index::{Entry, Index, Object, Part, UploadState};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
 use crate::log::writer::{Flusher, Log};
-use crate::spec::{self, UploadId};
+use crate::spec::{self, Digest, UploadId};
 use crate::types::*;
 
 /// An embedded store of layers, objects and multipart uploads.
@@ -79,6 +79,23 @@ fn object_info(o: &Object) -> ObjectInfo {
         metadata: o.metadata.clone(),
         digest: o.digest.clone(),
         composite_digest: o.composite_digest.clone(),
+    }
+}
+
+/// Streams a body into a new extent: exactly its declared length, or (for
+/// `PartBody::until_eof`) to its end, at most `max` bytes (`too_large`
+/// past it).
+fn ingest_body<R: Read>(
+    inner: &Inner,
+    reader: R,
+    len: Option<u64>,
+    digest: Option<&Digest>,
+    max: u64,
+    too_large: impl Fn() -> Error,
+) -> Result<(Option<crate::log::format::ExtentDef>, digest::Hashed)> {
+    match len {
+        Some(len) => crate::ingest::ingest(inner, reader, len, digest),
+        None => crate::ingest::ingest_until_eof(inner, reader, max, digest, too_large),
     }
 }
 
@@ -191,7 +208,7 @@ impl Store {
         let (content_type, content_encoding) = inner.index().plan_put(
             layer,
             key,
-            body.len,
+            body.len.unwrap_or(0),
             body.content_type.as_deref(),
             body.content_encoding.as_deref(),
         )?;
@@ -199,8 +216,20 @@ impl Store {
         spec::validate_metadata(&metadata)?;
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) =
-            crate::ingest::ingest(inner, body.reader, body.len, digest.as_ref())?;
+        let (extent, hashed) = ingest_body(
+            inner,
+            body.reader,
+            body.len,
+            digest.as_ref(),
+            spec::MAX_PUT_OBJECT_SIZE,
+            || {
+                too_large!(
+                    Reason::ObjectTooLarge,
+                    "object body runs past the single-put limit of {} bytes (192 MiB)",
+                    spec::MAX_PUT_OBJECT_SIZE
+                )
+            },
+        )?;
         let etag_seq = inner.fresh_id();
         let meta = Meta::ObjectPut {
             layer: layer.to_string(),
@@ -403,7 +432,7 @@ impl Store {
             layer,
             upload.as_bytes(),
             n,
-            body.len,
+            body.len.unwrap_or(0),
             body.content_type.as_deref(),
         )?;
         if body.metadata.is_some() {
@@ -415,8 +444,21 @@ impl Store {
         }
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) =
-            crate::ingest::ingest(inner, body.reader, body.len, digest.as_ref())?;
+        let (extent, hashed) = ingest_body(
+            inner,
+            body.reader,
+            body.len,
+            digest.as_ref(),
+            spec::MAX_PART_SIZE,
+            || {
+                too_large!(
+                    Reason::PartTooLarge,
+                    "part {n} runs past the part limit of {} bytes (96 MiB)",
+                    spec::MAX_PART_SIZE
+                )
+                .with_part(n)
+            },
+        )?;
         let pieces = extent
             .iter()
             .map(|e| Piece {

@@ -254,13 +254,14 @@ impl From<&String> for UploadOptions {
     }
 }
 
-/// A request body: a reader and its declared length (Content-Length), with
-/// optional content type, encoding, digest and (for `put_object`) user
-/// metadata. The reader may be borrowed and need not be `Send`; exactly
-/// `len` bytes are read from it.
+/// A request body: a reader and its declared length (Content-Length), or
+/// none ([`PartBody::until_eof`]), with optional content type, encoding,
+/// digest and (for `put_object`) user metadata. The reader may be borrowed
+/// and need not be `Send`.
 pub struct PartBody<R> {
     pub(crate) reader: R,
-    pub(crate) len: u64,
+    /// The declared length; `None`: read to the end.
+    pub(crate) len: Option<u64>,
     pub(crate) content_type: Option<String>,
     pub(crate) content_encoding: Option<String>,
     pub(crate) digest: Option<Digest>,
@@ -273,11 +274,21 @@ impl<R: Read> PartBody<R> {
     pub fn new(reader: R, len: u64) -> PartBody<R> {
         PartBody {
             reader,
-            len,
+            len: Some(len),
             content_type: None,
             content_encoding: None,
             digest: None,
             metadata: None,
+        }
+    }
+    /// A body of unknown length: `reader` is read to its end. The size
+    /// limits still hold as the bytes arrive (a part past 96 MiB or a
+    /// `put_object` past 192 MiB is TooLarge and nothing is stored), and
+    /// the body is streamed, never held in memory.
+    pub fn until_eof(reader: R) -> PartBody<R> {
+        PartBody {
+            len: None,
+            ..PartBody::new(reader, 0)
         }
     }
     /// The object's user metadata, for `put_object` (a part takes none: its

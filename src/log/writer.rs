@@ -170,6 +170,15 @@ impl Log {
         self.region_bytes.lock().get(&id).copied().unwrap_or(0)
     }
 
+    /// Takes `bytes` of a region that will never be written (the unused
+    /// end of a region reserved for a body of unknown length) out of
+    /// segment `id`'s data bytes.
+    pub(crate) fn unused_region_bytes(&self, id: u64, bytes: u64) {
+        if let Some(n) = self.region_bytes.lock().get_mut(&id) {
+            *n = n.saturating_sub(bytes);
+        }
+    }
+
     /// The active segment's id.
     pub(crate) fn active_id(&self) -> u64 {
         self.tail.lock().active.id
