@@ -104,8 +104,8 @@ pub mod rules {
     };
 }
 pub use types::{
-    CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
-    ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
+    CompactionReport, CopySource, Durability, LayerConfig, LayerInfo, ListItem, ListOptions,
+    ListPage, ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
     UploadOptions, UploadStatus, UploadSummary, VerifyFinding, VerifyReport,
 };
 
@@ -119,8 +119,8 @@ pub mod internals {
     };
     pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,
-        ExtentMove, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot,
-        UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+        ExtentMove, LayerSnap, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind,
+        Snapshot, UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
     };
     pub use crate::log::meta::Metadata;
 }

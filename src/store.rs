@@ -79,6 +79,7 @@ fn object_info(o: &Object) -> ObjectInfo {
         metadata: o.metadata.clone(),
         digest: o.digest.clone(),
         composite_digest: o.composite_digest.clone(),
+        part_sizes: Arc::clone(&o.part_sizes),
     }
 }
 
@@ -152,6 +153,7 @@ impl Store {
                     content_type: config.content_type.clone(),
                     content_encoding: config.content_encoding.clone(),
                     key_rules: config.key_rules,
+                    time_ms: now_ms(),
                 })
             },
             |_| (),
@@ -189,6 +191,22 @@ impl Store {
                 )
             })
             .collect()
+    }
+
+    /// A layer's configuration and creation time. BadRequest for a
+    /// malformed id, NotFound if it does not exist.
+    pub fn layer_info(&self, id: &str) -> Result<LayerInfo> {
+        let index = self.inner.index();
+        let l = index.layer(id)?;
+        Ok(LayerInfo {
+            id: id.to_string(),
+            config: LayerConfig {
+                content_type: l.content_type.clone(),
+                content_encoding: l.content_encoding.clone(),
+                key_rules: l.key_rules,
+            },
+            created: (l.created_ms != 0).then(|| to_time(l.created_ms)),
+        })
     }
 
     // ----- objects -------------------------------------------------------

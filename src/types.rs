@@ -195,6 +195,19 @@ impl LayerConfig {
     }
 }
 
+/// A layer as [`crate::Store::layer_info`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerInfo {
+    /// The layer id.
+    pub id: String,
+    /// Its configuration.
+    pub config: LayerConfig,
+    /// When it was created; `None` for layers created before the store
+    /// recorded it.
+    pub created: Option<SystemTime>,
+}
+
 /// How a multipart upload starts: its content type, optional encoding and
 /// user metadata. A `&str` converts into one naming just the content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -409,9 +422,24 @@ pub struct ObjectInfo {
     /// digests, concatenated in part order (S3's composite "checksum of
     /// checksums"; its `-N` is `part_count`).
     pub composite_digest: Option<Digest>,
+    /// Part sizes of a multipart object (empty for one part): see
+    /// [`ObjectInfo::part_range`].
+    pub(crate) part_sizes: Arc<[u64]>,
 }
 
 impl ObjectInfo {
+    /// The byte range of part `n` (1-based) of the object: for a multipart
+    /// object, as its upload published it; a single-part object is its
+    /// part 1. `None` for a part number it does not have.
+    pub fn part_range(&self, n: u32) -> Option<std::ops::Range<u64>> {
+        if self.part_sizes.is_empty() {
+            return (n == 1).then_some(0..self.size);
+        }
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let start: u64 = self.part_sizes.get(..i)?.iter().sum();
+        Some(start..start + self.part_sizes.get(i)?)
+    }
+
     /// The value of user metadata `name`, compared case-insensitively.
     pub fn metadata_value(&self, name: &str) -> Option<&str> {
         self.metadata
@@ -522,6 +550,9 @@ impl ListOptions {
 
 /// One listing entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Most items are objects: boxing them would cost an allocation each to
+// save the bytes of the rarer prefixes.
+#[allow(clippy::large_enum_variant)]
 pub enum ListItem {
     /// An object.
     Object(ObjectInfo),

@@ -4,8 +4,10 @@
 //! `cargo test --features fuzzing --test fuzz_regressions` (.ci/run does).
 #![cfg(feature = "fuzzing")]
 
-use partstore::internals::{ExtentDef, Index, Meta, PartSnap, Piece, Snapshot, UploadSnap};
-use partstore::{ErrorKind, KeyRules};
+use partstore::internals::{
+    ExtentDef, Index, LayerSnap, Meta, PartSnap, Piece, Snapshot, UploadSnap,
+};
+use partstore::ErrorKind;
 
 fn restore_kind(s: &Snapshot) -> Option<ErrorKind> {
     Index::restore(s).err().map(|e| e.kind())
@@ -44,7 +46,10 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         max_id: 3,
-        layers: vec![("l".into(), None, None, KeyRules::Here)],
+        layers: vec![LayerSnap {
+            id: "l".into(),
+            ..LayerSnap::default()
+        }],
         extents: vec![ExtentDef {
             id: 1,
             segment: 1,

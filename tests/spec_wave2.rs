@@ -787,6 +787,49 @@ fn upload_result_is_the_object_a_complete_published() {
     );
 }
 
+/// Fronts answer "GET part N of an object" (S3's partNumber): the object
+/// keeps the part sizes its upload published.
+#[test]
+fn objects_keep_their_part_boundaries() {
+    let (d, s) = store();
+    let p1 = common::gen(40, 5 * MIB as usize);
+    let p2 = common::gen(41, 6 * MIB as usize);
+    let p3 = common::gen(42, 10);
+    let up = s.start_multipart(L, "m", OCTET).unwrap();
+    for (n, p) in [(1, &p1), (2, &p2), (3, &p3)] {
+        s.upload_part(L, &up, n, body(p)).unwrap();
+    }
+    let info = s.complete_multipart(L, &up).unwrap();
+    let (a, b) = (5 * MIB, 11 * MIB);
+    let want = [Some(0..a), Some(a..b), Some(b..b + 10), None];
+    let ranges = |i: &ObjectInfo| [1, 2, 3, 4].map(|n| i.part_range(n));
+    assert_eq!(ranges(&info), want);
+    assert_eq!(info.part_range(0), None);
+    assert_eq!(ranges(&s.copy_object(L, "c", "m").unwrap()), want);
+    let s = compact_and_reopen(&d, s);
+    assert_eq!(ranges(&s.head(L, "m").unwrap()), want);
+    assert_eq!(ranges(&s.head(L, "c").unwrap()), want);
+    let one = s.put_object(L, "one", body(b"abc")).unwrap();
+    assert_eq!([1, 2].map(|n| one.part_range(n)), [Some(0..3), None]);
+}
+
+#[test]
+fn layers_know_when_they_were_created() {
+    let (d, s) = store();
+    let before = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let info = s.layer_info(U).unwrap();
+    assert_eq!(info.config.key_rules, KeyRules::Utf8);
+    let created = info.created.unwrap();
+    assert!(created >= before && created <= std::time::SystemTime::now());
+    let s = compact_and_reopen(&d, s);
+    assert_eq!(s.layer_info(U).unwrap(), info);
+    expect(
+        s.layer_info("nope"),
+        ErrorKind::NotFound,
+        Reason::UnknownLayer,
+    );
+}
+
 // ----- delete_layer -------------------------------------------------------------
 
 #[test]

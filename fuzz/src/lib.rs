@@ -995,6 +995,7 @@ impl Driver {
                 content_type: layer_type(ct),
                 content_encoding: layer_encoding(ce),
                 key_rules: KeyRules::Here,
+                time_ms: 0,
             }),
             Op::Start {
                 layer,

@@ -218,6 +218,7 @@ impl Index {
                 content_type,
                 content_encoding,
                 key_rules,
+                time_ms,
             } => {
                 self.layers.insert(
                     layer,
@@ -225,6 +226,7 @@ impl Index {
                         content_type,
                         content_encoding,
                         key_rules,
+                        created_ms: time_ms,
                         objects: BTreeMap::new(),
                     },
                 );
@@ -333,6 +335,14 @@ impl Index {
                     .map(|n| current.get(n).and_then(|p| p.digest.as_ref()))
                     .collect();
                 let composite = composite_digest(&part_digests);
+                let part_sizes: Arc<[u64]> = if numbers.len() > 1 {
+                    numbers
+                        .iter()
+                        .map(|n| current.get(n).map_or(0, |p| p.size))
+                        .collect()
+                } else {
+                    Arc::default()
+                };
                 for n in &numbers {
                     if let Some(p) = current.get(n) {
                         crc = if size == 0 {
@@ -359,6 +369,7 @@ impl Index {
                     metadata,
                     digest: None,
                     composite_digest: composite,
+                    part_sizes,
                 };
                 if let Some(u) = self.uploads.get_mut(&upload) {
                     u.result = Some(Arc::new(Object {
@@ -418,6 +429,7 @@ impl Index {
                     metadata,
                     digest,
                     composite_digest: None,
+                    part_sizes: Arc::default(),
                 };
                 self.publish(&layer, object);
             }

@@ -67,6 +67,9 @@ pub struct Object {
     /// A multipart object whose parts all carry a digest of one algorithm:
     /// that algorithm over the part digests in part order.
     pub composite_digest: Option<Digest>,
+    /// A multipart object's part sizes, in part order (they add up to
+    /// `size`); empty for a single-part object.
+    pub part_sizes: Arc<[u64]>,
 }
 
 impl From<&Object> for ObjectSnap {
@@ -84,6 +87,7 @@ impl From<&Object> for ObjectSnap {
             metadata: o.metadata.clone(),
             digest: o.digest.clone(),
             composite_digest: o.composite_digest.clone(),
+            part_sizes: o.part_sizes.to_vec(),
         }
     }
 }
@@ -103,6 +107,7 @@ impl From<&ObjectSnap> for Object {
             metadata: o.metadata.clone(),
             digest: o.digest.clone(),
             composite_digest: o.composite_digest.clone(),
+            part_sizes: o.part_sizes.as_slice().into(),
         }
     }
 }
@@ -136,6 +141,8 @@ pub struct Layer {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub key_rules: KeyRules,
+    /// When it was created (ms since the epoch); 0: not recorded.
+    pub created_ms: u64,
     pub objects: BTreeMap<String, Arc<Object>>,
 }
 

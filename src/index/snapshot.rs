@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{corrupt, Result};
 use crate::index::apply::check_crc_digest;
 use crate::index::{upload_name, Index, Layer, Object, Part, Upload, UploadState};
-use crate::log::format::{ExtentDef, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
+use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
 
 impl Index {
@@ -63,12 +63,13 @@ impl Index {
         let mut layers = Vec::new();
         let mut objects = Vec::new();
         for (id, l) in &self.layers {
-            layers.push((
-                id.clone(),
-                l.content_type.clone(),
-                l.content_encoding.clone(),
-                l.key_rules,
-            ));
+            layers.push(LayerSnap {
+                id: id.clone(),
+                content_type: l.content_type.clone(),
+                content_encoding: l.content_encoding.clone(),
+                key_rules: l.key_rules,
+                created_ms: l.created_ms,
+            });
             for o in l.objects.values() {
                 objects.push((id.clone(), ObjectSnap::from(&**o)));
             }
@@ -93,7 +94,14 @@ impl Index {
         // What no sequence of records could build is corrupt too: names and
         // part numbers the SPEC forbids, a part number listed twice.
         let rule = |r: Result<()>| r.map_err(|e| corrupt!("snapshot breaks a rule: {e}"));
-        for (id, ct, ce, key_rules) in &snap.layers {
+        for LayerSnap {
+            id,
+            content_type: ct,
+            content_encoding: ce,
+            key_rules,
+            created_ms,
+        } in &snap.layers
+        {
             rule(spec::validate_layer_id(id))?;
             if ix.layers.contains_key(id) {
                 return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
@@ -104,6 +112,7 @@ impl Index {
                     content_type: ct.clone(),
                     content_encoding: ce.clone(),
                     key_rules: *key_rules,
+                    created_ms: *created_ms,
                     objects: BTreeMap::new(),
                 },
             );
@@ -169,6 +178,7 @@ impl Index {
                 (None, _) => None,
                 (Some(o), UploadState::Completed) if o.key == u.key && o.pieces.is_empty() => {
                     rule(spec::validate_metadata(&o.metadata))?;
+                    check_part_sizes(o)?;
                     Some(Arc::new(Object::from(o)))
                 }
                 (Some(_), _) => {
@@ -202,6 +212,7 @@ impl Index {
             rule(spec::validate_metadata(&o.metadata))?;
             check(&ix, &o.pieces, o.size)?;
             check_crc_digest(o.digest.as_ref(), o.crc32c)?;
+            check_part_sizes(o)?;
             ix.retain(&o.pieces);
             let object = Object::from(o);
             let l = ix
@@ -217,4 +228,21 @@ impl Index {
         }
         Ok(ix)
     }
+}
+
+/// A multipart object's part sizes number its parts and add up to its size.
+fn check_part_sizes(o: &ObjectSnap) -> Result<()> {
+    let sum = o.part_sizes.iter().try_fold(0u64, |a, n| a.checked_add(*n));
+    if !o.part_sizes.is_empty()
+        && (o.part_sizes.len() != o.part_count as usize || sum != Some(o.size))
+    {
+        return Err(corrupt!(
+            "snapshot object \"{}\": {} part sizes for {} parts of {} bytes",
+            o.key,
+            o.part_sizes.len(),
+            o.part_count,
+            o.size
+        ));
+    }
+    Ok(())
 }

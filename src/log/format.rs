@@ -181,7 +181,7 @@ pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
 }
 
 pub use crate::log::meta::{
-    ExtentDef, ExtentMove, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap,
+    ExtentDef, ExtentMove, LayerSnap, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap,
 };
 
 #[cfg(test)]
@@ -208,6 +208,7 @@ mod tests {
                 content_type: Some("text/plain".into()),
                 content_encoding: None,
                 key_rules: KeyRules::Here,
+                time_ms: 0,
             },
             Meta::UploadStarted {
                 layer: "maps".into(),
@@ -280,7 +281,11 @@ mod tests {
             Meta::Snapshot(Box::new(Snapshot {
                 legacy: true,
                 max_id: 99,
-                layers: vec![("maps".into(), Some("a/b".into()), None, KeyRules::Here)],
+                layers: vec![LayerSnap {
+                    id: "maps".into(),
+                    content_type: Some("a/b".into()),
+                    ..LayerSnap::default()
+                }],
                 extents: vec![ExtentDef {
                     id: 1,
                     segment: 1,
@@ -344,7 +349,9 @@ mod tests {
             unreachable!()
         };
         snap.legacy = false;
-        snap.layers[0].3 = KeyRules::Utf8;
+        snap.layers[0].key_rules = KeyRules::Utf8;
+        snap.layers[0].created_ms = 12;
+        snap.objects[0].1.part_sizes = vec![4, 6];
         snap.uploads[0].metadata = md.clone();
         snap.uploads[0].parts[0].digest = Some(sha1());
         snap.objects[0].1.metadata = md.clone();
@@ -367,6 +374,14 @@ mod tests {
                 content_type: None,
                 content_encoding: None,
                 key_rules: KeyRules::Utf8,
+                time_ms: 0,
+            },
+            Meta::LayerCreated {
+                layer: "s3".into(),
+                content_type: None,
+                content_encoding: None,
+                key_rules: KeyRules::Here,
+                time_ms: 3,
             },
             Meta::LayerDeleted { layer: "s3".into() },
             Meta::UploadStarted {
@@ -430,7 +445,7 @@ mod tests {
     #[test]
     fn wave2_records_roundtrip_under_their_own_tags() {
         let tags: Vec<u8> = samples_v2().iter().map(|m| m.encode()[0]).collect();
-        assert_eq!(tags, [12, 13, 14, 15, 16, 16, 17, 18]);
+        assert_eq!(tags, [12, 12, 13, 14, 15, 16, 16, 17, 18]);
         for m in samples_v2() {
             assert_eq!(Meta::decode(&m.encode()).ok(), Some(m));
         }
@@ -451,6 +466,7 @@ mod tests {
             content_type: None,
             content_encoding: None,
             key_rules: KeyRules::Here,
+            time_ms: 0,
         };
         let mut b = layer.encode();
         b[0] = 12;

@@ -46,6 +46,8 @@ pub enum Meta {
         content_type: Option<String>,
         content_encoding: Option<String>,
         key_rules: KeyRules,
+        /// When the layer was created; 0: not recorded (tag 1).
+        time_ms: u64,
     },
     /// An empty layer is removed (its completed uploads are forgotten).
     LayerDeleted {
@@ -153,12 +155,22 @@ pub struct Snapshot {
     /// Snapshots the index takes are version 2 (tag 18).
     pub legacy: bool,
     pub max_id: u64,
-    /// (id, content type, content encoding, key rules)
-    pub layers: Vec<(String, Option<String>, Option<String>, KeyRules)>,
+    pub layers: Vec<LayerSnap>,
     pub extents: Vec<ExtentDef>,
     pub uploads: Vec<UploadSnap>,
     /// (layer, object)
     pub objects: Vec<(String, ObjectSnap)>,
+}
+
+/// A layer inside a [`Snapshot`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LayerSnap {
+    pub id: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub key_rules: KeyRules,
+    /// 0: not recorded.
+    pub created_ms: u64,
 }
 
 /// An upload inside a [`Snapshot`].
@@ -206,6 +218,8 @@ pub struct ObjectSnap {
     pub metadata: Metadata,
     pub digest: Option<Digest>,
     pub composite_digest: Option<Digest>,
+    /// A multipart object's part sizes, in part order; empty for one part.
+    pub part_sizes: Vec<u64>,
 }
 
 // Payload tags; part of the format.
@@ -309,6 +323,10 @@ impl Enc {
         self.metadata(&o.metadata);
         self.opt_digest(&o.digest);
         self.opt_digest(&o.composite_digest);
+        self.u32(o.part_sizes.len() as u32);
+        for n in &o.part_sizes {
+            self.u64(*n);
+        }
     }
     fn extent(&mut self, e: &Option<ExtentDef>) {
         match e {
@@ -341,12 +359,13 @@ impl Enc {
         let v2 = !s.legacy;
         self.u64(s.max_id);
         self.u32(s.layers.len() as u32);
-        for (id, ct, ce, rules) in &s.layers {
-            self.str(id);
-            self.opt_str(ct);
-            self.opt_str(ce);
+        for l in &s.layers {
+            self.str(&l.id);
+            self.opt_str(&l.content_type);
+            self.opt_str(&l.content_encoding);
             if v2 {
-                self.u8(key_rules_code(*rules));
+                self.u8(key_rules_code(l.key_rules));
+                self.u64(l.created_ms);
             }
         }
         self.u32(s.extents.len() as u32);
@@ -496,12 +515,18 @@ impl<'a> Dec<'a> {
             metadata: Vec::new(),
             digest: None,
             composite_digest: None,
+            part_sizes: Vec::new(),
         })
     }
     fn object_tail(&mut self, o: &mut ObjectSnap) -> Result<()> {
         o.metadata = self.metadata()?;
         o.digest = self.opt_digest()?;
         o.composite_digest = self.opt_digest()?;
+        let n = self.count(8)?;
+        o.part_sizes = Vec::with_capacity(n);
+        for _ in 0..n {
+            o.part_sizes.push(self.u64()?);
+        }
         Ok(())
     }
     /// A count of items each at least `min_size` bytes: bounded by what is
@@ -556,16 +581,20 @@ impl<'a> Dec<'a> {
     fn snapshot(&mut self, v2: bool) -> Result<Snapshot> {
         let extra = usize::from(v2);
         let max_id = self.u64()?;
-        let n = self.count(6 + extra)?;
+        let n = self.count(6 + 9 * extra)?;
         let mut layers = Vec::with_capacity(n);
         for _ in 0..n {
-            let (id, ct, ce) = (self.str()?, self.opt_str()?, self.opt_str()?);
-            let rules = if v2 {
-                self.key_rules()?
-            } else {
-                KeyRules::Here
+            let mut l = LayerSnap {
+                id: self.str()?,
+                content_type: self.opt_str()?,
+                content_encoding: self.opt_str()?,
+                ..LayerSnap::default()
             };
-            layers.push((id, ct, ce, rules));
+            if v2 {
+                l.key_rules = self.key_rules()?;
+                l.created_ms = self.u64()?;
+            }
+            layers.push(l);
         }
         let n = self.count(36)?;
         let mut extents = Vec::with_capacity(n);
@@ -630,7 +659,7 @@ impl<'a> Dec<'a> {
                 result,
             });
         }
-        let n = self.count(45 + 6 * extra)?;
+        let n = self.count(45 + 10 * extra)?;
         let mut objects = Vec::with_capacity(n);
         for _ in 0..n {
             let layer = self.str()?;
@@ -663,8 +692,9 @@ impl Meta {
                 content_type,
                 content_encoding,
                 key_rules,
+                time_ms,
             } => {
-                let v2 = *key_rules != KeyRules::Here;
+                let v2 = *key_rules != KeyRules::Here || *time_ms != 0;
                 e.u8(if v2 {
                     T_LAYER_CREATED_V2
                 } else {
@@ -675,6 +705,7 @@ impl Meta {
                 e.opt_str(content_encoding);
                 if v2 {
                     e.u8(key_rules_code(*key_rules));
+                    e.u64(*time_ms);
                 }
             }
             Meta::LayerDeleted { layer } => {
@@ -849,12 +880,12 @@ impl Meta {
             T_LAYER_CREATED | T_LAYER_CREATED_V2 => {
                 let (layer, content_type, content_encoding) =
                     (d.str()?, d.opt_str()?, d.opt_str()?);
-                let key_rules = if tag == T_LAYER_CREATED_V2 {
-                    d.key_rules()?
+                let (key_rules, time_ms) = if tag == T_LAYER_CREATED_V2 {
+                    (d.key_rules()?, d.u64()?)
                 } else {
-                    KeyRules::Here
+                    (KeyRules::Here, 0)
                 };
-                if tag == T_LAYER_CREATED_V2 && key_rules == KeyRules::Here {
+                if tag == T_LAYER_CREATED_V2 && key_rules == KeyRules::Here && time_ms == 0 {
                     return Err(non_canonical());
                 }
                 Meta::LayerCreated {
@@ -862,6 +893,7 @@ impl Meta {
                     content_type,
                     content_encoding,
                     key_rules,
+                    time_ms,
                 }
             }
             T_LAYER_DELETED => Meta::LayerDeleted { layer: d.str()? },
