@@ -729,7 +729,9 @@ impl Store {
     /// Aborts every open upload idle for longer than `idle`; returns how
     /// many.
     pub fn expire_uploads(&self, idle: Duration) -> Result<usize> {
-        let cutoff = now_ms().saturating_sub(idle.as_millis() as u64);
+        // Durations saturate (SPEC): `Duration::MAX` expires nothing.
+        let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = now_ms().saturating_sub(idle_ms);
         let candidates = self.inner.index().idle_uploads(cutoff);
         let mut n = 0;
         for (layer, upload) in candidates {

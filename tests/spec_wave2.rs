@@ -830,6 +830,22 @@ fn layers_know_when_they_were_created() {
     );
 }
 
+// ----- durations ------------------------------------------------------------------
+
+/// An idle time of 2^64 ms does not fit a u64: cast, it wrapped to 0 and
+/// expired every upload.
+#[test]
+fn durations_saturate() {
+    let (_d, s) = store();
+    let up = s.start_multipart(L, "k", OCTET).unwrap();
+    let two_to_64_ms = std::time::Duration::new(18_446_744_073_709_551, 616_000_000);
+    assert_eq!(two_to_64_ms.as_millis(), 1 << 64);
+    assert_eq!(s.expire_uploads(two_to_64_ms).unwrap(), 0);
+    assert_eq!(s.expire_uploads(std::time::Duration::MAX).unwrap(), 0);
+    assert!(s.upload_status(L, &up).is_ok());
+    assert_eq!(s.expire_uploads(std::time::Duration::ZERO).unwrap(), 1);
+}
+
 // ----- delete_layer -------------------------------------------------------------
 
 #[test]
