@@ -548,6 +548,56 @@ mod tests {
         );
     }
 
+    // ---- key rules (wave 2) ----
+
+    #[test]
+    fn utf8_keys_take_any_character_but_controls() {
+        for k in [
+            "a b",
+            "/",
+            "//",
+            "a/",
+            "/a",
+            "ü/日本",
+            "%+?#&",
+            &"k".repeat(1024),
+        ] {
+            KeyRules::Utf8.validate(k).unwrap();
+        }
+        for k in [
+            "",
+            "\0",
+            "a\nb",
+            "\u{7f}",
+            "\u{9f}",
+            &"k".repeat(1025),
+            &"é".repeat(513),
+        ] {
+            let e = KeyRules::Utf8.validate(k).unwrap_err();
+            assert_eq!(e.reason(), Some(Reason::InvalidKey), "{k:?}");
+        }
+        // Here is validate_key.
+        assert!(KeyRules::Here.validate("a b").is_err());
+        KeyRules::Here.validate("a/b").unwrap();
+    }
+
+    #[test]
+    fn list_prefix_of_a_parent_under_each_rule() {
+        for rules in [KeyRules::Here, KeyRules::Utf8] {
+            assert_eq!(rules.list_prefix("").unwrap(), "");
+            assert_eq!(rules.list_prefix("a").unwrap(), "a/");
+            assert_eq!(rules.list_prefix("a/").unwrap(), "a/");
+        }
+        // The folder "" (keys starting with '/') and "a/" exist under Utf8.
+        assert_eq!(KeyRules::Utf8.list_prefix("/").unwrap(), "/");
+        assert_eq!(KeyRules::Utf8.list_prefix("a//").unwrap(), "a//");
+        assert!(KeyRules::Here.list_prefix("/").is_err());
+        assert!(KeyRules::Here.list_prefix("a//").is_err());
+        assert!(KeyRules::Utf8.list_prefix("a\nb").is_err());
+        assert!(KeyRules::Utf8.list_prefix(&"k".repeat(1023)).is_err());
+        KeyRules::Utf8.list_prefix(&"k".repeat(1022)).unwrap();
+    }
+
     // ---- layer ids ----
 
     #[test]
