@@ -296,8 +296,8 @@ pub(crate) fn combine_blocks(block_crcs: &[u32], len: u64) -> u32 {
 }
 
 /// One-shot digest of a buffer: the reference the streaming hasher is
-/// tested against (the engine itself always hashes in one streaming pass).
-#[cfg(test)]
+/// tested against, and the hash of a composite digest (bodies are always
+/// hashed in one streaming pass).
 pub(crate) fn compute(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {
     match algorithm {
         DigestAlgorithm::Crc32c => Digest::from_crc32c(crc32c::crc32c(data)),
@@ -305,6 +305,20 @@ pub(crate) fn compute(algorithm: DigestAlgorithm, data: &[u8]) -> Digest {
         DigestAlgorithm::Sha1 => Digest::from_output(algorithm, &Sha1::digest(data)),
         DigestAlgorithm::Sha256 => Digest::from_output(algorithm, &Sha256::digest(data)),
     }
+}
+
+/// S3's composite ("checksum of checksums") digest of a multipart object:
+/// the parts' digests, in part order, concatenated and hashed with their
+/// algorithm. `None` unless every part has a digest and all share one
+/// algorithm.
+pub(crate) fn composite_digest(parts: &[Option<&Digest>]) -> Option<Digest> {
+    let algorithm = parts.first().copied().flatten()?.algorithm();
+    let mut joined = Vec::with_capacity(parts.len() * algorithm.digest_len());
+    for d in parts {
+        let d = (*d).filter(|d| d.algorithm() == algorithm)?;
+        joined.extend_from_slice(d.bytes());
+    }
+    Some(compute(algorithm, &joined))
 }
 
 /// The engine's hashing as the ingest and read paths drive it, for the

@@ -131,6 +131,8 @@ pub enum Reason {
     NoParts,
     /// The upload was completed already (BadRequest).
     UploadCompleted,
+    /// The upload is still open: it has published no object (BadRequest).
+    UploadNotCompleted,
     /// A copy range whose start is not a multiple of 1 MiB
     /// (RangeNotSatisfiable).
     CopyRangeUnaligned,

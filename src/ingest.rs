@@ -60,7 +60,9 @@ pub(crate) fn expect_end<R: Read>(reader: &mut R, len: u64) -> Result<()> {
 }
 
 /// Reads the next `want` bytes of the body into `buf` (BadRequest if it ends
-/// early), writes them at `at` and, with `kick`, starts their device write.
+/// early, unless `open_end`), writes them at `at` and, with `kick`, starts
+/// their device write. Returns the bytes read (short only at an open end).
+#[allow(clippy::too_many_arguments)]
 fn step<R: Read>(
     reader: &mut R,
     buf: &mut [u8],
@@ -69,27 +71,32 @@ fn step<R: Read>(
     done: u64,
     len: u64,
     kick: bool,
-) -> Result<()> {
+    open_end: bool,
+) -> Result<usize> {
     let got = read_full(reader, buf)?;
-    if got < buf.len() {
+    if got < buf.len() && !open_end {
         return Err(bad_request!(
             Reason::BodyLengthMismatch,
             "body ended after {} of its declared {len} bytes",
             done + got as u64
         ));
     }
-    seg.write_at(buf, at)?;
-    if kick {
-        seg.start_writeback(at, buf.len() as u64);
+    if got > 0 {
+        seg.write_at(&buf[..got], at)?;
+        if kick {
+            seg.start_writeback(at, got as u64);
+        }
     }
-    Ok(())
+    Ok(got)
 }
 
-/// Streams exactly `len` body bytes from `reader` to `seg` at `data_at`,
-/// feeding them to `hasher`; `kick` starts each step's device write. After
-/// the last write, `finish` runs on this thread (with the reader, to check
-/// its end) while the hasher may still be busy; any error ends the stream.
-/// Returns the hasher with every byte fed to it.
+/// Streams exactly `len` body bytes from `reader` to `seg` at `data_at`
+/// (with `open_end`: up to `len`, until the reader ends), feeding them to
+/// `hasher`; `kick` starts each step's device write. After the last write,
+/// `finish` runs on this thread (with the reader, to check its end) while
+/// the hasher may still be busy; any error ends the stream. Returns the
+/// hasher with every byte fed to it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn stream<R: Read>(
     reader: &mut R,
     seg: &Segment,
@@ -97,6 +104,7 @@ pub(crate) fn stream<R: Read>(
     len: u64,
     mut hasher: Hasher,
     kick: bool,
+    open_end: bool,
     finish: impl FnOnce(&mut R) -> Result<()>,
 ) -> Result<Hasher> {
     if !hasher.hashes_data() || len < PIPELINE_MIN {
@@ -105,9 +113,21 @@ pub(crate) fn stream<R: Read>(
         while done < len {
             let want = buf.len().min((len - done) as usize);
             let chunk = &mut buf[..want];
-            step(reader, chunk, seg, data_at + done, done, len, kick)?;
-            hasher.update(chunk);
-            done += want as u64;
+            let got = step(
+                reader,
+                chunk,
+                seg,
+                data_at + done,
+                done,
+                len,
+                kick,
+                open_end,
+            )?;
+            hasher.update(&chunk[..got]);
+            done += got as u64;
+            if got < want {
+                break;
+            }
         }
         finish(reader)?;
         return Ok(hasher);
@@ -139,7 +159,7 @@ pub(crate) fn stream<R: Read>(
                         Error::io("hashing thread", std::io::Error::other("stopped"))
                     })?
                 };
-                step(
+                let got = step(
                     reader,
                     &mut buf[..want],
                     seg,
@@ -147,11 +167,15 @@ pub(crate) fn stream<R: Read>(
                     done,
                     len,
                     kick,
+                    open_end,
                 )?;
                 full_tx
-                    .send((buf, want))
+                    .send((buf, got))
                     .map_err(|_| Error::io("hashing thread", std::io::Error::other("stopped")))?;
-                done += want as u64;
+                done += got as u64;
+                if got < want {
+                    break;
+                }
             }
             Ok(())
         })();
@@ -191,6 +215,7 @@ pub(crate) fn ingest<R: Read>(
             len,
             hasher,
             kick,
+            false,
             |r| expect_end(r, len),
         );
         match streamed {
@@ -221,4 +246,74 @@ pub(crate) fn ingest<R: Read>(
         block_crcs: std::mem::take(&mut hashed.block_crcs),
     });
     Ok((extent, hashed))
+}
+
+/// [`ingest`] for a body of unknown length (`PartBody::until_eof`): read to
+/// its end, at most `max` bytes; a byte past `max` fails with `too_large()`
+/// and leaves the region garbage, like any failed ingest.
+///
+/// A body that ends within its first step is stored as if its length had
+/// been declared. A longer one gets a region of `max` bytes, and the bytes
+/// it does not use are never written: segments are preallocated sparse, so
+/// that costs segment address space but no disk blocks, and
+/// [`crate::log::writer::Log::unused_region_bytes`] takes them out of the
+/// segment's data bytes. (Giving the unused end back to the tail would
+/// rewrite a reserved header below the durable watermarks, and one region
+/// per chunk would need records with several new extents.)
+pub(crate) fn ingest_until_eof<R: Read>(
+    inner: &Inner,
+    mut reader: R,
+    max: u64,
+    expected: Option<&Digest>,
+    too_large: impl Fn() -> Error,
+) -> Result<(Option<ExtentDef>, Hashed)> {
+    let mut first = vec![0u8; STEP.min(max as usize + 1)];
+    let got = read_full(&mut reader, &mut first)?;
+    if got < first.len() {
+        first.truncate(got);
+        return ingest(inner, &first[..], got as u64, expected);
+    }
+    if got as u64 > max {
+        return Err(too_large());
+    }
+    let hasher = Hasher::new(expected.map(|d| d.algorithm()));
+    let kick = inner.opts().durability != Durability::None;
+    let id = inner.fresh_id();
+    let region = inner.log().reserve_allocating(max, STEP as u64)?;
+    let mut body = (&first[..]).chain(reader);
+    let streamed = stream(
+        &mut body,
+        &region.segment,
+        region.data_at,
+        max,
+        hasher,
+        kick,
+        true,
+        |r| match read_full(r, &mut [0u8; 1])? {
+            0 => Ok(()),
+            _ => Err(too_large()),
+        },
+    );
+    let mut hashed = match streamed {
+        Ok(h) => h.finish(),
+        Err(e) => {
+            inner.log().release(&region);
+            return Err(e);
+        }
+    };
+    if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
+        if let Err(e) = digest::check(expected, actual) {
+            inner.log().release(&region);
+            return Err(e);
+        }
+    }
+    let region = inner.log().shrink(region, hashed.len)?;
+    let extent = ExtentDef {
+        id,
+        segment: region.segment.id,
+        offset: region.data_at,
+        len: hashed.len,
+        block_crcs: std::mem::take(&mut hashed.block_crcs),
+    };
+    Ok((Some(extent), hashed))
 }

@@ -90,7 +90,7 @@ pub use blob::{Blob, BlobReader};
 pub use digest::bench_api as __bench;
 pub use error::{Error, ErrorKind, Reason, Result};
 pub use log::map::Slice;
-pub use spec::{ByteRange, Digest, DigestAlgorithm, UploadId};
+pub use spec::{ByteRange, Digest, DigestAlgorithm, KeyRules, UploadId};
 pub use store::Store;
 
 /// The SPEC's limits and checks, for fronts that validate a request before
@@ -99,15 +99,16 @@ pub use store::Store;
 pub mod rules {
     pub use crate::spec::{
         check_part_size, check_put_object_size, media_eq, normalize_parent, validate_complete,
-        validate_key, validate_layer_id, validate_list_limit, validate_part_number, BLOCK_SIZE,
-        COPY_ALIGNMENT, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT, MAX_KEY_LEN, MAX_LAYER_ID_LEN,
-        MAX_LIST_LIMIT, MAX_OBJECT_SIZE, MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MIB,
+        validate_key, validate_layer_id, validate_list_limit, validate_metadata,
+        validate_part_number, BLOCK_SIZE, COPY_ALIGNMENT, DEFAULT_CONTENT_TYPE, DEFAULT_LIST_LIMIT,
+        MAX_KEY_LEN, MAX_LAYER_ID_LEN, MAX_LIST_LIMIT, MAX_METADATA_BYTES, MAX_OBJECT_SIZE,
+        MAX_PART_NUMBER, MAX_PART_SIZE, MAX_PUT_OBJECT_SIZE, MAX_UTF8_KEY_BYTES, MIB,
         MIN_PART_NUMBER, MIN_PART_SIZE, PART_SIZE_MULTIPLE,
     };
 }
 pub use types::{
-    CompactionReport, CopySource, Durability, LayerConfig, ListItem, ListOptions, ListPage,
-    ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
+    CompactionReport, CopySource, Durability, LayerConfig, LayerInfo, ListItem, ListOptions,
+    ListPage, ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
     UploadOptions, UploadStatus, UploadSummary, VerifyFinding, VerifyReport,
 };
 
@@ -121,7 +122,8 @@ pub mod internals {
     };
     pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,
-        ExtentMove, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot,
-        UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+        ExtentMove, LayerSnap, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind,
+        Snapshot, UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
     };
+    pub use crate::log::meta::Metadata;
 }

@@ -12,13 +12,13 @@ use rayon::prelude::*;
 use crate::blob::{Blob, BlobPiece, ExtentView};
 use crate::digest::{self, Hasher};
 use crate::engine::Inner;
-use crate::error::{bad_request, conflict, corrupt, not_found};
+use crate::error::{bad_request, conflict, corrupt, not_found, too_large};
 use crate::error::{Error, Reason, Result};
 use crate::index::{Entry, Index, Object, Part, UploadState};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
 use crate::log::writer::{Flusher, Log};
-use crate::spec::{self, UploadId};
+use crate::spec::{self, Digest, UploadId};
 use crate::types::*;
 
 /// An embedded store of layers, objects and multipart uploads.
@@ -62,6 +62,7 @@ fn part_info(p: &Part) -> PartInfo {
         size: p.size,
         crc32c: p.crc32c,
         last_modified: to_time(p.time_ms),
+        digest: p.digest.clone(),
     }
 }
 
@@ -75,6 +76,27 @@ fn object_info(o: &Object) -> ObjectInfo {
         crc32c: o.crc32c,
         etag: o.etag.clone(),
         part_count: o.part_count,
+        metadata: o.metadata.clone(),
+        digest: o.digest.clone(),
+        composite_digest: o.composite_digest.clone(),
+        part_sizes: Arc::clone(&o.part_sizes),
+    }
+}
+
+/// Streams a body into a new extent: exactly its declared length, or (for
+/// `PartBody::until_eof`) to its end, at most `max` bytes (`too_large`
+/// past it).
+fn ingest_body<R: Read>(
+    inner: &Inner,
+    reader: R,
+    len: Option<u64>,
+    digest: Option<&Digest>,
+    max: u64,
+    too_large: impl Fn() -> Error,
+) -> Result<(Option<crate::log::format::ExtentDef>, digest::Hashed)> {
+    match len {
+        Some(len) => crate::ingest::ingest(inner, reader, len, digest),
+        None => crate::ingest::ingest_until_eof(inner, reader, max, digest, too_large),
     }
 }
 
@@ -130,6 +152,23 @@ impl Store {
                     layer: id.to_string(),
                     content_type: config.content_type.clone(),
                     content_encoding: config.content_encoding.clone(),
+                    key_rules: config.key_rules,
+                    time_ms: now_ms(),
+                })
+            },
+            |_| (),
+        )
+    }
+
+    /// Deletes a layer. `Conflict` ([`Reason::LayerNotEmpty`]) while it
+    /// holds objects or open uploads; once deleted, every call naming it is
+    /// `NotFound` until it is created again (its completed uploads are
+    /// forgotten with it).
+    pub fn delete_layer(&self, id: &str) -> Result<()> {
+        self.inner.commit(
+            |_| {
+                Ok(Meta::LayerDeleted {
+                    layer: id.to_string(),
                 })
             },
             |_| (),
@@ -147,17 +186,35 @@ impl Store {
                     LayerConfig {
                         content_type: l.content_type.clone(),
                         content_encoding: l.content_encoding.clone(),
+                        key_rules: l.key_rules,
                     },
                 )
             })
             .collect()
     }
 
+    /// A layer's configuration and creation time. BadRequest for a
+    /// malformed id, NotFound if it does not exist.
+    pub fn layer_info(&self, id: &str) -> Result<LayerInfo> {
+        let index = self.inner.index();
+        let l = index.layer(id)?;
+        Ok(LayerInfo {
+            id: id.to_string(),
+            config: LayerConfig {
+                content_type: l.content_type.clone(),
+                content_encoding: l.content_encoding.clone(),
+                key_rules: l.key_rules,
+            },
+            created: (l.created_ms != 0).then(|| to_time(l.created_ms)),
+        })
+    }
+
     // ----- objects -------------------------------------------------------
 
     /// Stores a single-part object of up to 192 MiB, replacing any object of
     /// that key. Without a content type in `body`, the layer's (or
-    /// `application/octet-stream`) is used.
+    /// `application/octet-stream`) is used. A digest in `body` is checked
+    /// and kept ([`ObjectInfo::digest`]), and so is its user metadata.
     pub fn put_object<R: Read>(
         &self,
         layer: &str,
@@ -169,14 +226,28 @@ impl Store {
         let (content_type, content_encoding) = inner.index().plan_put(
             layer,
             key,
-            body.len,
+            body.len.unwrap_or(0),
             body.content_type.as_deref(),
             body.content_encoding.as_deref(),
         )?;
+        let metadata = body.metadata.unwrap_or_default();
+        spec::validate_metadata(&metadata)?;
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) =
-            crate::ingest::ingest(inner, body.reader, body.len, digest.as_ref())?;
+        let (extent, hashed) = ingest_body(
+            inner,
+            body.reader,
+            body.len,
+            digest.as_ref(),
+            spec::MAX_PUT_OBJECT_SIZE,
+            || {
+                too_large!(
+                    Reason::ObjectTooLarge,
+                    "object body runs past the single-put limit of {} bytes (192 MiB)",
+                    spec::MAX_PUT_OBJECT_SIZE
+                )
+            },
+        )?;
         let etag_seq = inner.fresh_id();
         let meta = Meta::ObjectPut {
             layer: layer.to_string(),
@@ -188,6 +259,8 @@ impl Store {
             content_encoding,
             etag_seq,
             time_ms: now_ms(),
+            metadata,
+            digest,
         };
         inner.commit(
             |_| Ok(meta.clone()),
@@ -196,8 +269,24 @@ impl Store {
     }
 
     /// Copies a whole object within a layer by reference: no bytes are
-    /// copied; content type and encoding carry over.
+    /// copied; content type, encoding, user metadata and kept digests carry
+    /// over.
     pub fn copy_object(&self, layer: &str, dst: &str, src: &str) -> Result<ObjectInfo> {
+        self.copy_object_with(layer, dst, src, None)
+    }
+
+    /// [`Store::copy_object`], with `metadata` replacing the source's user
+    /// metadata when given (`Some(vec![])` clears it).
+    pub fn copy_object_with(
+        &self,
+        layer: &str,
+        dst: &str,
+        src: &str,
+        metadata: Option<Vec<(String, String)>>,
+    ) -> Result<ObjectInfo> {
+        if let Some(m) = &metadata {
+            spec::validate_metadata(m)?;
+        }
         self.inner.commit(
             |_| {
                 Ok(Meta::ObjectCopied {
@@ -205,6 +294,7 @@ impl Store {
                     src: src.to_string(),
                     dst: dst.to_string(),
                     time_ms: now_ms(),
+                    metadata: metadata.clone(),
                 })
             },
             |index| index.object(layer, dst).map(|o| object_info(o)),
@@ -245,8 +335,7 @@ impl Store {
         {
             // A missing key changes nothing: no record needed.
             let index = self.inner.index();
-            index.layer(layer)?;
-            spec::validate_key(key)?;
+            index.layer(layer)?.key_rules.validate(key)?;
             if index.object(layer, key).is_err() {
                 return Ok(());
             }
@@ -262,22 +351,41 @@ impl Store {
         )
     }
 
-    /// One page of a layer's objects (and, unless deep, folders).
+    /// One page of a layer's objects (and, unless deep, folders): of the
+    /// folder `parent`, or of the keys starting with `prefix`.
     pub fn list(&self, layer: &str, options: &ListOptions) -> Result<ListPage> {
         spec::validate_list_limit(options.limit)?;
-        let parent = spec::normalize_parent(&options.parent)?;
         let index = self.inner.index();
-        index.layer(layer)?;
+        let rules = index.layer(layer)?.key_rules;
+        // Tokens are bound to the key prefix: the root ("") and the folder
+        // "" of a Utf8 layer ("/") stay apart.
+        let prefix = match &options.prefix {
+            Some(_) if !options.parent.is_empty() => {
+                return Err(bad_request!(
+                    Reason::InvalidArgument,
+                    "list options give both a parent folder ({}) and a prefix",
+                    spec::quoted(&options.parent)
+                ))
+            }
+            Some(p) => p.clone(),
+            None => rules.list_prefix(&options.parent)?,
+        };
         let after = match &options.page_token {
             None => None,
             Some(t) => Some(
                 self.inner
                     .tokens()
-                    .decode(t, layer, &parent, options.deep)?,
+                    .decode(t, layer, &prefix, options.deep)?,
             ),
         };
-        let (entries, next) =
-            index.list(layer, &parent, options.deep, after.as_ref(), options.limit)?;
+        let (entries, next) = index.list_prefix(
+            layer,
+            &prefix,
+            options.deep,
+            after.as_ref(),
+            options.start_after.as_deref(),
+            options.limit,
+        )?;
         let items = entries
             .into_iter()
             .map(|e| match e {
@@ -288,7 +396,7 @@ impl Store {
         Ok(ListPage {
             items,
             next_page_token: next
-                .map(|c| self.inner.tokens().encode(&c, layer, &parent, options.deep)),
+                .map(|c| self.inner.tokens().encode(&c, layer, &prefix, options.deep)),
         })
     }
 
@@ -317,6 +425,7 @@ impl Store {
                         .clone()
                         .or_else(|| l.content_encoding.clone()),
                     time_ms: now_ms(),
+                    metadata: options.metadata.clone(),
                 })
             },
             |_| (),
@@ -325,7 +434,9 @@ impl Store {
     }
 
     /// Uploads part `n`, replacing any previous part `n` atomically. On any
-    /// failure nothing is stored and the previous part `n` stays.
+    /// failure nothing is stored and the previous part `n` stays. A digest
+    /// in `body` is checked and kept ([`PartInfo::digest`]); metadata is
+    /// the upload's, so a `body` with metadata is BadRequest.
     pub fn upload_part<R: Read>(
         &self,
         layer: &str,
@@ -340,13 +451,33 @@ impl Store {
             layer,
             upload.as_bytes(),
             n,
-            body.len,
+            body.len.unwrap_or(0),
             body.content_type.as_deref(),
         )?;
+        if body.metadata.is_some() {
+            return Err(bad_request!(
+                Reason::InvalidMetadata,
+                "part {n} carries metadata; an upload's metadata is given to start_multipart"
+            )
+            .with_part(n));
+        }
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) =
-            crate::ingest::ingest(inner, body.reader, body.len, digest.as_ref())?;
+        let (extent, hashed) = ingest_body(
+            inner,
+            body.reader,
+            body.len,
+            digest.as_ref(),
+            spec::MAX_PART_SIZE,
+            || {
+                too_large!(
+                    Reason::PartTooLarge,
+                    "part {n} runs past the part limit of {} bytes (96 MiB)",
+                    spec::MAX_PART_SIZE
+                )
+                .with_part(n)
+            },
+        )?;
         let pieces = extent
             .iter()
             .map(|e| Piece {
@@ -366,6 +497,7 @@ impl Store {
             size: hashed.len,
             crc32c: hashed.crc32c,
             time_ms: now_ms(),
+            digest,
         };
         inner.commit(
             |_| Ok(meta.clone()),
@@ -447,6 +579,7 @@ impl Store {
                     size,
                     crc32c: crc,
                     time_ms: now_ms(),
+                    digest: source.digest.clone(),
                 })
             },
             |index| stored_part(index, layer, upload, n),
@@ -492,6 +625,27 @@ impl Store {
             },
             UploadState::Completed => UploadStatus::Completed,
         })
+    }
+
+    /// The object a completed upload published, as it was published (even
+    /// if it has since been replaced or deleted), for as long as the store
+    /// remembers the completed upload: so a front can answer a repeated
+    /// complete. `NotFound` if unknown or aborted; BadRequest
+    /// ([`Reason::UploadNotCompleted`]) while it is open.
+    pub fn upload_result(&self, layer: &str, upload: &UploadId) -> Result<ObjectInfo> {
+        let index = self.inner.index();
+        let u = index.upload(layer, upload.as_bytes())?;
+        match (&u.state, &u.result) {
+            (UploadState::Completed, Some(o)) => Ok(object_info(o)),
+            (UploadState::Completed, None) => Err(not_found!(
+                Reason::UnknownUpload,
+                "upload {upload} was completed before this store kept upload results"
+            )),
+            (UploadState::Open(_), _) => Err(bad_request!(
+                Reason::UploadNotCompleted,
+                "upload {upload} is still open: it has published no object"
+            )),
+        }
     }
 
     /// Open uploads of a layer, by key.

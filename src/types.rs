@@ -6,7 +6,20 @@ use std::time::{Duration, SystemTime};
 
 use crate::backend::{Backend, StdBackend};
 
-use crate::spec::{ByteRange, Digest, UploadId};
+use crate::spec::{ByteRange, Digest, KeyRules, UploadId};
+
+/// Name/value pairs from a builder's argument.
+fn pairs<I, K, V>(pairs: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
 
 /// When an acknowledged write is durable. Each mode is described by what a
 /// power loss keeps; no mode ever exposes a torn part or object after a
@@ -157,13 +170,16 @@ impl Options {
 }
 
 /// A layer's configuration: an optional content type and content encoding
-/// that bind every upload into it.
+/// that bind every upload into it, and the rules its keys follow.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LayerConfig {
     /// Uploads must use this content type (case-insensitive) when set.
     pub content_type: Option<String>,
     /// Uploads must use this content encoding when set.
     pub content_encoding: Option<String>,
+    /// Which keys the layer accepts: [`KeyRules::Here`] (the default) or
+    /// [`KeyRules::Utf8`] (S3's keys).
+    pub key_rules: KeyRules,
 }
 
 impl LayerConfig {
@@ -171,7 +187,7 @@ impl LayerConfig {
     pub fn new(content_type: impl Into<String>) -> LayerConfig {
         LayerConfig {
             content_type: Some(content_type.into()),
-            content_encoding: None,
+            ..LayerConfig::default()
         }
     }
     /// Binds the layer to a content encoding too.
@@ -179,16 +195,36 @@ impl LayerConfig {
         self.content_encoding = Some(encoding.into());
         self
     }
+    /// Sets the key rules.
+    pub fn key_rules(mut self, rules: KeyRules) -> LayerConfig {
+        self.key_rules = rules;
+        self
+    }
 }
 
-/// How a multipart upload starts: its content type and optional encoding.
-/// A `&str` converts into one naming just the content type.
+/// A layer as [`crate::Store::layer_info`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LayerInfo {
+    /// The layer id.
+    pub id: String,
+    /// Its configuration.
+    pub config: LayerConfig,
+    /// When it was created; `None` for layers created before the store
+    /// recorded it.
+    pub created: Option<SystemTime>,
+}
+
+/// How a multipart upload starts: its content type, optional encoding and
+/// user metadata. A `&str` converts into one naming just the content type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UploadOptions {
     /// The object's content type.
     pub content_type: String,
     /// The object's content encoding; the layer's when `None`.
     pub content_encoding: Option<String>,
+    /// The object's user metadata (see [`UploadOptions::metadata`]).
+    pub metadata: Vec<(String, String)>,
 }
 
 impl UploadOptions {
@@ -197,11 +233,25 @@ impl UploadOptions {
         UploadOptions {
             content_type: content_type.into(),
             content_encoding: None,
+            metadata: Vec::new(),
         }
     }
     /// Sets the content encoding.
     pub fn content_encoding(mut self, encoding: impl Into<String>) -> UploadOptions {
         self.content_encoding = Some(encoding.into());
+        self
+    }
+    /// Sets the object's user metadata: name/value pairs, names HTTP token
+    /// characters (compared case-insensitively, each at most once), values
+    /// printable UTF-8, at most 2 KiB in all ([`crate::rules::validate_metadata`];
+    /// BadRequest `InvalidMetadata` otherwise).
+    pub fn metadata<I, K, V>(mut self, metadata: I) -> UploadOptions
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.metadata = pairs(metadata);
         self
     }
 }
@@ -224,27 +274,54 @@ impl From<&String> for UploadOptions {
     }
 }
 
-/// A request body: a reader and its declared length (Content-Length), with
-/// optional content type, encoding and digest. The reader may be borrowed
-/// and need not be `Send`; exactly `len` bytes are read from it.
+/// A request body: a reader and its declared length (Content-Length), or
+/// none ([`PartBody::until_eof`]), with optional content type, encoding,
+/// digest and (for `put_object`) user metadata. The reader may be borrowed
+/// and need not be `Send`.
 pub struct PartBody<R> {
     pub(crate) reader: R,
-    pub(crate) len: u64,
+    /// The declared length; `None`: read to the end.
+    pub(crate) len: Option<u64>,
     pub(crate) content_type: Option<String>,
     pub(crate) content_encoding: Option<String>,
     pub(crate) digest: Option<Digest>,
+    pub(crate) metadata: Option<Vec<(String, String)>>,
 }
 
 impl<R: Read> PartBody<R> {
-    /// A body of exactly `len` bytes read from `reader`.
+    /// A body of exactly `len` bytes read from `reader` (fewer or more:
+    /// BadRequest `BodyLengthMismatch`).
     pub fn new(reader: R, len: u64) -> PartBody<R> {
         PartBody {
             reader,
-            len,
+            len: Some(len),
             content_type: None,
             content_encoding: None,
             digest: None,
+            metadata: None,
         }
+    }
+    /// A body of unknown length: `reader` is read to its end. The size
+    /// limits still hold as the bytes arrive (a part past 96 MiB or a
+    /// `put_object` past 192 MiB is TooLarge and nothing is stored), and
+    /// the body is streamed, never held in memory.
+    pub fn until_eof(reader: R) -> PartBody<R> {
+        PartBody {
+            len: None,
+            ..PartBody::new(reader, 0)
+        }
+    }
+    /// The object's user metadata, for `put_object` (a part takes none: its
+    /// object gets the upload's, [`UploadOptions::metadata`]). Rules as
+    /// there.
+    pub fn metadata<I, K, V>(mut self, metadata: I) -> PartBody<R>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.metadata = Some(pairs(metadata));
+        self
     }
     /// The body's content type; for parts it must equal the upload's.
     pub fn content_type(mut self, ct: impl Into<String>) -> PartBody<R> {
@@ -315,6 +392,9 @@ pub struct PartInfo {
     pub crc32c: u32,
     /// When this part was stored.
     pub last_modified: SystemTime,
+    /// The digest the part was uploaded (or copied) with, verified against
+    /// its bytes; `None` if none was given.
+    pub digest: Option<Digest>,
 }
 
 /// A published object's metadata.
@@ -337,6 +417,43 @@ pub struct ObjectInfo {
     pub etag: String,
     /// Number of parts (1 for `put_object`).
     pub part_count: u32,
+    /// User metadata, as given to `put_object`, `start_multipart` or
+    /// `copy_object_with` (or kept from a copy's source).
+    pub metadata: Vec<(String, String)>,
+    /// The digest given to `put_object` and verified against the bytes
+    /// (kept by `copy_object`); `None` if none was given, and for
+    /// multipart objects.
+    pub digest: Option<Digest>,
+    /// For a multipart object whose every part was uploaded or copied with
+    /// a verified digest of one algorithm: that algorithm over the parts'
+    /// digests, concatenated in part order (S3's composite "checksum of
+    /// checksums"; its `-N` is `part_count`).
+    pub composite_digest: Option<Digest>,
+    /// Part sizes of a multipart object (empty for one part): see
+    /// [`ObjectInfo::part_range`].
+    pub(crate) part_sizes: Arc<[u64]>,
+}
+
+impl ObjectInfo {
+    /// The byte range of part `n` (1-based) of the object: for a multipart
+    /// object, as its upload published it; a single-part object is its
+    /// part 1. `None` for a part number it does not have.
+    pub fn part_range(&self, n: u32) -> Option<std::ops::Range<u64>> {
+        if self.part_sizes.is_empty() {
+            return (n == 1).then_some(0..self.size);
+        }
+        let i = usize::try_from(n).ok()?.checked_sub(1)?;
+        let start: u64 = self.part_sizes.get(..i)?.iter().sum();
+        Some(start..start + self.part_sizes.get(i)?)
+    }
+
+    /// The value of user metadata `name`, compared case-insensitively.
+    pub fn metadata_value(&self, name: &str) -> Option<&str> {
+        self.metadata
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// An open multipart upload, as `list_uploads` shows it.
@@ -376,6 +493,14 @@ pub enum UploadStatus {
 pub struct ListOptions {
     /// Folder to list ("" = root; a trailing `/` is optional).
     pub parent: String,
+    /// Instead of `parent`: list the keys that start with this string, any
+    /// string (S3's `prefix`); a hierarchical listing groups what follows it
+    /// up to the next `/`. Setting both `parent` and `prefix` is BadRequest.
+    pub prefix: Option<String>,
+    /// Start after this key: only objects whose key sorts after it, and
+    /// folders whose path followed by `/` does (byte-wise). Ignored when a
+    /// `page_token` is given.
+    pub start_after: Option<String>,
     /// Recursive listing of objects only, no folders.
     pub deep: bool,
     /// Items per page, 1..=1000.
@@ -388,6 +513,8 @@ impl Default for ListOptions {
     fn default() -> ListOptions {
         ListOptions {
             parent: String::new(),
+            prefix: None,
+            start_after: None,
             deep: false,
             limit: crate::spec::MAX_LIST_LIMIT,
             page_token: None,
@@ -399,6 +526,16 @@ impl ListOptions {
     /// Sets the parent folder.
     pub fn parent(mut self, p: impl Into<String>) -> ListOptions {
         self.parent = p.into();
+        self
+    }
+    /// Lists the keys starting with `p` (any string) instead of a folder.
+    pub fn prefix(mut self, p: impl Into<String>) -> ListOptions {
+        self.prefix = Some(p.into());
+        self
+    }
+    /// Starts after this key (see [`ListOptions::start_after`]).
+    pub fn start_after(mut self, key: impl Into<String>) -> ListOptions {
+        self.start_after = Some(key.into());
         self
     }
     /// Recursive (objects only) or hierarchical listing.
@@ -420,6 +557,9 @@ impl ListOptions {
 
 /// One listing entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Most items are objects: boxing them would cost an allocation each to
+// save the bytes of the rarer prefixes.
+#[allow(clippy::large_enum_variant)]
 pub enum ListItem {
     /// An object.
     Object(ObjectInfo),
@@ -529,6 +669,7 @@ impl<R> std::fmt::Debug for PartBody<R> {
             .field("content_type", &self.content_type)
             .field("content_encoding", &self.content_encoding)
             .field("digest", &self.digest)
+            .field("metadata", &self.metadata)
             .finish_non_exhaustive()
     }
 }

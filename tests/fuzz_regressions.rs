@@ -4,7 +4,9 @@
 //! `cargo test --features fuzzing --test fuzz_regressions` (.ci/run does).
 #![cfg(feature = "fuzzing")]
 
-use partstore::internals::{ExtentDef, Index, Meta, PartSnap, Piece, Snapshot, UploadSnap};
+use partstore::internals::{
+    ExtentDef, Index, LayerSnap, Meta, PartSnap, Piece, Snapshot, UploadSnap,
+};
 use partstore::ErrorKind;
 
 fn restore_kind(s: &Snapshot) -> Option<ErrorKind> {
@@ -44,7 +46,10 @@ fn snapshot() -> Snapshot {
     };
     Snapshot {
         max_id: 3,
-        layers: vec![("l".into(), None, None)],
+        layers: vec![LayerSnap {
+            id: "l".into(),
+            ..LayerSnap::default()
+        }],
         extents: vec![ExtentDef {
             id: 1,
             segment: 1,
@@ -68,9 +73,12 @@ fn snapshot() -> Snapshot {
                 crc32c: 0,
                 time_ms: 1,
                 pieces: vec![piece],
+                ..PartSnap::default()
             }],
+            ..UploadSnap::default()
         }],
         objects: vec![],
+        ..Snapshot::default()
     }
 }
 
@@ -127,6 +135,7 @@ fn snapshot_breaking_a_rule_is_corrupt() {
                 offset: 0,
                 len: 10,
             }],
+            ..Default::default()
         },
     ));
     assert_eq!(restore_kind(&s), Some(ErrorKind::Corrupt), "object key");

@@ -8,10 +8,9 @@
 //! Fronts map errors by these reasons instead of by message text, so a
 //! reason that drifts is a silent change of an HTTP answer.
 //!
-//! Not covered, because the engine does not return them yet:
-//! `InvalidMetadata`, `LayerNotEmpty`, `UploadBusy`, `InvalidArgument`.
-//! `CopySourceChanged` is not covered either: see the note above
-//! `copy_range_open_is_not_satisfiable`.
+//! Not covered: `UploadBusy` (the engine returns it only from inside
+//! `expire_uploads`, which swallows it), and `CopySourceChanged`: see the
+//! note above `copy_range_open_is_not_satisfiable`.
 //!
 //! The on-disk tests aim at bytes with the layout of docs/FORMAT.md:
 //! `seg-NNNNNNNN.log`, a 32-byte file header, then 8-aligned records with a
@@ -273,7 +272,7 @@ fn invalid_layer_id_is_bad_request() {
     s.put_object(L, "k", body(b"kept")).unwrap();
     let layers = s.list_layers();
     let before = layer_snap(&s, L);
-    let long = "x".repeat(51);
+    let long = "x".repeat(64);
     for id in ["", "a b", "a/b", "a*b", "é", long.as_str()] {
         expect(
             s.create_layer(id, LayerConfig::default()),
@@ -799,6 +798,98 @@ fn store_locked_is_conflict() {
     let s = Store::open(dir.path(), opts()).unwrap();
     assert_eq!(s.get(L, "k").unwrap().to_vec().unwrap(), b"kept");
     assert_eq!(s.get(L, "k2").unwrap().to_vec().unwrap(), b"more");
+}
+
+#[test]
+fn layer_not_empty_is_conflict() {
+    let (_d, s) = store();
+    s.put_object(L, "k", body(b"kept")).unwrap();
+    let layers = s.list_layers();
+    let before = layer_snap(&s, L);
+    expect(
+        s.delete_layer(L),
+        ErrorKind::Conflict,
+        Reason::LayerNotEmpty,
+    );
+    assert_eq!(s.list_layers(), layers);
+    assert_eq!(layer_snap(&s, L), before);
+    s.delete(L, "k").unwrap();
+    let up = s.start_multipart(L, "k", OCTET).unwrap();
+    let before = layer_snap(&s, L);
+    expect(
+        s.delete_layer(L),
+        ErrorKind::Conflict,
+        Reason::LayerNotEmpty,
+    );
+    assert_eq!(layer_snap(&s, L), before);
+    assert!(s.upload_status(L, &up).is_ok());
+}
+
+#[test]
+fn invalid_argument_is_bad_request() {
+    let (_d, s) = store();
+    s.put_object(L, "a/b", body(b"kept")).unwrap();
+    expect(
+        s.list(L, &ListOptions::default().parent("a").prefix("a/")),
+        ErrorKind::BadRequest,
+        Reason::InvalidArgument,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    expect(
+        Store::open(dir.path(), opts().compact_threshold(1.5)),
+        ErrorKind::BadRequest,
+        Reason::InvalidArgument,
+    );
+}
+
+// ----- user metadata ----------------------------------------------------
+
+#[test]
+fn invalid_metadata_is_bad_request() {
+    let (_d, s) = store();
+    s.put_object(L, "k", body(b"kept").metadata([("a", "1")]))
+        .unwrap();
+    let before = layer_snap(&s, L);
+    let bad = [("bad name", "v")];
+    expect(
+        s.put_object(L, "k", PartBody::new(PanicReader, 1).metadata(bad)),
+        ErrorKind::BadRequest,
+        Reason::InvalidMetadata,
+    );
+    expect(
+        s.start_multipart(L, "k", UploadOptions::new(OCTET).metadata(bad)),
+        ErrorKind::BadRequest,
+        Reason::InvalidMetadata,
+    );
+    expect(
+        s.copy_object_with(
+            L,
+            "k",
+            "k",
+            Some(vec![(
+                "n".into(),
+                "a
+b"
+                .into(),
+            )]),
+        ),
+        ErrorKind::BadRequest,
+        Reason::InvalidMetadata,
+    );
+    let up = s.start_multipart(L, "m", OCTET).unwrap();
+    expect_part(
+        s.upload_part(
+            L,
+            &up,
+            2,
+            PartBody::new(PanicReader, 1).metadata([("a", "1")]),
+        ),
+        ErrorKind::BadRequest,
+        Reason::InvalidMetadata,
+        2,
+    );
+    s.abort_multipart(L, &up).unwrap();
+    assert_eq!(layer_snap(&s, L), before);
 }
 
 // ----- bodies -----------------------------------------------------------
@@ -1356,6 +1447,20 @@ fn upload_completed_is_bad_request() {
     assert_eq!(layer_snap(&s, L), before);
     assert_eq!(s.upload_status(L, &up).unwrap(), UploadStatus::Completed);
     assert_eq!(s.get(L, "k").unwrap().to_vec().unwrap(), b"done");
+}
+
+#[test]
+fn upload_not_completed_is_bad_request() {
+    let (_d, s) = store();
+    let up = s.start_multipart(L, "k", OCTET).unwrap();
+    s.upload_part(L, &up, 1, body(b"part")).unwrap();
+    let snap = upload_snap(&s, L, &up);
+    expect(
+        s.upload_result(L, &up),
+        ErrorKind::BadRequest,
+        Reason::UploadNotCompleted,
+    );
+    assert_eq!(upload_snap(&s, L, &up), snap);
 }
 
 // ----- copy ranges ------------------------------------------------------

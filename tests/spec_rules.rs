@@ -1345,8 +1345,8 @@ fn invalid_layer_ids_are_rejected() {
     let (_d, s) = bare_store();
     s.create_layer("keep", LayerConfig::default()).unwrap();
     let layers = s.list_layers();
-    let long = format!("layer-{}", "x".repeat(45)); // 51 characters
-    assert_eq!(long.len(), 51);
+    let long = format!("layer-{}", "x".repeat(58)); // 64 characters
+    assert_eq!(long.len(), 64);
     for id in [
         "",
         "a b",
@@ -1379,7 +1379,8 @@ fn invalid_layer_ids_are_rejected() {
 #[test]
 fn valid_layer_ids_are_accepted() {
     let (_d, s) = bare_store();
-    let fifty = "y".repeat(50);
+    // 63: every S3 bucket name is a layer id.
+    let longest = "y".repeat(63);
     let ids = [
         "a",
         "Z",
@@ -1389,7 +1390,8 @@ fn valid_layer_ids_are_accepted() {
         ".",
         "AZaz09-_.",
         "my.layer_v2-EU",
-        fifty.as_str(),
+        longest.as_str(),
+        "my-s3.bucket-name",
     ];
     for id in ids {
         s.create_layer(id, LayerConfig::default())

@@ -79,6 +79,11 @@ mod tests {
         assert_eq!(code_of(store.head("nob", "k")), S3ErrorCode::NoSuchBucket);
         assert_eq!(code_of(store.head("b", "missing")), S3ErrorCode::NoSuchKey);
         assert_eq!(code_of(put("a b", b"x")), S3ErrorCode::InvalidArgument);
+        let bad_metadata = PartBody::new(&b"x"[..], 1).metadata([("bad name", "v")]);
+        assert_eq!(
+            code_of(store.put_object("b", "m", bad_metadata)),
+            S3ErrorCode::InvalidArgument
+        );
         assert_eq!(code_of("x".parse::<UploadId>()), S3ErrorCode::NoSuchUpload);
         let wrong = format!("MD5:{}", "0".repeat(32)).parse().expect("digest");
         let body = PartBody::new(&b"abc"[..], 3).digest(wrong);
@@ -102,6 +107,10 @@ mod tests {
         assert_eq!(
             code_of(store.create_layer("b", LayerConfig::default())),
             S3ErrorCode::BucketAlreadyOwnedByYou
+        );
+        assert_eq!(
+            code_of(store.delete_layer("b")),
+            S3ErrorCode::BucketNotEmpty
         );
 
         let up = store

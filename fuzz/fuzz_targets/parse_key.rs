@@ -1,11 +1,12 @@
-//! Keys, layer ids, list folders and upload tokens: never panic, accept
+//! Keys (both key rules), layer ids, list folders, metadata names and
+//! values, and upload tokens: never panic, accept
 //! exactly what SPEC.md allows (checked against straightforward references
 //! below), and reject with the SPEC's kind and a bounded message.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use partstore::rules::{normalize_parent, validate_key, validate_layer_id};
-use partstore::{ErrorKind, UploadId};
+use partstore::rules::{normalize_parent, validate_key, validate_layer_id, validate_metadata};
+use partstore::{ErrorKind, KeyRules, UploadId};
 
 /// SPEC: 1..=450 chars of `A-Z a-z 0-9 . [ ] = ( ) { } / _ -`; no leading or
 /// trailing `/`, no `//`.
@@ -19,12 +20,24 @@ fn key_ok(s: &str) -> bool {
         && !s.contains("//")
 }
 
-/// SPEC: 1..=50 chars of `A-Z a-z 0-9 - _ .`.
+/// SPEC: 1..=63 chars of `A-Z a-z 0-9 - _ .`.
 fn layer_ok(s: &str) -> bool {
     let n = s.chars().count();
-    (1..=50).contains(&n)
+    (1..=63).contains(&n)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// SPEC wave 2, `KeyRules::Utf8`: 1..=1024 bytes, no control character.
+fn utf8_key_ok(s: &str) -> bool {
+    (1..=1024).contains(&s.len()) && !s.chars().any(char::is_control)
+}
+
+/// SPEC wave 2: metadata names are HTTP token characters.
+fn tchar_ok(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// An upload token is 32 hex digits (what Display prints, in either case).
@@ -67,6 +80,38 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     check("key", s, validate_key(s), key_ok(s), ErrorKind::BadRequest);
+    check(
+        "utf8 key",
+        s,
+        KeyRules::Utf8.validate(s),
+        utf8_key_ok(s),
+        ErrorKind::BadRequest,
+    );
+    check(
+        "here key",
+        s,
+        KeyRules::Here.validate(s),
+        key_ok(s),
+        ErrorKind::BadRequest,
+    );
+    // As a metadata name (value "v") and as a value (name "n").
+    let as_name = [(s.to_owned(), "v".to_owned())];
+    let as_value = [("n".to_owned(), s.to_owned())];
+    let value_ok = s.len() <= 2047 && !s.chars().any(char::is_control);
+    check(
+        "metadata name",
+        s,
+        validate_metadata(&as_name),
+        tchar_ok(s) && s.len() <= 2047,
+        ErrorKind::BadRequest,
+    );
+    check(
+        "metadata value",
+        s,
+        validate_metadata(&as_value),
+        value_ok,
+        ErrorKind::BadRequest,
+    );
     check(
         "layer id",
         s,

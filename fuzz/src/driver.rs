@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use partstore::internals::{
     CopyPlan, Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Piece, UploadState,
 };
-use partstore::{ByteRange, ErrorKind, Reason};
+use partstore::{ByteRange, ErrorKind, KeyRules, Reason};
 
 use crate::model::{covers, MLayer, Model, Why};
 use crate::op::Op;
@@ -173,6 +173,8 @@ impl Driver {
         let now = self.clock;
         match *op {
             Op::CreateLayer { layer, ct, ce } => self.step(Meta::LayerCreated {
+                key_rules: KeyRules::Here,
+                time_ms: 0,
                 layer: layer_name(layer),
                 content_type: layer_type(ct),
                 content_encoding: layer_encoding(ce),
@@ -192,6 +194,7 @@ impl Driver {
                     id
                 };
                 self.step(Meta::UploadStarted {
+                    metadata: Vec::new(),
                     layer: layer_name(layer),
                     upload,
                     key: key_name(key),
@@ -242,6 +245,7 @@ impl Driver {
                 }
                 let part_id = self.fresh();
                 self.step(Meta::PartSet {
+                    digest: None,
                     layer,
                     upload,
                     number,
@@ -269,6 +273,7 @@ impl Driver {
                 self.plan_part(&layer, &upload, number, 0, None);
                 let part_id = self.fresh();
                 self.step(Meta::PartSet {
+                    digest: None,
                     layer,
                     upload,
                     number,
@@ -324,6 +329,7 @@ impl Driver {
                 }
                 let part_id = self.fresh();
                 self.step(Meta::PartSet {
+                    digest: None,
                     layer,
                     upload,
                     number,
@@ -453,6 +459,8 @@ impl Driver {
                 }
                 let etag_seq = self.fresh();
                 self.step(Meta::ObjectPut {
+                    digest: None,
+                    metadata: Vec::new(),
                     layer,
                     key,
                     new_extent: e,
@@ -473,6 +481,7 @@ impl Driver {
                 key: key_name(key),
             }),
             Op::CopyObject { layer, src, dst } => self.step(Meta::ObjectCopied {
+                metadata: None,
                 layer: layer_name(layer),
                 src: key_name(src),
                 dst: key_name(dst),

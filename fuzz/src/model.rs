@@ -30,10 +30,10 @@ pub fn key_ok(s: &str) -> bool {
         && !s.contains("//")
 }
 
-/// SPEC: a layer id is 1..=50 chars of `A-Z a-z 0-9 - _ .`.
+/// SPEC: a layer id is 1..=63 chars of `A-Z a-z 0-9 - _ .`.
 pub fn layer_ok(s: &str) -> bool {
     let n = s.chars().count();
-    (1..=50).contains(&n)
+    (1..=63).contains(&n)
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
@@ -540,6 +540,17 @@ impl Model {
                     Err(ErrorKind::Corrupt)
                 }
             }
+            Meta::LayerDeleted { layer } => {
+                let l = self.layer(layer)?;
+                let open = self
+                    .uploads
+                    .values()
+                    .any(|u| u.layer == *layer && u.parts.is_some());
+                if !l.objects.is_empty() || open {
+                    return Err(ErrorKind::Conflict);
+                }
+                Ok(())
+            }
             Meta::Snapshot(_) | Meta::Mark => Ok(()),
         }
     }
@@ -551,6 +562,7 @@ impl Model {
                 layer,
                 content_type,
                 content_encoding,
+                ..
             } => {
                 self.layers.insert(
                     layer,
@@ -568,6 +580,7 @@ impl Model {
                 content_type,
                 content_encoding,
                 time_ms,
+                ..
             } => {
                 self.uploads.insert(
                     upload,
@@ -663,6 +676,7 @@ impl Model {
                 content_encoding,
                 etag_seq,
                 time_ms,
+                ..
             } => {
                 self.max_id = self.max_id.max(etag_seq);
                 let mut pieces = Vec::new();
@@ -703,6 +717,7 @@ impl Model {
                 src,
                 dst,
                 time_ms,
+                ..
             } => {
                 let l = self.layers.get_mut(&layer).expect("checked");
                 let mut o = l.objects[&src].clone();
@@ -715,6 +730,10 @@ impl Model {
                     d.segment = m.segment;
                     d.offset = m.offset;
                 }
+            }
+            Meta::LayerDeleted { layer } => {
+                self.layers.remove(&layer);
+                self.uploads.retain(|_, u| u.layer != layer);
             }
             Meta::Snapshot(_) | Meta::Mark => {}
         }

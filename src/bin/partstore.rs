@@ -366,6 +366,7 @@ fn run(cli: Cli) -> partstore::Result<()> {
             let config = LayerConfig {
                 content_type,
                 content_encoding,
+                ..LayerConfig::default()
             };
             store.create_layer(&name, config)
         }

@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use crate::digest::crc32c_combine;
+use crate::digest::{composite_digest, crc32c_combine};
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
 use crate::index::{
     etag, upload_name, Extent, Index, Layer, Object, Part, Upload, UploadState, Verified,
 };
 use crate::log::format::{ExtentDef, Meta, Piece};
-use crate::spec;
+use crate::spec::{self, Digest, DigestAlgorithm};
 
 impl Index {
     /// Validates and applies a record (recovery's path).
@@ -37,16 +37,39 @@ impl Index {
                     ));
                 }
             }
+            Meta::LayerDeleted { layer } => {
+                let l = self.layer(layer)?;
+                if let Some(key) = l.objects.keys().next() {
+                    return Err(conflict!(
+                        Reason::LayerNotEmpty,
+                        "layer \"{layer}\" still holds objects (\"{key}\" and {} more)",
+                        l.objects.len() - 1
+                    ));
+                }
+                let open = self
+                    .uploads
+                    .values()
+                    .filter(|u| u.layer == *layer && matches!(u.state, UploadState::Open(_)))
+                    .count();
+                if open > 0 {
+                    return Err(conflict!(
+                        Reason::LayerNotEmpty,
+                        "layer \"{layer}\" still has {open} open upload(s)"
+                    ));
+                }
+            }
             Meta::UploadStarted {
                 layer,
                 upload,
                 key,
                 content_type,
                 content_encoding,
+                metadata,
                 ..
             } => {
                 let l = self.layer(layer)?;
-                spec::validate_key(key)?;
+                l.key_rules.validate(key)?;
+                spec::validate_metadata(metadata)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
                 if self.uploads.contains_key(upload) {
                     return Err(conflict!(
@@ -63,12 +86,15 @@ impl Index {
                 new_extent,
                 pieces,
                 size,
+                crc32c,
+                digest,
                 ..
             } => {
                 self.open_upload(layer, upload)?;
                 spec::validate_part_number(*number)?;
                 spec::check_part_size(*size)?;
                 self.check_pieces(new_extent.as_ref(), pieces, *size)?;
+                check_crc_digest(digest.as_ref(), *crc32c)?;
             }
             Meta::UploadCompleted {
                 layer,
@@ -87,12 +113,17 @@ impl Index {
                 key,
                 new_extent,
                 size,
+                crc32c,
                 content_type,
                 content_encoding,
+                metadata,
+                digest,
                 ..
             } => {
                 let l = self.layer(layer)?;
-                spec::validate_key(key)?;
+                l.key_rules.validate(key)?;
+                spec::validate_metadata(metadata)?;
+                check_crc_digest(digest.as_ref(), *crc32c)?;
                 spec::check_put_object_size(*size)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
                 let pieces: Vec<Piece> = new_extent
@@ -106,14 +137,20 @@ impl Index {
                 self.check_pieces(new_extent.as_ref(), &pieces, *size)?;
             }
             Meta::ObjectDeleted { layer, key } => {
-                self.layer(layer)?;
-                spec::validate_key(key)?;
+                self.layer(layer)?.key_rules.validate(key)?;
             }
             Meta::ObjectCopied {
-                layer, src, dst, ..
+                layer,
+                src,
+                dst,
+                metadata,
+                ..
             } => {
                 self.object(layer, src)?;
-                spec::validate_key(dst)?;
+                self.layer(layer)?.key_rules.validate(dst)?;
+                if let Some(m) = metadata {
+                    spec::validate_metadata(m)?;
+                }
             }
             Meta::ExtentsMoved { moves } => {
                 for m in moves {
@@ -182,15 +219,25 @@ impl Index {
                 layer,
                 content_type,
                 content_encoding,
+                key_rules,
+                time_ms,
             } => {
                 self.layers.insert(
                     layer,
                     Layer {
                         content_type,
                         content_encoding,
+                        key_rules,
+                        created_ms: time_ms,
                         objects: BTreeMap::new(),
                     },
                 );
+            }
+            Meta::LayerDeleted { layer } => {
+                // Empty (validated): only completed uploads, which hold no
+                // extents, are left to forget.
+                self.layers.remove(&layer);
+                self.uploads.retain(|_, u| u.layer != layer);
             }
             Meta::UploadStarted {
                 layer,
@@ -199,6 +246,7 @@ impl Index {
                 content_type,
                 content_encoding,
                 time_ms,
+                metadata,
             } => {
                 self.uploads.insert(
                     upload,
@@ -210,6 +258,8 @@ impl Index {
                         started_ms: time_ms,
                         last_activity_ms: time_ms,
                         state: UploadState::Open(BTreeMap::new()),
+                        metadata,
+                        result: None,
                     },
                 );
             }
@@ -222,6 +272,7 @@ impl Index {
                 size,
                 crc32c,
                 time_ms,
+                digest,
                 ..
             } => {
                 self.bump(part_id);
@@ -238,6 +289,7 @@ impl Index {
                     crc32c,
                     pieces,
                     time_ms,
+                    digest,
                 };
                 let old = match self.uploads.get_mut(&upload) {
                     Some(u) => {
@@ -270,15 +322,29 @@ impl Index {
                     return;
                 };
                 u.last_activity_ms = u.last_activity_ms.max(time_ms);
-                let (key, content_type, content_encoding) = (
+                let (key, content_type, content_encoding, metadata) = (
                     u.key.clone(),
                     u.content_type.clone(),
                     u.content_encoding.clone(),
+                    u.metadata.clone(),
                 );
                 let mut numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
                 numbers.sort_unstable();
                 let mut pieces: Vec<Piece> = Vec::new();
                 let (mut size, mut crc) = (0u64, 0u32);
+                let part_digests: Vec<Option<&Digest>> = numbers
+                    .iter()
+                    .map(|n| current.get(n).and_then(|p| p.digest.as_ref()))
+                    .collect();
+                let composite = composite_digest(&part_digests);
+                let part_sizes: Arc<[u64]> = if numbers.len() > 1 {
+                    numbers
+                        .iter()
+                        .map(|n| current.get(n).map_or(0, |p| p.size))
+                        .collect()
+                } else {
+                    Arc::default()
+                };
                 for n in &numbers {
                     if let Some(p) = current.get(n) {
                         crc = if size == 0 {
@@ -302,7 +368,17 @@ impl Index {
                     etag: etag(crc, etag_seq),
                     part_count: numbers.len() as u32,
                     pieces: Arc::new(pieces),
+                    metadata,
+                    digest: None,
+                    composite_digest: composite,
+                    part_sizes,
                 };
+                if let Some(u) = self.uploads.get_mut(&upload) {
+                    u.result = Some(Arc::new(Object {
+                        pieces: Arc::default(),
+                        ..object.clone()
+                    }));
+                }
                 self.retain(&object.pieces);
                 for p in current.values() {
                     self.release(&p.pieces);
@@ -328,6 +404,8 @@ impl Index {
                 content_encoding,
                 etag_seq,
                 time_ms,
+                metadata,
+                digest,
             } => {
                 self.bump(etag_seq);
                 let mut pieces = Vec::new();
@@ -350,6 +428,10 @@ impl Index {
                     etag: etag(crc32c, etag_seq),
                     part_count: 1,
                     pieces: Arc::new(pieces),
+                    metadata,
+                    digest,
+                    composite_digest: None,
+                    part_sizes: Arc::default(),
                 };
                 self.publish(&layer, object);
             }
@@ -367,6 +449,7 @@ impl Index {
                 src,
                 dst,
                 time_ms,
+                metadata,
             } => {
                 let Some(src) = self
                     .layers
@@ -379,6 +462,7 @@ impl Index {
                 let object = Object {
                     key: dst,
                     last_modified_ms: time_ms,
+                    metadata: metadata.unwrap_or_else(|| src.metadata.clone()),
                     ..(*src).clone()
                 };
                 self.retain(&object.pieces);
@@ -491,6 +575,21 @@ fn push_merged(pieces: &mut Vec<Piece>, p: Piece) {
         }
     }
     pieces.push(p);
+}
+
+/// A CRC-32C digest kept with a part or object is its CRC32C: anything
+/// else is a record no live call could have written.
+pub(super) fn check_crc_digest(digest: Option<&Digest>, crc32c: u32) -> Result<()> {
+    match digest {
+        Some(d)
+            if d.algorithm() == DigestAlgorithm::Crc32c && *d != Digest::from_crc32c(crc32c) =>
+        {
+            Err(corrupt!(
+                "kept digest {d} is not the CRC32C {crc32c:08x} of the bytes"
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A layer's content type and encoding, when set, bind every upload into it.

@@ -64,6 +64,12 @@ impl Index {
                 f.reads.push(layer(l));
                 f.writes.push(layer(l));
             }
+            // Whether the layer is empty depends on every key and upload in
+            // it: wait for every pending record.
+            Meta::LayerDeleted { layer: l } => {
+                f.reads.push(ALL);
+                f.writes.push(layer(l));
+            }
             Meta::UploadStarted {
                 layer: l,
                 upload: u,

@@ -24,7 +24,8 @@ use std::sync::Arc;
 
 use crate::error::{bad_request, not_found, Result};
 use crate::log::format::{ObjectSnap, Piece};
-use crate::spec::{self, UploadId};
+use crate::log::meta::Metadata;
+use crate::spec::{self, Digest, KeyRules, UploadId};
 
 /// Where an extent's bytes are, and how many references hold it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,6 +97,8 @@ pub struct Part {
     pub crc32c: u32,
     pub pieces: Vec<Piece>,
     pub time_ms: u64,
+    /// The digest the client sent with the part and the engine verified.
+    pub digest: Option<Digest>,
 }
 
 /// A published object.
@@ -111,6 +114,15 @@ pub struct Object {
     pub part_count: u32,
     /// The object's bytes, in order.
     pub pieces: Arc<Vec<Piece>>,
+    pub metadata: Metadata,
+    /// The digest the client sent with `put_object` and the engine verified.
+    pub digest: Option<Digest>,
+    /// A multipart object whose parts all carry a digest of one algorithm:
+    /// that algorithm over the part digests in part order.
+    pub composite_digest: Option<Digest>,
+    /// A multipart object's part sizes, in part order (they add up to
+    /// `size`); empty for a single-part object.
+    pub part_sizes: Arc<[u64]>,
 }
 
 impl From<&Object> for ObjectSnap {
@@ -125,6 +137,10 @@ impl From<&Object> for ObjectSnap {
             etag: o.etag.clone(),
             part_count: o.part_count,
             pieces: o.pieces.to_vec(),
+            metadata: o.metadata.clone(),
+            digest: o.digest.clone(),
+            composite_digest: o.composite_digest.clone(),
+            part_sizes: o.part_sizes.to_vec(),
         }
     }
 }
@@ -141,6 +157,10 @@ impl From<&ObjectSnap> for Object {
             etag: o.etag.clone(),
             part_count: o.part_count,
             pieces: Arc::new(o.pieces.clone()),
+            metadata: o.metadata.clone(),
+            digest: o.digest.clone(),
+            composite_digest: o.composite_digest.clone(),
+            part_sizes: o.part_sizes.as_slice().into(),
         }
     }
 }
@@ -161,6 +181,11 @@ pub struct Upload {
     pub started_ms: u64,
     pub last_activity_ms: u64,
     pub state: UploadState,
+    /// The user metadata the object gets.
+    pub metadata: Metadata,
+    /// Once completed: the object it published, as published (no pieces:
+    /// it is for reporting, never for reading).
+    pub result: Option<Arc<Object>>,
 }
 
 /// A layer and its objects, in byte-wise key order.
@@ -168,6 +193,9 @@ pub struct Upload {
 pub struct Layer {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
+    pub key_rules: KeyRules,
+    /// When it was created (ms since the epoch); 0: not recorded.
+    pub created_ms: u64,
     pub objects: BTreeMap<String, Arc<Object>>,
 }
 
@@ -286,7 +314,7 @@ impl Index {
     /// An object, or NotFound.
     pub fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
         let l = self.layer(layer)?;
-        spec::validate_key(key)?;
+        l.key_rules.validate(key)?;
         l.objects.get(key).ok_or_else(|| {
             not_found!(
                 Reason::UnknownKey,
@@ -382,6 +410,8 @@ impl Index {
     }
 
     /// One page of a listing. `parent` is normalized (no trailing `/`).
+    /// (The fuzz model's entry point; the store calls `list_prefix`.)
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub fn list(
         &self,
         layer: &str,
@@ -390,29 +420,61 @@ impl Index {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<(Vec<Entry>, Option<Cursor>)> {
-        let l = self.layer(layer)?;
         let prefix = if parent.is_empty() {
             String::new()
         } else {
             format!("{parent}/")
         };
-        let mut start: Bound<String> = match after {
-            None => Bound::Included(prefix.clone()),
-            Some(Cursor::AfterObject(k)) => Bound::Excluded(k.clone()),
+        self.list_prefix(layer, &prefix, deep, after, None, limit)
+    }
+
+    /// One page of the keys of `layer` that start with `prefix` (any
+    /// string; a folder's is its path and `/`): all of them (`deep`) or,
+    /// grouped on the first `/` after the prefix, objects and folders.
+    /// Resumes after `after`; without it, starts after `start_after`, where a
+    /// folder counts as its path and `/` (so a folder that `start_after`
+    /// lies in or equals is skipped whole).
+    pub fn list_prefix(
+        &self,
+        layer: &str,
+        prefix: &str,
+        deep: bool,
+        after: Option<&Cursor>,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Entry>, Option<Cursor>)> {
+        let l = self.layer(layer)?;
+        let mut start: Bound<String> = match (after, start_after) {
+            (Some(Cursor::AfterObject(k)), _) => Bound::Excluded(k.clone()),
             // '0' is the byte after '/': skip every key under the prefix.
-            Some(Cursor::AfterPrefix(p)) => Bound::Included(format!("{p}0")),
+            (Some(Cursor::AfterPrefix(p)), _) => Bound::Included(format!("{p}0")),
+            (None, Some(k)) if k >= prefix => Bound::Excluded(k.to_owned()),
+            (None, _) => Bound::Included(prefix.to_owned()),
         };
+        let skip_folder =
+            |p: &str| after.is_none() && start_after.is_some_and(|k| format!("{p}/").as_str() <= k);
         let mut items = Vec::new();
         'outer: loop {
             let range = l
                 .objects
                 .range::<String, _>((start.clone(), Bound::Unbounded));
             for (key, obj) in range {
-                if !key.starts_with(&prefix) {
-                    if key.as_str() < prefix.as_str() {
+                if !key.starts_with(prefix) {
+                    if key.as_str() < prefix {
                         continue;
                     }
                     break 'outer;
+                }
+                let rest = &key[prefix.len()..];
+                let folder = match rest.find('/') {
+                    Some(i) if !deep => Some(format!("{prefix}{}", &rest[..i])),
+                    _ => None,
+                };
+                if let Some(p) = &folder {
+                    if skip_folder(p) {
+                        start = Bound::Included(format!("{p}0"));
+                        continue 'outer;
+                    }
                 }
                 if items.len() == limit {
                     let cursor = match items.last() {
@@ -422,15 +484,13 @@ impl Index {
                     };
                     return Ok((items, Some(cursor)));
                 }
-                let rest = &key[prefix.len()..];
-                match rest.find('/') {
-                    Some(i) if !deep => {
-                        let p = format!("{prefix}{}", &rest[..i]);
+                match folder {
+                    Some(p) => {
                         start = Bound::Included(format!("{p}0"));
                         items.push(Entry::Prefix(p));
                         continue 'outer;
                     }
-                    _ => items.push(Entry::Object(Arc::clone(obj))),
+                    None => items.push(Entry::Object(Arc::clone(obj))),
                 }
             }
             break;

@@ -31,7 +31,7 @@ impl Index {
         content_encoding: Option<&str>,
     ) -> Result<(String, Option<String>)> {
         let l = self.layer(layer)?;
-        spec::validate_key(key)?;
+        l.key_rules.validate(key)?;
         spec::check_put_object_size(declared_len)?;
         let ct = content_type
             .or(l.content_type.as_deref())

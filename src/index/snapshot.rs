@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{corrupt, Result};
+use crate::index::apply::check_crc_digest;
 use crate::index::{upload_name, Index, Layer, Object, Part, Upload, UploadState};
-use crate::log::format::{ExtentDef, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
+use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
 
 impl Index {
@@ -46,9 +47,15 @@ impl Index {
                             crc32c: p.crc32c,
                             time_ms: p.time_ms,
                             pieces: p.pieces.clone(),
+                            digest: p.digest.clone(),
                         })
                         .collect(),
                     UploadState::Completed => Vec::new(),
+                },
+                metadata: u.metadata.clone(),
+                result: match u.state {
+                    UploadState::Completed => u.result.as_deref().map(ObjectSnap::from),
+                    UploadState::Open(_) => None,
                 },
             })
             .collect();
@@ -56,16 +63,19 @@ impl Index {
         let mut layers = Vec::new();
         let mut objects = Vec::new();
         for (id, l) in &self.layers {
-            layers.push((
-                id.clone(),
-                l.content_type.clone(),
-                l.content_encoding.clone(),
-            ));
+            layers.push(LayerSnap {
+                id: id.clone(),
+                content_type: l.content_type.clone(),
+                content_encoding: l.content_encoding.clone(),
+                key_rules: l.key_rules,
+                created_ms: l.created_ms,
+            });
             for o in l.objects.values() {
                 objects.push((id.clone(), ObjectSnap::from(&**o)));
             }
         }
         Snapshot {
+            legacy: false,
             max_id: self.max_id,
             layers,
             extents,
@@ -84,7 +94,14 @@ impl Index {
         // What no sequence of records could build is corrupt too: names and
         // part numbers the SPEC forbids, a part number listed twice.
         let rule = |r: Result<()>| r.map_err(|e| corrupt!("snapshot breaks a rule: {e}"));
-        for (id, ct, ce) in &snap.layers {
+        for LayerSnap {
+            id,
+            content_type: ct,
+            content_encoding: ce,
+            key_rules,
+            created_ms,
+        } in &snap.layers
+        {
             rule(spec::validate_layer_id(id))?;
             if ix.layers.contains_key(id) {
                 return Err(corrupt!("snapshot lists layer \"{id}\" twice"));
@@ -94,6 +111,8 @@ impl Index {
                 Layer {
                     content_type: ct.clone(),
                     content_encoding: ce.clone(),
+                    key_rules: *key_rules,
+                    created_ms: *created_ms,
                     objects: BTreeMap::new(),
                 },
             );
@@ -106,14 +125,18 @@ impl Index {
             ix.check_pieces(None, pieces, size)
         };
         for u in &snap.uploads {
-            if !ix.layers.contains_key(&u.layer) || ix.uploads.contains_key(&u.id) {
-                return Err(corrupt!(
-                    "snapshot upload {} is in unknown layer \"{}\" or listed twice",
-                    upload_name(&u.id),
-                    u.layer
-                ));
-            }
-            rule(spec::validate_key(&u.key))?;
+            let rules = match ix.layers.get(&u.layer) {
+                Some(l) if !ix.uploads.contains_key(&u.id) => l.key_rules,
+                _ => {
+                    return Err(corrupt!(
+                        "snapshot upload {} is in unknown layer \"{}\" or listed twice",
+                        upload_name(&u.id),
+                        u.layer
+                    ))
+                }
+            };
+            rule(rules.validate(&u.key))?;
+            rule(spec::validate_metadata(&u.metadata))?;
             let state = if u.completed {
                 if !u.parts.is_empty() {
                     return Err(corrupt!(
@@ -134,6 +157,7 @@ impl Index {
                         ));
                     }
                     check(&ix, &p.pieces, p.size)?;
+                    check_crc_digest(p.digest.as_ref(), p.crc32c)?;
                     ix.retain(&p.pieces);
                     parts.insert(
                         p.number,
@@ -144,10 +168,25 @@ impl Index {
                             crc32c: p.crc32c,
                             pieces: p.pieces.clone(),
                             time_ms: p.time_ms,
+                            digest: p.digest.clone(),
                         },
                     );
                 }
                 UploadState::Open(parts)
+            };
+            let result = match (&u.result, &state) {
+                (None, _) => None,
+                (Some(o), UploadState::Completed) if o.key == u.key && o.pieces.is_empty() => {
+                    rule(spec::validate_metadata(&o.metadata))?;
+                    check_part_sizes(o)?;
+                    Some(Arc::new(Object::from(o)))
+                }
+                (Some(_), _) => {
+                    return Err(corrupt!(
+                        "snapshot upload {} has a result but is open, or a result for another key",
+                        upload_name(&u.id)
+                    ))
+                }
             };
             ix.uploads.insert(
                 u.id,
@@ -159,12 +198,21 @@ impl Index {
                     started_ms: u.started_ms,
                     last_activity_ms: u.last_activity_ms,
                     state,
+                    metadata: u.metadata.clone(),
+                    result,
                 },
             );
         }
         for (layer, o) in &snap.objects {
-            rule(spec::validate_key(&o.key))?;
+            let l = ix
+                .layers
+                .get(layer)
+                .ok_or_else(|| corrupt!("snapshot object in unknown layer \"{layer}\""))?;
+            rule(l.key_rules.validate(&o.key))?;
+            rule(spec::validate_metadata(&o.metadata))?;
             check(&ix, &o.pieces, o.size)?;
+            check_crc_digest(o.digest.as_ref(), o.crc32c)?;
+            check_part_sizes(o)?;
             ix.retain(&o.pieces);
             let object = Object::from(o);
             let l = ix
@@ -180,4 +228,21 @@ impl Index {
         }
         Ok(ix)
     }
+}
+
+/// A multipart object's part sizes number its parts and add up to its size.
+fn check_part_sizes(o: &ObjectSnap) -> Result<()> {
+    let sum = o.part_sizes.iter().try_fold(0u64, |a, n| a.checked_add(*n));
+    if !o.part_sizes.is_empty()
+        && (o.part_sizes.len() != o.part_count as usize || sum != Some(o.size))
+    {
+        return Err(corrupt!(
+            "snapshot object \"{}\": {} part sizes for {} parts of {} bytes",
+            o.key,
+            o.part_sizes.len(),
+            o.part_count,
+            o.size
+        ));
+    }
+    Ok(())
 }

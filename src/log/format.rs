@@ -181,13 +181,18 @@ pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
 }
 
 pub use crate::log::meta::{
-    ExtentDef, ExtentMove, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap,
+    ExtentDef, ExtentMove, LayerSnap, Meta, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap,
 };
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::meta::T_EXTENTS_MOVED;
+    use crate::spec::{Digest, KeyRules};
+
+    fn sha1() -> Digest {
+        format!("SHA1:{}", "ab".repeat(20)).parse().unwrap()
+    }
 
     fn samples() -> Vec<Meta> {
         let ext = ExtentDef {
@@ -202,6 +207,8 @@ mod tests {
                 layer: "maps".into(),
                 content_type: Some("text/plain".into()),
                 content_encoding: None,
+                key_rules: KeyRules::Here,
+                time_ms: 0,
             },
             Meta::UploadStarted {
                 layer: "maps".into(),
@@ -210,6 +217,7 @@ mod tests {
                 content_type: "x/y".into(),
                 content_encoding: Some("gzip".into()),
                 time_ms: 5,
+                metadata: vec![],
             },
             Meta::PartSet {
                 layer: "maps".into(),
@@ -225,6 +233,7 @@ mod tests {
                 size: 3 << 20,
                 crc32c: 0xdead_beef,
                 time_ms: 6,
+                digest: None,
             },
             Meta::UploadCompleted {
                 layer: "maps".into(),
@@ -248,6 +257,8 @@ mod tests {
                 content_encoding: None,
                 etag_seq: 14,
                 time_ms: 9,
+                metadata: vec![],
+                digest: None,
             },
             Meta::ObjectDeleted {
                 layer: "m".into(),
@@ -258,6 +269,7 @@ mod tests {
                 src: "k".into(),
                 dst: "j".into(),
                 time_ms: 10,
+                metadata: None,
             },
             Meta::ExtentsMoved {
                 moves: vec![ExtentMove {
@@ -267,8 +279,13 @@ mod tests {
                 }],
             },
             Meta::Snapshot(Box::new(Snapshot {
+                legacy: true,
                 max_id: 99,
-                layers: vec![("maps".into(), Some("a/b".into()), None)],
+                layers: vec![LayerSnap {
+                    id: "maps".into(),
+                    content_type: Some("a/b".into()),
+                    ..LayerSnap::default()
+                }],
                 extents: vec![ExtentDef {
                     id: 1,
                     segment: 1,
@@ -296,7 +313,10 @@ mod tests {
                             offset: 0,
                             len: 10,
                         }],
+                        digest: None,
                     }],
+                    metadata: vec![],
+                    result: None,
                 }],
                 objects: vec![(
                     "maps".into(),
@@ -314,10 +334,174 @@ mod tests {
                             offset: 0,
                             len: 10,
                         }],
+                        ..ObjectSnap::default()
                     },
                 )],
             })),
         ]
+    }
+
+    /// The wave-2 records: tags 12..=18.
+    fn samples_v2() -> Vec<Meta> {
+        let md = vec![("color".to_string(), "blue".to_string())];
+        let mut v1 = samples();
+        let Some(Meta::Snapshot(mut snap)) = v1.pop() else {
+            unreachable!()
+        };
+        snap.legacy = false;
+        snap.layers[0].key_rules = KeyRules::Utf8;
+        snap.layers[0].created_ms = 12;
+        snap.objects[0].1.part_sizes = vec![4, 6];
+        snap.uploads[0].metadata = md.clone();
+        snap.uploads[0].parts[0].digest = Some(sha1());
+        snap.objects[0].1.metadata = md.clone();
+        snap.objects[0].1.digest = Some(Digest::from_crc32c(7));
+        snap.objects[0].1.composite_digest = Some(sha1());
+        let mut done = snap.uploads[0].clone();
+        done.id = [4; 16];
+        done.completed = true;
+        done.parts.clear();
+        done.result = Some(ObjectSnap {
+            key: done.key.clone(),
+            etag: "r".into(),
+            metadata: md.clone(),
+            ..ObjectSnap::default()
+        });
+        snap.uploads.push(done);
+        vec![
+            Meta::LayerCreated {
+                layer: "s3".into(),
+                content_type: None,
+                content_encoding: None,
+                key_rules: KeyRules::Utf8,
+                time_ms: 0,
+            },
+            Meta::LayerCreated {
+                layer: "s3".into(),
+                content_type: None,
+                content_encoding: None,
+                key_rules: KeyRules::Here,
+                time_ms: 3,
+            },
+            Meta::LayerDeleted { layer: "s3".into() },
+            Meta::UploadStarted {
+                layer: "s3".into(),
+                upload: [9; 16],
+                key: "a b/ü/".into(),
+                content_type: "x/y".into(),
+                content_encoding: None,
+                time_ms: 5,
+                metadata: md.clone(),
+            },
+            Meta::PartSet {
+                layer: "s3".into(),
+                upload: [9; 16],
+                number: 1,
+                part_id: 2,
+                new_extent: None,
+                pieces: vec![],
+                size: 0,
+                crc32c: 0,
+                time_ms: 6,
+                digest: Some(sha1()),
+            },
+            Meta::ObjectPut {
+                layer: "s3".into(),
+                key: "k".into(),
+                new_extent: None,
+                size: 0,
+                crc32c: 0,
+                content_type: "a/b".into(),
+                content_encoding: None,
+                etag_seq: 3,
+                time_ms: 7,
+                metadata: vec![],
+                digest: Some(Digest::from_crc32c(0)),
+            },
+            Meta::ObjectPut {
+                layer: "s3".into(),
+                key: "k".into(),
+                new_extent: None,
+                size: 0,
+                crc32c: 0,
+                content_type: "a/b".into(),
+                content_encoding: None,
+                etag_seq: 3,
+                time_ms: 7,
+                metadata: md,
+                digest: None,
+            },
+            Meta::ObjectCopied {
+                layer: "s3".into(),
+                src: "k".into(),
+                dst: "j".into(),
+                time_ms: 8,
+                metadata: Some(vec![]),
+            },
+            Meta::Snapshot(snap),
+        ]
+    }
+
+    #[test]
+    fn wave2_records_roundtrip_under_their_own_tags() {
+        let tags: Vec<u8> = samples_v2().iter().map(|m| m.encode()[0]).collect();
+        assert_eq!(tags, [12, 12, 13, 14, 15, 16, 16, 17, 18]);
+        for m in samples_v2() {
+            assert_eq!(Meta::decode(&m.encode()).ok(), Some(m));
+        }
+    }
+
+    #[test]
+    fn records_without_wave2_values_keep_their_old_tags() {
+        let tags: Vec<u8> = samples().iter().map(|m| m.encode()[0]).collect();
+        assert_eq!(tags, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    }
+
+    /// A wave-2 tag whose new fields are all defaults would re-encode under
+    /// the old tag: it is Corrupt, so every record has one encoding.
+    #[test]
+    fn wave2_tag_with_only_defaults_is_corrupt() {
+        let layer = Meta::LayerCreated {
+            layer: "l".into(),
+            content_type: None,
+            content_encoding: None,
+            key_rules: KeyRules::Here,
+            time_ms: 0,
+        };
+        let mut b = layer.encode();
+        b[0] = 12;
+        b.push(0);
+        assert!(Meta::decode(&b).is_err());
+        let start = Meta::UploadStarted {
+            layer: "l".into(),
+            upload: [1; 16],
+            key: "k".into(),
+            content_type: "a/b".into(),
+            content_encoding: None,
+            time_ms: 1,
+            metadata: vec![],
+        };
+        let mut b = start.encode();
+        b[0] = 14;
+        b.extend_from_slice(&0u32.to_le_bytes());
+        assert!(Meta::decode(&b).is_err());
+        let put = Meta::ObjectPut {
+            layer: "l".into(),
+            key: "k".into(),
+            new_extent: None,
+            size: 0,
+            crc32c: 0,
+            content_type: "a/b".into(),
+            content_encoding: None,
+            etag_seq: 1,
+            time_ms: 1,
+            metadata: vec![],
+            digest: None,
+        };
+        let mut b = put.encode();
+        b[0] = 16;
+        b.extend_from_slice(&[0, 0, 0, 0, 0]);
+        assert!(Meta::decode(&b).is_err());
     }
 
     #[test]
@@ -329,7 +513,7 @@ mod tests {
 
     #[test]
     fn truncated_payloads_are_errors_not_panics() {
-        for m in samples() {
+        for m in samples().into_iter().chain(samples_v2()) {
             let enc = m.encode();
             for cut in 0..enc.len() {
                 assert!(Meta::decode(&enc[..cut]).is_err(), "{m:?} cut at {cut}");

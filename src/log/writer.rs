@@ -193,6 +193,15 @@ impl Log {
         self.region_bytes.lock().get(&id).copied().unwrap_or(0)
     }
 
+    /// Takes `bytes` of a region that will never be written (the unused
+    /// end of a region reserved for a body of unknown length) out of
+    /// segment `id`'s data bytes.
+    pub(crate) fn unused_region_bytes(&self, id: u64, bytes: u64) {
+        if let Some(n) = self.region_bytes.lock().get_mut(&id) {
+            *n = n.saturating_sub(bytes);
+        }
+    }
+
     /// The active segment's id.
     pub(crate) fn active_id(&self) -> u64 {
         self.tail.lock().active.id
@@ -272,6 +281,14 @@ impl Log {
     /// rotating when it does not fit. A full disk is an error that changes
     /// nothing (reason `NoSpace`).
     pub(crate) fn reserve(&self, len: u64) -> Result<Region> {
+        self.reserve_allocating(len, len)
+    }
+
+    /// [`Log::reserve`] for a body of unknown length up to `len`: only the
+    /// first `alloc` bytes (and the metadata reserve) are allocated up front;
+    /// later writes allocate as they go (ENOSPC then fails the body, which
+    /// gives the region back). [`Log::shrink`] fits it to what was written.
+    pub(crate) fn reserve_allocating(&self, len: u64, alloc: u64) -> Result<Region> {
         self.check_poison()?;
         let header = RecordHeader {
             kind: RecordKind::Extent,
@@ -285,7 +302,7 @@ impl Log {
             self.rotate(&mut t, total, META_RESERVE)?;
         }
         // The region and, as far as the segment reaches, the reserve.
-        self.allocate(&mut t, total + META_RESERVE)?;
+        self.allocate(&mut t, framed_len(alloc.min(len)) + META_RESERVE)?;
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
         Ok(Region {
@@ -293,6 +310,40 @@ impl Log {
             data_at: at + RECORD_HEADER_LEN,
             len,
         })
+    }
+
+    /// Fits a region to the `used` bytes a body of unknown length wrote:
+    /// when nothing was appended after it, its header is rewritten with the
+    /// real length and the tail moves back to just past it (the rest is
+    /// reused by the next record); otherwise its unused end stays garbage.
+    /// Returns the region as it now is. The rewritten header is made
+    /// durable by the fdatasync that makes its record durable; until then a
+    /// crash leaves the old header, whose region swallows the unacknowledged
+    /// records that followed, and nothing acknowledged.
+    pub(crate) fn shrink(&self, region: Region, used: u64) -> Result<Region> {
+        let mut t = self.tail.lock();
+        let fits = t.active.id == region.segment.id && t.at == region.end() && used < region.len;
+        if !fits {
+            drop(t);
+            self.unused_region_bytes(region.segment.id, region.len - used.min(region.len));
+            return Ok(region);
+        }
+        let header = RecordHeader {
+            kind: RecordKind::Extent,
+            len: used,
+            payload_crc: 0,
+        }
+        .encode();
+        region.segment.write_at(&header, region.header_at())?;
+        let shrunk = Region {
+            segment: Arc::clone(&region.segment),
+            data_at: region.data_at,
+            len: used,
+        };
+        t.at = shrunk.end();
+        drop(t);
+        self.unused_region_bytes(region.segment.id, region.len - used);
+        Ok(shrunk)
     }
 
     /// Gives back a region whose body failed (an I/O error, a length or

@@ -5,6 +5,7 @@
 //! the offending value; very long values are shortened in messages so that a
 //! megabyte-long bad key does not produce a megabyte-long message.
 
+mod metadata;
 mod values;
 
 use crate::error::Reason;
@@ -31,8 +32,12 @@ pub const MAX_PUT_OBJECT_SIZE: u64 = 192 * MIB;
 pub const MAX_OBJECT_SIZE: u64 = 500 << 30;
 /// Longest key, in characters (all of which are ASCII).
 pub const MAX_KEY_LEN: usize = 450;
-/// Longest layer id, in characters (all of which are ASCII).
-pub const MAX_LAYER_ID_LEN: usize = 50;
+/// Longest key of a [`KeyRules::Utf8`] layer, in bytes of UTF-8 (S3's limit).
+pub const MAX_UTF8_KEY_BYTES: usize = 1024;
+/// Longest layer id, in characters (all of which are ASCII). 63 (ours; the
+/// HERE rules left it open, 50 before wave 2) so that every S3 bucket name
+/// (3..=63 of `a-z 0-9 - .`) is a layer id.
+pub const MAX_LAYER_ID_LEN: usize = 63;
 /// Largest page of a list call; also the default page size.
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// Page size of a list call that names none.
@@ -130,7 +135,100 @@ pub fn validate_key(key: &str) -> Result<()> {
     check_key(key, &|| format!("key {}", quoted(key)))
 }
 
-/// Checks a layer id: 1..=50 characters of `A-Z a-z 0-9 - _ .`.
+/// Which keys a layer accepts (`LayerConfig::key_rules`). Listing splits
+/// keys into folders on `/` the same way under both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum KeyRules {
+    /// The SPEC's keys (the default): 1..=450 characters of
+    /// `A-Z a-z 0-9 . [ ] = ( ) { } / _ -`, no leading or trailing `/`, no
+    /// `//`.
+    #[default]
+    Here,
+    /// S3's keys: 1..=1024 bytes of UTF-8 without NUL or any other control
+    /// character (Unicode `Cc`); `/` anywhere, leading, trailing or repeated.
+    Utf8,
+}
+
+impl KeyRules {
+    /// Checks `key` against these rules.
+    ///
+    /// Errors: BadRequest ([`Reason::InvalidKey`]) naming the key.
+    pub fn validate(self, key: &str) -> Result<()> {
+        match self {
+            KeyRules::Here => validate_key(key),
+            KeyRules::Utf8 => check_utf8_key(key, &|| format!("key {}", quoted(key))),
+        }
+    }
+
+    /// The key prefix a list call's `parent` folder stands for: `""` for the
+    /// root, else the folder (one trailing `/` stripped if present) followed
+    /// by `/`. Under `Here` the folder must be a valid key; under `Utf8` it
+    /// may be anything a key can start with, the empty folder included
+    /// (`parent` `"/"`: the keys that start with `/`).
+    ///
+    /// Errors: BadRequest naming the parent as given.
+    pub(crate) fn list_prefix(self, parent: &str) -> Result<String> {
+        if parent.is_empty() {
+            return Ok(String::new());
+        }
+        let folder = match self {
+            KeyRules::Here => normalize_parent(parent)?,
+            KeyRules::Utf8 => {
+                let folder = parent.strip_suffix('/').unwrap_or(parent);
+                let prefix = format!("{folder}/");
+                let what = || format!("parent folder {}", quoted(parent));
+                if let Some(bad) = first_control_char(&prefix) {
+                    return Err(bad_request!(
+                        Reason::InvalidKey,
+                        "{} contains {bad}",
+                        what()
+                    ));
+                }
+                if prefix.len() >= MAX_UTF8_KEY_BYTES {
+                    return Err(bad_request!(
+                        Reason::InvalidKey,
+                        "{} leaves no room for a key of at most {MAX_UTF8_KEY_BYTES} bytes",
+                        what()
+                    ));
+                }
+                folder.to_owned()
+            }
+        };
+        Ok(format!("{folder}/"))
+    }
+}
+
+/// Describes the first control character of `s`, if any.
+fn first_control_char(s: &str) -> Option<String> {
+    s.char_indices()
+        .find(|(_, c)| c.is_control())
+        .map(|(i, c)| format!("control character U+{:04X} at byte {i}", u32::from(c)))
+}
+
+/// The [`KeyRules::Utf8`] rules.
+fn check_utf8_key(key: &str, what: &dyn Fn() -> String) -> Result<()> {
+    if key.is_empty() {
+        return Err(bad_request!(Reason::InvalidKey, "{} is empty", what()));
+    }
+    if key.len() > MAX_UTF8_KEY_BYTES {
+        return Err(bad_request!(
+            Reason::InvalidKey,
+            "{} is {} bytes long, more than {MAX_UTF8_KEY_BYTES}",
+            what(),
+            key.len()
+        ));
+    }
+    if let Some(bad) = first_control_char(key) {
+        return Err(bad_request!(
+            Reason::InvalidKey,
+            "{} contains {bad}",
+            what()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a layer id: 1..=63 characters of `A-Z a-z 0-9 - _ .`.
 ///
 /// Errors: BadRequest naming the id.
 pub fn validate_layer_id(id: &str) -> Result<()> {
@@ -306,6 +404,7 @@ pub fn media_eq(a: &str, b: &str) -> bool {
     a.eq_ignore_ascii_case(b)
 }
 
+pub use metadata::{validate_metadata, MAX_METADATA_BYTES};
 pub use values::{ByteRange, Digest, DigestAlgorithm, UploadId};
 
 #[cfg(test)]
@@ -335,7 +434,9 @@ mod tests {
         assert_eq!(MAX_PUT_OBJECT_SIZE, 192 * 1_048_576);
         assert_eq!(MAX_OBJECT_SIZE, 500 * 1024 * 1024 * 1024);
         assert_eq!(MAX_KEY_LEN, 450);
-        assert_eq!(MAX_LAYER_ID_LEN, 50);
+        assert_eq!(MAX_LAYER_ID_LEN, 63);
+        assert_eq!(MAX_UTF8_KEY_BYTES, 1024);
+        assert_eq!(MAX_METADATA_BYTES, 2048);
         assert_eq!(MAX_LIST_LIMIT, 1000);
         assert_eq!(DEFAULT_LIST_LIMIT, 1000);
         assert_eq!(COPY_ALIGNMENT, MIB);
@@ -447,6 +548,56 @@ mod tests {
         );
     }
 
+    // ---- key rules (wave 2) ----
+
+    #[test]
+    fn utf8_keys_take_any_character_but_controls() {
+        for k in [
+            "a b",
+            "/",
+            "//",
+            "a/",
+            "/a",
+            "ü/日本",
+            "%+?#&",
+            &"k".repeat(1024),
+        ] {
+            KeyRules::Utf8.validate(k).unwrap();
+        }
+        for k in [
+            "",
+            "\0",
+            "a\nb",
+            "\u{7f}",
+            "\u{9f}",
+            &"k".repeat(1025),
+            &"é".repeat(513),
+        ] {
+            let e = KeyRules::Utf8.validate(k).unwrap_err();
+            assert_eq!(e.reason(), Some(Reason::InvalidKey), "{k:?}");
+        }
+        // Here is validate_key.
+        assert!(KeyRules::Here.validate("a b").is_err());
+        KeyRules::Here.validate("a/b").unwrap();
+    }
+
+    #[test]
+    fn list_prefix_of_a_parent_under_each_rule() {
+        for rules in [KeyRules::Here, KeyRules::Utf8] {
+            assert_eq!(rules.list_prefix("").unwrap(), "");
+            assert_eq!(rules.list_prefix("a").unwrap(), "a/");
+            assert_eq!(rules.list_prefix("a/").unwrap(), "a/");
+        }
+        // The folder "" (keys starting with '/') and "a/" exist under Utf8.
+        assert_eq!(KeyRules::Utf8.list_prefix("/").unwrap(), "/");
+        assert_eq!(KeyRules::Utf8.list_prefix("a//").unwrap(), "a//");
+        assert!(KeyRules::Here.list_prefix("/").is_err());
+        assert!(KeyRules::Here.list_prefix("a//").is_err());
+        assert!(KeyRules::Utf8.list_prefix("a\nb").is_err());
+        assert!(KeyRules::Utf8.list_prefix(&"k".repeat(1023)).is_err());
+        KeyRules::Utf8.list_prefix(&"k".repeat(1022)).unwrap();
+    }
+
     // ---- layer ids ----
 
     #[test]
@@ -459,7 +610,7 @@ mod tests {
     fn layer_id_too_long_is_rejected() {
         let e = validate_layer_id(&"l".repeat(MAX_LAYER_ID_LEN + 1)).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::BadRequest);
-        assert!(e.to_string().contains("51"), "{e}");
+        assert!(e.to_string().contains("64"), "{e}");
     }
 
     #[test]

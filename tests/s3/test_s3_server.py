@@ -12,6 +12,7 @@ closes with "s3: N passed, M failed". Exit status 0 only if all passed.
 
 import argparse
 import base64
+import datetime
 import hashlib
 import os
 import random
@@ -371,13 +372,15 @@ class Checks:
         expect(status == 200, f"good CRC32C trailer: {status} {text}")
         got = self.s3.get_object(Bucket=BUCKET, Key="trailer/good.bin")["Body"].read()
         expect(got == data, "trailer upload bytes differ")
+        h = self.s3.head_object(Bucket=BUCKET, Key="trailer/good.bin")
+        expect("ContentEncoding" not in h, f"aws-chunked stored as the object's encoding: {h.get('ContentEncoding')}")
         status, text = put("trailer/good32.bin", "x-amz-checksum-crc32", b64(checksums.crc32(data)))
         expect(status == 200, f"good CRC32 trailer: {status} {text}")
         status, text = put("trailer/bad.bin", "x-amz-checksum-crc32c", b64(1))
         expect(status == 400 and "<Code>BadDigest</Code>" in text, f"bad trailer: {status} {text}")
         code = error_code(self.s3.head_object, Bucket=BUCKET, Key="trailer/bad.bin")
         expect(code[1] == 404, f"a bad trailer stored something: {code}")
-        return "CRC32C and CRC32 trailers checked; a wrong one is BadDigest, nothing stored"
+        return "CRC32C and CRC32 trailers checked; a wrong one is BadDigest, nothing stored; aws-chunked not stored"
 
     def complete_rules(self):
         key = "rules.bin"
@@ -453,9 +456,424 @@ class Checks:
         expect(code[1] == 304, f"If-None-Match: {code}")
         code = error_code(self.s3.get_object, Bucket=BUCKET, Key=BIG, IfMatch='"nope"')
         expect(code[1] == 412, f"If-Match: {code}")
-        code = error_code(self.s3.put_object, Bucket=BUCKET, Key="bad key with spaces", Body=b"x")
-        expect(code == ("InvalidArgument", 400), f"key outside the engine's alphabet: {code}")
-        return "NoSuchKey, delete (idempotent), delete_objects, If-None-Match 304, If-Match 412, key alphabet"
+        return "NoSuchKey, delete (idempotent), delete_objects, If-None-Match 304, If-Match 412"
+
+    # -- wave 2: what a conformance suite found (issue 16) --------------------
+
+    def raw(self, method, path, body=b"", headers=None, chunked=False, query=""):
+        """A request signed by botocore's SigV4 signer and sent as given
+        (boto3 cannot send an empty Content-MD5 or a body without a
+        length). Returns (status, headers, body)."""
+        url = self.url + path + (f"?{query}" if query else "")
+        h = dict(headers or {})
+        req = AWSRequest(method=method, url=url, data=body, headers=h)
+        if chunked:
+            # A body of unknown length cannot be hashed up front.
+            req.context["client_config"] = Config(s3={"payload_signing_enabled": False})
+        S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(req)
+        sent = {k: v for k, v in req.headers.items()}
+        conn = http.client.HTTPConnection(urlsplit(self.url).netloc, timeout=60)
+        if chunked:
+            pieces = (body[i:i + 70000] for i in range(0, len(body), 70000))
+            conn.request(method, path + (f"?{query}" if query else ""), body=pieces,
+                         headers=sent, encode_chunked=True)
+        else:
+            conn.request(method, path + (f"?{query}" if query else ""), body=body, headers=sent)
+        r = conn.getresponse()
+        out = r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+        conn.close()
+        return out
+
+    def request_ids(self):
+        r = self.s3.head_bucket(Bucket=BUCKET)
+        expect(r["ResponseMetadata"]["HTTPHeaders"].get("x-amz-request-id"), "no request id on a 200")
+        try:
+            self.s3.get_object(Bucket=BUCKET, Key="no/such/key")
+            raise AssertionError("get of a missing key succeeded")
+        except ClientError as e:
+            meta = e.response["ResponseMetadata"]
+            rid = meta.get("RequestId")
+            expect(rid and meta["HTTPHeaders"].get("x-amz-request-id") == rid,
+                   f"error RequestId {rid!r} vs header {meta['HTTPHeaders'].get('x-amz-request-id')!r}")
+        status, headers, body = self.raw("GET", f"/{BUCKET}/no-such-key")
+        expect(status == 404 and b"<RequestId>" + headers["x-amz-request-id"].encode() + b"</RequestId>" in body,
+               f"error XML: {status} {body!r}")
+        h = self.s3.head_object(Bucket=BUCKET, Key=BIG)
+        try:
+            self.s3.get_object(Bucket=BUCKET, Key=BIG, IfNoneMatch=h["ETag"])
+            raise AssertionError("If-None-Match of the current ETag succeeded")
+        except ClientError as e:
+            hh = e.response["ResponseMetadata"]["HTTPHeaders"]
+            expect(e.response["ResponseMetadata"]["HTTPStatusCode"] == 304, f"{e.response}")
+            expect(hh.get("etag") == h["ETag"], f"304 without the ETag: {hh}")
+            expect("last-modified" in hh, f"304 without Last-Modified: {hh}")
+        return "x-amz-request-id on 200 and errors, <RequestId> in error XML; 304 carries ETag and Last-Modified"
+
+    def utf8_keys(self):
+        keys = ["a+b", "with space", "100%", "pct%2F", "ünï/çødé ✓", "trailing/", "/leading", "double//slash",
+                "q?x&y=z#f", "tilde~", "semi;colon"]
+        for k in keys:
+            self.s3.put_object(Bucket=BUCKET, Key=k, Body=k.encode())
+        for k in keys:
+            got = self.s3.get_object(Bucket=BUCKET, Key=k)["Body"].read()
+            expect(got == k.encode(), f"{k!r}: {got!r}")
+            expect(self.s3.head_object(Bucket=BUCKET, Key=k)["ContentLength"] == len(k.encode()), k)
+        # boto3 asks for url encoding and decodes: keys come back exact.
+        listed = []
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, PaginationConfig={"PageSize": 3}):
+            listed += [o["Key"] for o in page.get("Contents", [])]
+        for k in keys:
+            expect(k in listed, f"{k!r} not listed: {listed}")
+        expect(len(listed) == len(set(listed)), f"listed twice: {listed}")
+        # Asked for explicitly, keys come back encoded.
+        r = self.s3.list_objects(Bucket=BUCKET, Prefix="with ", EncodingType="url")
+        expect([o["Key"] for o in r["Contents"]] == ["with%20space"] and r["EncodingType"] == "url", f"{r}")
+        c = self.s3.copy_object(Bucket=BUCKET, Key="copy of a+b", CopySource={"Bucket": BUCKET, "Key": "a+b"})
+        expect(self.s3.get_object(Bucket=BUCKET, Key="copy of a+b")["Body"].read() == b"a+b", f"copy {c}")
+        c, p, _ = self.lst2(Prefix="trailing", Delimiter="/")
+        expect(p == ["trailing/"], f"trailing/ as a common prefix: {c} {p}")
+        c, p, _ = self.lst2(Prefix="trailing/", Delimiter="/")
+        expect(c == ["trailing/"], f"the key trailing/ itself: {c} {p}")
+        c, p, _ = self.lst2(Delimiter="/", Prefix="/")
+        expect(c == ["/leading"], f"/leading: {c} {p}")
+        self.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": k} for k in keys + ["copy of a+b"]]})
+        code = error_code(self.s3.head_object, Bucket=BUCKET, Key="with space")
+        expect(code[1] == 404, f"deleted: {code}")
+        code = error_code(self.s3.put_object, Bucket=BUCKET, Key="k" * 1025, Body=b"x")
+        expect(code[1] == 400, f"a 1025-byte key: {code}")
+        return f"{len(keys)} keys with + space % unicode, trailing/leading/double / put, got, listed, copied, deleted"
+
+    def lst2(self, bucket=BUCKET, **kw):
+        r = self.s3.list_objects_v2(Bucket=bucket, **kw)
+        return ([o["Key"] for o in r.get("Contents", [])], [p["Prefix"] for p in r.get("CommonPrefixes", [])], r)
+
+    def lst1(self, bucket=BUCKET, **kw):
+        r = self.s3.list_objects(Bucket=bucket, **kw)
+        return ([o["Key"] for o in r.get("Contents", [])], [p["Prefix"] for p in r.get("CommonPrefixes", [])], r)
+
+    def listing_buckets(self, name, keys):
+        self.s3.create_bucket(Bucket=name)
+        for k in keys:
+            self.s3.put_object(Bucket=name, Key=k, Body=b"x")
+
+    def list_objects_v1(self):
+        b = "list-v1"
+        keys = ["asdf", "boo/bar", "boo/baz/xyzzy", "cquux/thud", "cquux/bla", "quux"]
+        self.listing_buckets(b, keys)
+        c, p, r = self.lst1(b)
+        expect(c == sorted(keys) and p == [] and r["Marker"] == "" and r["Prefix"] == "" and not r["IsTruncated"],
+               f"all: {c} {r}")
+        expect("Delimiter" not in r and "NextMarker" not in r and r["MaxKeys"] == 1000, f"{r}")
+        expect(all(o["Owner"]["ID"] for o in r["Contents"]), "v1 lists owners")
+        c, p, r = self.lst1(b, Delimiter="/")
+        expect(c == ["asdf", "quux"] and p == ["boo/", "cquux/"], f"/: {c} {p}")
+        c, p, r = self.lst1(b, Prefix="boo/", Delimiter="/")
+        expect(c == ["boo/bar"] and p == ["boo/baz/"], f"boo/ /: {c} {p}")
+        c, p, r = self.lst1(b, Marker="boo/bar")
+        expect(c == ["boo/baz/xyzzy", "cquux/bla", "cquux/thud", "quux"] and r["Marker"] == "boo/bar", f"marker: {c}")
+        c, p, r = self.lst1(b, MaxKeys=2, Delimiter="/")
+        expect(c == ["asdf"] and p == ["boo/"] and r["IsTruncated"] and r["NextMarker"] == "boo/", f"page 1: {c} {p} {r}")
+        c, p, r = self.lst1(b, MaxKeys=2, Delimiter="/", Marker=r["NextMarker"])
+        expect(c == ["quux"] and p == ["cquux/"] and not r["IsTruncated"], f"page 2: {c} {p} {r}")
+        c, p, r = self.lst1(b, MaxKeys=1)
+        expect(c == ["asdf"] and r["IsTruncated"] and "NextMarker" not in r, f"max 1, no delimiter: {r}")
+        c, p, r = self.lst1(b, MaxKeys=0)
+        expect(c == [] and p == [] and not r["IsTruncated"], f"max 0: {r}")
+        paged = []
+        for page in self.s3.get_paginator("list_objects").paginate(Bucket=b, PaginationConfig={"PageSize": 1}):
+            paged += [o["Key"] for o in page.get("Contents", [])]
+        expect(paged == sorted(keys), f"paginator: {paged}")
+        c, p, r = self.lst1(b, Delimiter="")
+        expect(c == sorted(keys) and "Delimiter" not in r, f"empty delimiter: {r}")
+        code = error_code(self.s3.list_objects, Bucket="no-such-bucket")
+        expect(code == ("NoSuchBucket", 404), f"{code}")
+        return "prefix, delimiter, marker, NextMarker paging, max-keys 0/1, paginator, empty delimiter not echoed"
+
+    def list_v2_details(self):
+        b = "list-v2"
+        keys = ["a", "b/1", "b/2", "c"]
+        self.listing_buckets(b, keys)
+        c, p, r = self.lst2(b, Delimiter="")
+        expect(c == keys and "Delimiter" not in r, f"empty delimiter echoed: {r}")
+        c, p, r = self.lst2(b, ContinuationToken="")
+        expect(c == keys and r.get("ContinuationToken") == "", f"empty token: {r}")
+        c, p, r = self.lst2(b, MaxKeys=2, Delimiter="/")
+        expect(c == ["a"] and p == ["b/"] and r["IsTruncated"], f"page 1: {r}")
+        c, p, r = self.lst2(b, MaxKeys=2, Delimiter="/", ContinuationToken=r["NextContinuationToken"])
+        expect(c == ["c"] and p == [] and not r["IsTruncated"], f"page 2: {r}")
+        c, p, r = self.lst2(b, StartAfter="b/1")
+        expect(c == ["b/2", "c"] and r["StartAfter"] == "b/1", f"start-after: {r}")
+        c, p, r = self.lst2(b, FetchOwner=True)
+        expect(all("Owner" in o for o in r["Contents"]), f"FetchOwner: {r['Contents']}")
+        c, p, r = self.lst2(b)
+        expect(all("Owner" not in o for o in r["Contents"]), "owner without FetchOwner")
+        return "empty Delimiter not echoed, empty ContinuationToken lists from the start, paging, StartAfter, FetchOwner"
+
+    def any_delimiter(self):
+        b = "delims"
+        keys = ["_obj1_", "_under1/bar", "_under1/baz/xyzzy", "_under2/thud", "b-a-x", "b-a-y", "b-c", "cabxab", "cabyab", "z"]
+        self.listing_buckets(b, keys)
+        c, p, r = self.lst1(b, Delimiter="_")
+        expect(c == ["b-a-x", "b-a-y", "b-c", "cabxab", "cabyab", "z"] and p == ["_"], f"_: {c} {p}")
+        c, p, r = self.lst1(b, Delimiter="-", Prefix="b-")
+        expect(c == ["b-c"] and p == ["b-a-"], f"-: {c} {p}")
+        c, p, r = self.lst2(b, Delimiter="ab")
+        expect(c == ["_obj1_", "_under1/bar", "_under1/baz/xyzzy", "_under2/thud", "b-a-x", "b-a-y", "b-c", "z"]
+               and p == ["cab"], f"ab: {c} {p}")
+        c, p, r = self.lst1(b, Prefix="_under1/", Delimiter="/")
+        expect(c == ["_under1/bar"] and p == ["_under1/baz/"], f"/ under prefix: {c} {p}")
+        # Paging one entry at a time visits each entry once.
+        seen, marker = [], None
+        while True:
+            kw = {"MaxKeys": 1, "Delimiter": "-"}
+            if marker:
+                kw["Marker"] = marker
+            c, p, r = self.lst1(b, **kw)
+            seen += c + p
+            if not r["IsTruncated"]:
+                break
+            marker = r["NextMarker"]
+        expect(seen == ["_obj1_", "_under1/bar", "_under1/baz/xyzzy", "_under2/thud", "b-", "cabxab", "cabyab", "z"],
+               f"paged by -: {seen}")
+        seen, token = [], None
+        while True:
+            kw = {"MaxKeys": 1, "Delimiter": "ab"}
+            if token:
+                kw["ContinuationToken"] = token
+            c, p, r = self.lst2(b, **kw)
+            seen += c + p
+            if not r["IsTruncated"]:
+                break
+            token = r["NextContinuationToken"]
+        expect(seen.count("cab") == 1 and len(seen) == 9, f"paged by ab: {seen}")
+        return "single- and multi-character delimiters, v1 and v2, paged one entry at a time"
+
+    def delete_bucket(self):
+        self.s3.create_bucket(Bucket="to-delete")
+        self.s3.put_object(Bucket="to-delete", Key="k", Body=b"x")
+        code = error_code(self.s3.delete_bucket, Bucket="to-delete")
+        expect(code == ("BucketNotEmpty", 409), f"not empty: {code}")
+        up = self.s3.create_multipart_upload(Bucket="to-delete", Key="m")["UploadId"]
+        self.s3.delete_object(Bucket="to-delete", Key="k")
+        code = error_code(self.s3.delete_bucket, Bucket="to-delete")
+        expect(code == ("BucketNotEmpty", 409), f"open upload: {code}")
+        self.s3.abort_multipart_upload(Bucket="to-delete", Key="m", UploadId=up)
+        r = self.s3.delete_bucket(Bucket="to-delete")
+        expect(r["ResponseMetadata"]["HTTPStatusCode"] == 204, f"{r}")
+        code = error_code(self.s3.head_bucket, Bucket="to-delete")
+        expect(code[1] == 404, f"head after delete: {code}")
+        code = error_code(self.s3.delete_bucket, Bucket="to-delete")
+        expect(code == ("NoSuchBucket", 404), f"delete again: {code}")
+        expect("to-delete" not in [b["Name"] for b in self.s3.list_buckets()["Buckets"]], "still listed")
+        self.s3.create_bucket(Bucket="to-delete")
+        expect(self.s3.list_objects_v2(Bucket="to-delete")["KeyCount"] == 0, "recreated bucket not empty")
+        self.s3.delete_bucket(Bucket="to-delete")
+        return "empty: 204; object or open upload: BucketNotEmpty 409; then NoSuchBucket; recreated empty"
+
+    def list_buckets_more(self):
+        t0 = time.time()
+        names = [f"lb-{i}" for i in range(3)]
+        for n in names:
+            self.s3.create_bucket(Bucket=n)
+        r = self.s3.list_buckets()
+        got = {b["Name"]: b for b in r["Buckets"]}
+        for n in names:
+            created = got[n]["CreationDate"].timestamp()
+            expect(t0 - 5 <= created <= time.time() + 5, f"CreationDate of {n}: {got[n]}")
+        expect(r["Owner"]["ID"], f"owner: {r}")
+        seen, token = [], None
+        while True:
+            kw = {"MaxBuckets": 2, "Prefix": "lb-"}
+            if token:
+                kw["ContinuationToken"] = token
+            r = self.s3.list_buckets(**kw)
+            expect(len(r["Buckets"]) <= 2, f"page: {r['Buckets']}")
+            seen += [b["Name"] for b in r["Buckets"]]
+            token = r.get("ContinuationToken")
+            if not token:
+                break
+        expect(seen == names, f"paged buckets: {seen}")
+        # 63 characters: S3's longest bucket name.
+        long = "b" + "-x" * 31
+        self.s3.create_bucket(Bucket=long)
+        self.s3.head_bucket(Bucket=long)
+        loc = self.s3.get_bucket_location(Bucket=BUCKET)
+        expect(loc.get("LocationConstraint") is None, f"us-east-1 location: {loc}")
+        self.s3.create_bucket(Bucket="in-region", CreateBucketConfiguration={"LocationConstraint": "us-east-1"})
+        code = error_code(self.s3.create_bucket, Bucket="elsewhere",
+                          CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+        expect(code == ("InvalidLocationConstraint", 400), f"another region: {code}")
+        for n in names + [long, "in-region"]:
+            self.s3.delete_bucket(Bucket=n)
+        return "CreationDate, Owner, MaxBuckets/ContinuationToken/Prefix paging, a 63-character name, LocationConstraint"
+
+    def metadata(self):
+        expires = datetime.datetime(2030, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        md = {"color": "blue", "empty": "", "mixed-case": "Value With Spaces"}
+        self.s3.put_object(Bucket=BUCKET, Key="md/src", Body=b"bytes", Metadata=md, ContentType="text/plain",
+                           CacheControl="max-age=60", ContentDisposition='attachment; filename="a.txt"',
+                           ContentLanguage="de", Expires=expires)
+
+        def check(key, want_md, ct="text/plain", std=True):
+            for r in (self.s3.head_object(Bucket=BUCKET, Key=key), self.s3.get_object(Bucket=BUCKET, Key=key)):
+                expect(r["Metadata"] == want_md, f"{key} metadata: {r['Metadata']}")
+                expect(r["ContentType"] == ct, f"{key} content type: {r['ContentType']}")
+                if std:
+                    expect(r["CacheControl"] == "max-age=60" and r["ContentLanguage"] == "de"
+                           and r["ContentDisposition"] == 'attachment; filename="a.txt"'
+                           and r["Expires"] == expires, f"{key} standard headers: {r}")
+
+        check("md/src", md)
+        # COPY (the default) keeps them; REPLACE takes the request's.
+        self.s3.copy_object(Bucket=BUCKET, Key="md/copy", CopySource={"Bucket": BUCKET, "Key": "md/src"})
+        check("md/copy", md)
+        self.s3.copy_object(Bucket=BUCKET, Key="md/replaced", CopySource={"Bucket": BUCKET, "Key": "md/src"},
+                            MetadataDirective="REPLACE", Metadata={"new": "1"}, ContentType="image/png")
+        check("md/replaced", {"new": "1"}, ct="image/png", std=False)
+        r = self.s3.head_object(Bucket=BUCKET, Key="md/replaced")
+        expect("CacheControl" not in r and "ContentLanguage" not in r, f"REPLACE kept old headers: {r}")
+        expect(self.s3.get_object(Bucket=BUCKET, Key="md/replaced")["Body"].read() == b"bytes", "replaced bytes")
+        # Onto itself: the way to change metadata.
+        self.s3.copy_object(Bucket=BUCKET, Key="md/src", CopySource={"Bucket": BUCKET, "Key": "md/src"},
+                            MetadataDirective="REPLACE", Metadata={"v": "2"}, ContentType="text/plain")
+        check("md/src", {"v": "2"}, std=False)
+        code = error_code(self.s3.copy_object, Bucket=BUCKET, Key="md/src", CopySource={"Bucket": BUCKET, "Key": "md/src"})
+        expect(code == ("InvalidRequest", 400), f"self-copy without REPLACE: {code}")
+        # To another bucket: rewritten, metadata carried.
+        self.s3.copy_object(Bucket="list-v2", Key="md", CopySource={"Bucket": BUCKET, "Key": "md/copy"})
+        r = self.s3.head_object(Bucket="list-v2", Key="md")
+        expect(r["Metadata"] == md and r["CacheControl"] == "max-age=60", f"cross-bucket copy: {r}")
+        # Multipart: the upload's.
+        up = self.s3.create_multipart_upload(Bucket=BUCKET, Key="md/multi", Metadata={"m": "p"}, ContentLanguage="fr")
+        p = self.s3.upload_part(Bucket=BUCKET, Key="md/multi", UploadId=up["UploadId"], PartNumber=1, Body=b"x")
+        self.s3.complete_multipart_upload(Bucket=BUCKET, Key="md/multi", UploadId=up["UploadId"],
+                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]})
+        r = self.s3.head_object(Bucket=BUCKET, Key="md/multi")
+        expect(r["Metadata"] == {"m": "p"} and r["ContentLanguage"] == "fr", f"multipart: {r}")
+        code = error_code(self.s3.put_object, Bucket=BUCKET, Key="md/big", Body=b"x", Metadata={"k": "v" * 2100})
+        expect(code == ("MetadataTooLarge", 400), f"over 2 KiB: {code}")
+        r = self.s3.get_object(Bucket=BUCKET, Key="md/copy", ResponseContentType="x/y", ResponseCacheControl="no-cache")
+        expect(r["ContentType"] == "x/y" and r["CacheControl"] == "no-cache", f"response-* overrides: {r}")
+        return "x-amz-meta-*, Cache-Control, Content-Disposition, Content-Language, Expires kept; COPY/REPLACE, self, cross-bucket, multipart; MetadataTooLarge"
+
+    def checksums(self):
+        body = random.Random(11).randbytes(MIB + 3)
+        sha256 = base64.b64encode(hashlib.sha256(body).digest()).decode()
+        sha1 = base64.b64encode(hashlib.sha1(body).digest()).decode()
+        r = self.s3.put_object(Bucket=BUCKET, Key="ck/sha256", Body=body, ChecksumAlgorithm="SHA256")
+        expect(r.get("ChecksumSHA256") == sha256, f"put: {r}")
+        r = self.s3.put_object(Bucket=BUCKET, Key="ck/sha1", Body=body, ChecksumSHA1=sha1)
+        expect(r.get("ChecksumSHA1") == sha1, f"put: {r}")
+        for key, name, want in [("ck/sha256", "ChecksumSHA256", sha256), ("ck/sha1", "ChecksumSHA1", sha1)]:
+            h = self.s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+            expect(h.get(name) == want and h.get("ChecksumCRC32C") == crc32c_b64(body), f"head {key}: {h}")
+            expect(name not in self.s3.head_object(Bucket=BUCKET, Key=key), f"{name} without ChecksumMode")
+            g = self.s3.get_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+            expect(g["Body"].read() == body and g.get(name) == want, f"get {key}")
+        c = self.s3.copy_object(Bucket=BUCKET, Key="ck/copy", CopySource={"Bucket": BUCKET, "Key": "ck/sha256"})
+        expect(c["CopyObjectResult"].get("ChecksumSHA256") == sha256, f"copy: {c}")
+        # Multipart with SHA-256 parts: the composite checksum of checksums.
+        key = "ck/multi"
+        r = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key, ChecksumAlgorithm="SHA256")
+        expect(r.get("ChecksumAlgorithm") == "SHA256", f"create echo: {r}")
+        up = r["UploadId"]
+        p1, p2 = random.Random(12).randbytes(5 * MIB), b"tail"
+        parts = []
+        for n, data in [(1, p1), (2, p2)]:
+            r = self.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=n, Body=data,
+                                    ChecksumAlgorithm="SHA256")
+            want = base64.b64encode(hashlib.sha256(data).digest()).decode()
+            expect(r.get("ChecksumSHA256") == want, f"part {n}: {r}")
+            parts.append({"PartNumber": n, "ETag": r["ETag"], "ChecksumSHA256": want})
+        listed = self.s3.list_parts(Bucket=BUCKET, Key=key, UploadId=up)["Parts"]
+        expect([q.get("ChecksumSHA256") for q in listed] == [q["ChecksumSHA256"] for q in parts], f"{listed}")
+        joined = b"".join(base64.b64decode(q["ChecksumSHA256"]) for q in parts)
+        composite = base64.b64encode(hashlib.sha256(joined).digest()).decode() + "-2"
+        code = error_code(self.s3.complete_multipart_upload, Bucket=BUCKET, Key=key, UploadId=up,
+                          ChecksumSHA256="A" * 43 + "=-2", MultipartUpload={"Parts": parts})
+        expect(code == ("BadDigest", 400), f"wrong whole checksum: {code}")
+        done = self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, ChecksumSHA256=composite,
+                                                 MultipartUpload={"Parts": parts})
+        expect(done.get("ChecksumSHA256") == composite, f"complete: {done}")
+        h = self.s3.head_object(Bucket=BUCKET, Key=key, ChecksumMode="ENABLED")
+        expect(h.get("ChecksumSHA256") == composite and h.get("ChecksumType") == "COMPOSITE", f"head: {h}")
+        return f"SHA-256/SHA-1 puts returned by put/head/get/copy; multipart composite {composite}, BadDigest on a wrong one"
+
+    def part_number_reads(self):
+        key = "pn/multi"
+        sizes = [5 * MIB, 6 * MIB, 1000]
+        data = [random.Random(20 + i).randbytes(n) for i, n in enumerate(sizes)]
+        up = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        parts = []
+        for i, d in enumerate(data):
+            r = self.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=i + 1, Body=d)
+            parts.append({"PartNumber": i + 1, "ETag": r["ETag"]})
+        done = self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload={"Parts": parts})
+        start = 0
+        for i, d in enumerate(data):
+            g = self.s3.get_object(Bucket=BUCKET, Key=key, PartNumber=i + 1)
+            expect(g["Body"].read() == d, f"part {i + 1} bytes")
+            expect(g["PartsCount"] == 3 and g["ContentLength"] == len(d) and g["ETag"] == done["ETag"], f"{g}")
+            expect(g["ContentRange"] == f"bytes {start}-{start + len(d) - 1}/{sum(sizes)}", g["ContentRange"])
+            h = self.s3.head_object(Bucket=BUCKET, Key=key, PartNumber=i + 1)
+            expect(h["PartsCount"] == 3 and h["ContentLength"] == len(d), f"head part {i + 1}: {h}")
+            start += len(d)
+        code = error_code(self.s3.get_object, Bucket=BUCKET, Key=key, PartNumber=4)
+        expect(code == ("InvalidPart", 400), f"part 4 of 3: {code}")
+        self.s3.put_object(Bucket=BUCKET, Key="pn/single", Body=b"body")
+        g = self.s3.get_object(Bucket=BUCKET, Key="pn/single", PartNumber=1)
+        expect(g["Body"].read() == b"body", "single part 1")
+        code = error_code(self.s3.get_object, Bucket=BUCKET, Key="pn/single", PartNumber=2)
+        expect(code == ("InvalidPart", 400), f"single part 2: {code}")
+        return "GET/HEAD partNumber 1..3 of a 3-part object: bytes, PartsCount, ContentRange, ETag; InvalidPart past the end"
+
+    def complete_again_and_order(self):
+        key = "again.bin"
+        up = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        p = self.s3.upload_part(Bucket=BUCKET, Key=key, UploadId=up, PartNumber=1, Body=b"once")
+        code = error_code(self.s3.complete_multipart_upload, Bucket=BUCKET, Key=key, UploadId=up,
+                          MultipartUpload={"Parts": [{"PartNumber": 9999, "ETag": p["ETag"]}]})
+        expect(code == ("InvalidPart", 400), f"a part never uploaded: {code}")
+        code = error_code(self.s3.complete_multipart_upload, Bucket=BUCKET, Key=key, UploadId=up,
+                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p["ETag"]},
+                                                     {"PartNumber": 2, "ETag": '"0000000000000002"'}]})
+        expect(code == ("InvalidPart", 400), f"a missing part 2: {code}")
+        parts = {"Parts": [{"PartNumber": 1, "ETag": p["ETag"]}]}
+        first = self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload=parts)
+        again = self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up, MultipartUpload=parts)
+        expect(again["ETag"] == first["ETag"], f"repeated complete: {first['ETag']} vs {again['ETag']}")
+        code = error_code(self.s3.complete_multipart_upload, Bucket=BUCKET, Key="other.bin", UploadId=up,
+                          MultipartUpload=parts)
+        expect(code == ("NoSuchUpload", 404), f"repeat under another key: {code}")
+        return "InvalidPart (not InvalidPartOrder) for parts never uploaded; a repeated complete answers 200 with the ETag"
+
+    def request_edge_cases(self):
+        status, _, body = self.raw("PUT", f"/{BUCKET}/md5-empty", b"data", {"Content-MD5": ""})
+        expect(status == 400 and b"<Code>InvalidDigest</Code>" in body, f"empty Content-MD5: {status} {body!r}")
+        code = error_code(self.s3.delete_objects, Bucket=BUCKET,
+                          Delete={"Objects": [{"Key": f"k{i}"} for i in range(1001)]})
+        expect(code == ("MalformedXML", 400), f"1001 keys: {code}")
+        r = self.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": f"k{i}"} for i in range(1000)]})
+        expect(len(r["Deleted"]) == 1000, "1000 keys")
+        return "empty Content-MD5: InvalidDigest; DeleteObjects of 1001 keys: MalformedXML, 1000 fine"
+
+    def chunked_without_length(self):
+        data = random.Random(30).randbytes(3 * MIB + 11)
+        status, _, body = self.raw("PUT", f"/{BUCKET}/chunked/put", data, chunked=True)
+        expect(status == 200, f"chunked put: {status} {body!r}")
+        got = self.s3.get_object(Bucket=BUCKET, Key="chunked/put")["Body"].read()
+        expect(got == data, "chunked put bytes differ")
+        key = "chunked/multi"
+        up = self.s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"]
+        p1 = random.Random(31).randbytes(5 * MIB)
+        status, headers, body = self.raw("PUT", f"/{BUCKET}/{key}", p1, chunked=True,
+                                         query=f"partNumber=1&uploadId={up}")
+        expect(status == 200, f"chunked part: {status} {body!r}")
+        etag = headers["etag"]
+        self.s3.complete_multipart_upload(Bucket=BUCKET, Key=key, UploadId=up,
+                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+        expect(self.s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == p1, "chunked part bytes differ")
+        return f"PUT and UploadPart with Transfer-Encoding: chunked and no length ({len(data)} and {len(p1)} bytes)"
 
 
 def main():
@@ -492,6 +910,20 @@ def main():
         checks.run("unknown upload ids", checks.unknown_upload)
         checks.run("ChecksumAlgorithm CRC32C", checks.crc32c_put)
         checks.run("objects: missing, delete, conditions", checks.objects_misc)
+        checks.run("request ids, 304 with ETag", checks.request_ids)
+        checks.run("keys with + space % unicode and slashes", checks.utf8_keys)
+        checks.run("ListObjects v1", checks.list_objects_v1)
+        checks.run("ListObjectsV2 details", checks.list_v2_details)
+        checks.run("any delimiter", checks.any_delimiter)
+        checks.run("DeleteBucket", checks.delete_bucket)
+        checks.run("ListBuckets, bucket names, location", checks.list_buckets_more)
+        checks.run("metadata headers and directive", checks.metadata)
+        if checks.big is not None:
+            checks.run("checksums SHA-256, SHA-1, composite", checks.checksums)
+        checks.run("partNumber reads", checks.part_number_reads)
+        checks.run("repeated complete, InvalidPart first", checks.complete_again_and_order)
+        checks.run("empty Content-MD5, DeleteObjects limit", checks.request_edge_cases)
+        checks.run("chunked bodies without a length", checks.chunked_without_length)
     finally:
         rc = server.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -81,6 +81,8 @@ fn why(kind: ErrorKind, reason: Reason) -> Why {
 
 fn layer(id: &str, ct: Option<&str>, ce: Option<&str>) -> Meta {
     Meta::LayerCreated {
+        key_rules: partstore::KeyRules::Here,
+        time_ms: 0,
         layer: id.into(),
         content_type: ct.map(String::from),
         content_encoding: ce.map(String::from),
@@ -89,6 +91,7 @@ fn layer(id: &str, ct: Option<&str>, ce: Option<&str>) -> Meta {
 
 fn start(id: [u8; 16], key: &str, ct: &str, ce: Option<&str>) -> Meta {
     Meta::UploadStarted {
+        metadata: Vec::new(),
         layer: "a".into(),
         upload: id,
         key: key.into(),
@@ -120,6 +123,7 @@ fn whole(e: &ExtentDef) -> Vec<Piece> {
 fn part(up: [u8; 16], n: u32, id: u64, ext: u64, len: u64) -> Meta {
     let e = extent(ext, len);
     Meta::PartSet {
+        digest: None,
         layer: "a".into(),
         upload: up,
         number: n,
@@ -135,6 +139,7 @@ fn part(up: [u8; 16], n: u32, id: u64, ext: u64, len: u64) -> Meta {
 /// Part `n` of `up` references existing pieces.
 fn part_of(up: [u8; 16], n: u32, id: u64, pieces: Vec<Piece>) -> Meta {
     Meta::PartSet {
+        digest: None,
         layer: "a".into(),
         upload: up,
         number: n,
@@ -159,6 +164,8 @@ fn complete(up: [u8; 16], parts: &[(u32, u64)], seq: u64) -> Meta {
 
 fn put(key: &str, ext: u64, len: u64, seq: u64) -> Meta {
     Meta::ObjectPut {
+        digest: None,
+        metadata: Vec::new(),
         layer: "a".into(),
         key: key.into(),
         new_extent: (len > 0).then(|| extent(ext, len)),
@@ -194,7 +201,8 @@ fn names_follow_the_spec() {
     }
     assert!(key_ok(&"k".repeat(450)));
     assert!(layer_ok("A-z_0.9"));
-    for bad in ["", "a/b", "a b", &"l".repeat(51)] {
+    assert!(layer_ok(&"l".repeat(63)));
+    for bad in ["", "a/b", "a b", &"l".repeat(64)] {
         assert!(!layer_ok(bad), "{bad:?}");
     }
 }
@@ -379,7 +387,12 @@ fn an_upload_is_bound_to_its_layer() {
     assert_eq!(w.m.open_upload("b", &UP).err(), Some(unknown));
     assert_eq!(w.m.plan_part("b", &UP, 1, 1, None), Err(unknown));
     let mut p = part(UP, 1, 21, 20, 1);
-    if let Meta::PartSet { layer, .. } = &mut p {
+    if let Meta::PartSet {
+        digest: None,
+        layer,
+        ..
+    } = &mut p
+    {
         *layer = "b".into();
     }
     assert_eq!(w.rec(p), Err(ErrorKind::NotFound));
@@ -414,6 +427,7 @@ fn put_replaces_and_copy_shares() {
     assert_eq!(w.live(), BTreeMap::from([(7, 1)]));
     assert_eq!(w.m.max_id, 8);
     let copy = |src: &str, dst: &str| Meta::ObjectCopied {
+        metadata: None,
         layer: "a".into(),
         src: src.into(),
         dst: dst.into(),
@@ -664,13 +678,17 @@ fn records_that_break_the_extent_table_are_corrupt() {
     assert_eq!(w.rec(part_of(UP, 2, 12, vec![r(10, 2 * MIB, 1)])), corrupt);
     assert_eq!(w.rec(part_of(UP, 2, 12, vec![r(10, 0, 0)])), corrupt);
     let mut short = part_of(UP, 2, 12, vec![r(10, 0, 5)]);
-    if let Meta::PartSet { size, .. } = &mut short {
+    if let Meta::PartSet {
+        digest: None, size, ..
+    } = &mut short
+    {
         *size = 4;
     }
     assert_eq!(w.rec(short), corrupt);
     assert_eq!(w.rec(part(UP, 2, 12, 10, 1)), corrupt, "extent 10 is live");
     let mut crcs = part(UP, 2, 12, 13, MIB + 1);
     if let Meta::PartSet {
+        digest: None,
         new_extent: Some(e),
         ..
     } = &mut crcs
