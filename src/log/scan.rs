@@ -171,7 +171,10 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 if invalid {
                     return Err(corrupt!("segment {} offset {pos}: {why}", seg.id).at(seg.id, pos));
                 }
-                if let Some((next, _)) = valid_records_after(&mut r, pos + RECORD_ALIGN)?.first() {
+                if let Some((next, _)) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?
+                    .0
+                    .first()
+                {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
                         seg.id
@@ -180,7 +183,7 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 }
             }
             TailPolicy::Newest => {
-                let after = valid_records_after(&mut r, pos + RECORD_ALIGN)?;
+                let (after, zeros) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?;
                 if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
                     return Err(corrupt!(
                         "segment {} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable",
@@ -192,7 +195,7 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                 // other non-zero bytes past the end (a torn write whose
                 // first page was lost): cut, so new records never land in
                 // front of them.
-                torn |= !after.is_empty() || !zeros_after(&mut r, pos)?;
+                torn |= !after.is_empty() || !zeros;
             }
         }
         return Ok(Scan {
@@ -204,37 +207,30 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     }
 }
 
-/// True when every byte from `from` to the end of the segment is zero. Only
-/// the file's data extents are read.
-fn zeros_after(r: &mut Reader, from: u64) -> Result<bool> {
-    for range in data_ranges_after(r.seg, from)? {
-        let mut at = range.start;
-        while at < range.end {
-            let n = READ_AHEAD.min(range.end - at);
-            if r.get(at, n)?.is_some_and(|b| b.iter().any(|b| *b != 0)) {
-                return Ok(false);
-            }
-            at += n;
-        }
-    }
-    Ok(true)
-}
-
 fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {
     crate::backend::data_ranges(&*seg.file, from, seg.len())
         .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 
-/// Every valid record at or after `from`: its offset and, for a metadata
-/// record, its `synced` watermark (0 for data regions). Only the file's data
-/// extents are read (holes of the preallocated tail are skipped), so this is
-/// cheap on a healthy segment.
-fn valid_records_after(r: &mut Reader, from: u64) -> Result<Vec<(u64, u64)>> {
+/// Every valid record at or after `from` (8-byte aligned): its offset and,
+/// for a metadata record, its `synced` watermark (0 for data regions); and
+/// whether every byte from `end` (the end of the records) on is zero. Only the file's
+/// data extents are read, once (holes of the preallocated tail are
+/// skipped), so this is cheap on a healthy segment.
+fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64, u64)>, bool)> {
     let mut found = Vec::new();
-    let from = from.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+    let mut zeros = true;
     let seg_len = r.seg.len();
-    for range in data_ranges_after(r.seg, from)? {
-        let mut p = range.start.div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
+    for range in data_ranges_after(r.seg, end)? {
+        let mut at = range.start;
+        while at < range.end {
+            let n = READ_AHEAD.min(range.end - at);
+            if r.get(at, n)?.is_some_and(|b| b.iter().any(|b| *b != 0)) {
+                zeros = false;
+            }
+            at += n;
+        }
+        let mut p = range.start.max(from).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
         while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
             if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
                 if let Step::Record(_, _, payload) = step(r, p)? {
@@ -248,7 +244,7 @@ fn valid_records_after(r: &mut Reader, from: u64) -> Result<Vec<(u64, u64)>> {
             p += RECORD_ALIGN;
         }
     }
-    Ok(found)
+    Ok((found, zeros))
 }
 
 /// Cuts a torn tail: zeros everything from `end` to the end of the file by

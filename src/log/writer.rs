@@ -363,23 +363,13 @@ impl Log {
         }
     }
 
-    /// Makes sure the `need` bytes from the tail have disk blocks. Blocks
-    /// are allocated in steps of `ALLOC_STEP` (one fallocate serves many
-    /// small writes), or exactly what is needed when the disk has no room
-    /// for a whole step.
+    /// Makes sure the `need` bytes from the tail have disk blocks.
     fn allocate(&self, t: &mut Tail, need: u64) -> Result<()> {
-        const ALLOC_STEP: u64 = 8 << 20;
-        let len = t.active.len();
-        let end = (t.at + need).min(len);
+        let end = (t.at + need).min(t.active.len());
         if end <= t.allocated_until {
             return Ok(());
         }
         let from = t.allocated_until.max(t.at);
-        let step_end = end.div_ceil(ALLOC_STEP).saturating_mul(ALLOC_STEP).min(len);
-        if t.active.allocate(from, step_end - from).is_ok() {
-            t.allocated_until = step_end;
-            return Ok(());
-        }
         t.active.allocate(from, end - from)?;
         t.allocated_until = end;
         Ok(())
