@@ -288,7 +288,9 @@ impl Log {
         let room = META_RESERVE.min(self.segment_size / 8);
         let mut t = self.tail.lock();
         if t.at + total + room > t.active.len() {
-            self.rotate(&mut t, total + room, META_RESERVE)?;
+            // Sized for the room, allocated for the region and the reserve
+            // (which covers the room), as below.
+            self.rotate(&mut t, total + room, META_RESERVE - room)?;
         }
         // The region and, as far as the segment reaches, the reserve.
         self.allocate(&mut t, total + META_RESERVE)?;
