@@ -297,3 +297,167 @@ fn expiry_spares_an_upload_whose_part_is_streaming_in() {
     assert_eq!(s.expire_uploads(Duration::ZERO).unwrap(), 1);
     assert!(!is_open(&s, &again));
 }
+
+// ----- a segment file truncated by another process --------------------------
+
+fn put_objects(dir: &Path, n: u64) -> Vec<(String, Vec<u8>)> {
+    let s = store_in(dir, Options::default().segment_size(256 << 10));
+    let objects: Vec<(String, Vec<u8>)> = (0..n)
+        .map(|i| (format!("k{i:02}"), gen(100 + i, 60_000)))
+        .collect();
+    for (k, b) in &objects {
+        s.put_object(L, k, PartBody::new(&b[..], b.len() as u64))
+            .unwrap();
+    }
+    objects
+}
+
+fn segments(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("seg-"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn copy_dir(src: &Path) -> tempfile::TempDir {
+    let dst = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.path().join(e.file_name())).unwrap();
+    }
+    dst
+}
+
+/// What DURABILITY.md says about a truncation found at `open`: a sealed
+/// segment cut through a record is `Corrupt`; the newest one cut is a torn
+/// tail (what was cut off is lost, the rest is intact); never wrong bytes.
+#[test]
+fn segment_truncated_by_another_process_is_found_at_open() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let objects = put_objects(dir.path(), 12);
+    let segs = segments(dir.path());
+    assert!(segs.len() >= 3, "{segs:?}");
+    // A sealed segment cut inside its second object's data.
+    let cut = copy_dir(dir.path());
+    let first = cut.path().join(segs[0].file_name().unwrap());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(100_000)
+        .unwrap();
+    let e = Store::open(cut.path(), Options::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Corrupt, "{e}");
+    assert_eq!(e.location().map(|(s, _)| s), Some(1), "{e}");
+    // The newest segment cut inside its first record.
+    let cut = copy_dir(dir.path());
+    let newest = cut.path().join(segs.last().unwrap().file_name().unwrap());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&newest)
+        .unwrap()
+        .set_len(40_000)
+        .unwrap();
+    let s = Store::open(cut.path(), Options::default()).unwrap();
+    let mut kept = 0;
+    for (k, b) in &objects {
+        match s.get(L, k) {
+            Ok(blob) => {
+                assert!(blob.to_vec().unwrap() == *b, "{k}: wrong bytes");
+                kept += 1;
+            }
+            Err(e) => assert_eq!(e.kind(), ErrorKind::NotFound, "{k}: {e}"),
+        }
+    }
+    assert!(
+        kept > 0 && kept < objects.len(),
+        "kept {kept} of {}",
+        objects.len()
+    );
+    assert!(s.verify().unwrap().is_clean());
+}
+
+/// The limit of every mmap engine: a segment truncated while the store has
+/// it mapped, then read through the map. A child process opens the store
+/// and pins an object; the parent truncates the segment under it; the
+/// child's read dies of SIGBUS (or, if the kernel kept the pages, reads
+/// the right bytes or fails with an error): never wrong bytes.
+#[test]
+fn segment_truncated_under_a_live_map_is_sigbus_never_wrong_bytes() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+    if let Ok(dir) = std::env::var("PARTSTORE_TRUNCATE_CHILD") {
+        // The child: open, pin, wait for the parent's truncation, read.
+        let s = Store::open(&dir, Options::default().segment_size(256 << 10)).unwrap();
+        let blob = s.get(L, "k00").unwrap();
+        println!("ready");
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line).unwrap();
+        match blob.to_vec() {
+            Ok(b) => println!(
+                "read {}",
+                if b == gen(100, 60_000) {
+                    "right"
+                } else {
+                    "WRONG"
+                }
+            ),
+            Err(e) => println!("error {:?}", e.kind()),
+        }
+        return;
+    }
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    put_objects(dir.path(), 12);
+    let first = segments(dir.path())[0].clone();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "segment_truncated_under_a_live_map_is_sigbus_never_wrong_bytes",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("PARTSTORE_TRUNCATE_CHILD", dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while out.read_line(&mut line).unwrap() > 0 {
+        seen.push_str(&line);
+        if line.contains("ready") {
+            break;
+        }
+        line.clear();
+    }
+    assert!(seen.contains("ready"), "child: {seen}");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(4096)
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    println!(
+        "segment truncated under a live map: child {status:?}, said {:?}",
+        rest.lines().next()
+    );
+    assert!(
+        !rest.contains("read WRONG"),
+        "wrong bytes through a truncated map"
+    );
+    assert!(
+        status.signal() == Some(7) || rest.contains("read right") || rest.contains("error"),
+        "child: {status:?} {rest}"
+    );
+}

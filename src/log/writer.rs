@@ -31,7 +31,9 @@ pub(crate) type Pos = (u64, u64);
 
 /// Disk space kept allocated past every data region for metadata records
 /// (deletes, aborts, compaction's snapshot), so a full disk can still
-/// record what frees space.
+/// record what frees space. A data region goes into a segment only if this
+/// much (an eighth of a segment, for segments under 8 MiB) stays free in
+/// the segment after it.
 const META_RESERVE: u64 = 1 << 20;
 
 /// The active segment and where the next record goes.
@@ -297,9 +299,15 @@ impl Log {
         }
         .encode();
         let total = framed_len(len);
+        // Room left in the segment after the region, for the metadata
+        // records that follow it: past it, a metadata record needs a new
+        // segment, which a full disk may not give.
+        let room = META_RESERVE.min(self.segment_size / 8);
         let mut t = self.tail.lock();
-        if t.at + total > t.active.len() {
-            self.rotate(&mut t, total, META_RESERVE)?;
+        if t.at + total + room > t.active.len() {
+            // Sized for the room, allocated for the region and the reserve
+            // (which covers the room), as below.
+            self.rotate(&mut t, total + room, META_RESERVE - room)?;
         }
         // The region and, as far as the segment reaches, the reserve.
         self.allocate(&mut t, framed_len(alloc.min(len)) + META_RESERVE)?;
