@@ -19,7 +19,11 @@
 //!   changes the size, as the engine's writes into its sparse segments do),
 //!   and one whose blocks are already allocated and written (`raw_prewritten`:
 //!   the fdatasync flushes data only, the floor). For N > 1 also with the
-//!   engine from one thread (`1w`): the N-writers-vs-1 ratio.
+//!   engine from one thread (`engine_1w`): the N-writers-vs-1 ratio; and
+//!   with the raw writes made durable by the engine's group-commit protocol
+//!   (`raw_group_commit`: appended under a lock, one fdatasync in flight at
+//!   a time covering every write before it, nothing else of the engine),
+//!   which tells the protocol's cost from the rest of the engine's.
 //! - `writers/part_8MiB/<N>w`: the same with 16 `upload_part` calls of
 //!   8 MiB, one upload per writer (started before the clock), and the raw
 //!   baselines with 8 MiB writes.
@@ -170,6 +174,22 @@ fn raw_growing(threads: usize, data: &[u8], ops: u64) -> Duration {
     d
 }
 
+/// The same writes with the engine's group commit (one fdatasync in flight,
+/// covering every write appended before it) into a fresh file.
+fn raw_grouped(threads: usize, data: &[u8], ops: u64) -> Duration {
+    let dir = common::tempdir("rawgc-");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(dir.path().join("raw.bin"))
+        .expect("raw file");
+    let d = common::raw_group_commit(&f, threads, data, ops);
+    drop(f);
+    drop(dir);
+    d
+}
+
 /// The same into `file`, whose blocks are already allocated and written.
 fn raw_prewritten(file: &File, threads: usize, data: &[u8], ops: u64) -> Duration {
     common::raw_write_sync(file, threads, data, ops, 0)
@@ -300,6 +320,11 @@ fn writers_points(c: &mut Criterion, kind: &str, size: u64, ops: u64) {
             writers_name(n)
         );
         let one_desc = format!("partstore {op_name} of {}, 1 writer", size_name(size));
+        let grouped_desc = format!(
+            "raw write_all_at per {} + group commit (one fdatasync in flight), {}, growing file",
+            size_name(size),
+            writers_name(n)
+        );
         let mut names: Vec<(&str, &str)> = vec![
             ("engine", &engine_desc),
             ("raw_growing", &raw_desc),
@@ -307,6 +332,7 @@ fn writers_points(c: &mut Criterion, kind: &str, size: u64, ops: u64) {
         ];
         if n > 1 {
             names.push(("engine_1w", &one_desc));
+            names.push(("raw_group_commit", &grouped_desc));
         }
         let label = format!("{label_kind}/{n}w");
         let v = RefCell::new(Variants::new("concurrency", &label, ops, bytes, &names));
@@ -316,8 +342,9 @@ fn writers_points(c: &mut Criterion, kind: &str, size: u64, ops: u64) {
             let mut r = || raw_growing(n, &data, ops);
             let mut p = || raw_prewritten(&pre, n, &data, ops);
             let mut one = || engine(1);
+            let mut gc = || raw_grouped(n, &data, ops);
             if n > 1 {
-                run_rotated(round, &mut [&mut e, &mut r, &mut p, &mut one])
+                run_rotated(round, &mut [&mut e, &mut r, &mut p, &mut one, &mut gc])
             } else {
                 run_rotated(round, &mut [&mut e, &mut r, &mut p])
             }

@@ -10,6 +10,7 @@ runs' medians (min..max); with a single log, the bars span its rounds.
 
     cargo bench --bench concurrency | tee conc1.txt   # ... conc2.txt, conc3.txt
     python3 docs/plot_concurrency.py docs/concurrency.png conc1.txt conc2.txt conc3.txt
+    python3 docs/plot_concurrency.py --table conc1.txt conc2.txt conc3.txt   # BENCHMARKS.md's tables
 
 Needs matplotlib (a venv is enough: python3 -m venv target/plot-venv &&
 target/plot-venv/bin/pip install matplotlib).
@@ -23,6 +24,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+RATIO = re.compile(
+    r"^RATIO concurrency(?P<peers>/peers)?/(?P<label>\S+)/vs_(?P<other>\w+): .*; "
+    r"ratio (?P<r>[\d.]+) \(min (?P<lo>[\d.]+), max (?P<hi>[\d.]+), (?P<n>\d+) interleaved pairs\)"
+)
 OPS = re.compile(
     r"^OPS concurrency(?P<peers>/peers)?/(?P<label>\S+) (?P<variant>\w+): "
     r"(?P<ops>[\d.]+) ops/s \((?P<ops_lo>[\d.]+)\.\.(?P<ops_hi>[\d.]+)\), "
@@ -49,6 +54,65 @@ def parse(paths):
     return out
 
 
+def parse_ratios(paths):
+    """{(group, label, other): [(ratio, lo, hi) per run]}."""
+    out = {}
+    for path in paths:
+        for line in open(path):
+            m = RATIO.match(line.strip())
+            if m:
+                group = "peers" if m["peers"] else "writers"
+                out.setdefault((group, m["label"], m["other"]), []).append(
+                    (float(m["r"]), float(m["lo"]), float(m["hi"]))
+                )
+    return out
+
+
+def spread(runs, unit):
+    """'median (min..max of the runs' medians)'."""
+    y, a, b = point(runs, unit)
+    fmt = "{:,.0f}" if unit == "ops" else "{:,.0f}"
+    return f"{fmt.format(y)} ({fmt.format(a)}..{fmt.format(b)})"
+
+
+def ratio_cell(runs):
+    """'median of the runs' ratios (min..max of the runs' ratios; pairs min..max)'."""
+    if not runs:
+        return "-"
+    rs = [r for r, _, _ in runs]
+    lo = min(l for _, l, _ in runs)
+    hi = max(h for _, _, h in runs)
+    return f"**{statistics.median(rs):.2f}** ({min(rs):.2f}..{max(rs):.2f}; pairs {lo:.2f}..{hi:.2f})"
+
+
+def tables(logs):
+    data, ratios = parse(logs), parse_ratios(logs)
+    for kind, unit, title in [("put_64KiB", "ops", "64 KiB put_object, ops/s"),
+                              ("part_8MiB", "mbs", "8 MiB upload_part, MB/s")]:
+        print(f"\n{title}: median of the runs' medians (min..max of the runs' medians)\n")
+        print("| writers | partstore | raw, growing file | raw, pre-written file | raw + group commit | engine / raw growing | engine / raw pre-written | N writers / 1 writer (engine) | engine / raw + group commit |")
+        print("|---|---|---|---|---|---|---|---|---|")
+        for n in (1, 2, 4, 8):
+            label = f"{kind}/{n}w"
+            cells = [spread(data[("writers", label, v)], unit) if ("writers", label, v) in data else "-"
+                     for v in ("engine", "raw_growing", "raw_prewritten", "raw_group_commit")]
+            rs = [ratio_cell(ratios.get(("writers", label, o)))
+                  for o in ("raw_growing", "raw_prewritten", "engine_1w", "raw_group_commit")]
+            if n == 1:
+                rs[2] = "1"
+            print(f"| {n} | " + " | ".join(cells + rs) + " |")
+    print("\npeers, MB/s: median of the runs' medians (min..max of the runs' medians); ratio partstore / peer\n")
+    print("| value | writers | partstore | redb | fjall | object_store | / redb | / fjall | / object_store |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for size in ("64KiB", "1MiB", "8MiB"):
+        for n in (1, 4):
+            label = f"{size}/{n}w"
+            cells = [spread(data[("peers", label, v)], "mbs") if ("peers", label, v) in data else "-"
+                     for v in ("partstore", "redb", "fjall", "object_store")]
+            rs = [ratio_cell(ratios.get(("peers", label, o))) for o in ("redb", "fjall", "object_store")]
+            print(f"| {size} | {n} | " + " | ".join(cells + rs) + " |")
+
+
 def point(runs, unit):
     """Median over runs, and the bar: min..max of the runs' medians (or of
     the single run's rounds)."""
@@ -63,6 +127,10 @@ def writers_panel(ax, data, kind, unit, ylabel, title):
         ("engine", "partstore", dict(color="tab:blue", marker="o")),
         ("raw_growing", "raw write_all_at + fdatasync, growing file", dict(color="k", ls="--", marker="s")),
         ("raw_prewritten", "raw, pre-written file (the floor)", dict(color="tab:gray", ls=":", marker="^")),
+        ("raw_group_commit", "raw + the engine's group commit (one fdatasync in flight)",
+         dict(color="tab:purple", ls="-.", marker="x")),
+        ("engine_1w", "partstore, 1 writer, in the same rounds as the N-writer point",
+         dict(color="tab:blue", ls="none", marker="o", mfc="none")),
     ]
     for variant, name, style in styles:
         xs, ys, lo, hi = [], [], [], []
@@ -119,6 +187,9 @@ def peers_panel(ax, data):
 
 
 def main():
+    if sys.argv[1] == "--table":
+        tables(sys.argv[2:])
+        return
     png, logs = sys.argv[1], sys.argv[2:]
     data = parse(logs)
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), dpi=110)
@@ -129,7 +200,8 @@ def main():
     peers_panel(axes[2], data)
     runs = max((len(v) for v in data.values()), default=0)
     fig.suptitle(
-        f"partstore with many writers vs its baselines and peers, interleaved in the same runs ({runs} run(s))",
+        f"partstore with many writers vs its baselines and peers ({runs} runs; each point's variants interleaved "
+        "round by round; points minutes apart, so compare within a point)",
         fontsize=10,
     )
     fig.tight_layout()

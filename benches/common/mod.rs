@@ -486,3 +486,42 @@ pub fn bench_variants(
         })
     });
 }
+
+/// [`raw_write_sync`] with the engine's group-commit protocol instead of
+/// an fdatasync per thread: each write is appended at the tail under a
+/// lock, then its thread waits until a durable watermark passes it; a
+/// waiter that finds no fdatasync in flight issues one covering every write
+/// appended so far, and wakes the others. So at most one fdatasync is in
+/// flight, as in the engine (`Log::wait_durable`), with nothing else of
+/// the engine's work: the protocol's own cost, measured.
+pub fn raw_group_commit(file: &std::fs::File, threads: usize, buf: &[u8], ops: u64) -> Duration {
+    use std::os::unix::fs::FileExt;
+    use std::sync::{Condvar, Mutex};
+    let tail = Mutex::new(0u64);
+    // (durable up to, an fdatasync in flight)
+    let durable = (Mutex::new((0u64, false)), Condvar::new());
+    run_threads(threads, ops, |_, _| {
+        let end = {
+            let mut t = tail.lock().expect("tail");
+            file.write_all_at(buf, *t).expect("raw write");
+            *t += buf.len() as u64;
+            *t
+        };
+        let (lock, cv) = &durable;
+        let mut d = lock.lock().expect("durable");
+        while d.0 < end {
+            if d.1 {
+                d = cv.wait(d).expect("durable");
+                continue;
+            }
+            d.1 = true;
+            drop(d);
+            let upto = *tail.lock().expect("tail");
+            file.sync_data().expect("raw fdatasync");
+            d = lock.lock().expect("durable");
+            d.0 = d.0.max(upto);
+            d.1 = false;
+            cv.notify_all();
+        }
+    })
+}
