@@ -63,6 +63,8 @@
 //! # }
 //! ```
 #![deny(missing_docs)]
+// SAFETY: unsafe code is denied here and in [lints]; the one exception is
+// src/log/map.rs (memory maps), where each block carries its own comment.
 #![deny(unsafe_code)]
 #![warn(clippy::unwrap_used, clippy::expect_used)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -74,9 +76,11 @@ mod digest;
 mod engine;
 mod error;
 mod index;
+mod info;
 mod ingest;
 mod list_token;
 mod log;
+mod maintenance;
 mod recovery;
 mod spec;
 mod store;

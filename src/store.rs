@@ -5,16 +5,15 @@
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use rayon::prelude::*;
-
-use crate::blob::{Blob, BlobPiece, ExtentView};
+use crate::blob::{Blob, BlobPiece};
 use crate::digest::{self, Hasher};
 use crate::engine::Inner;
 use crate::error::{bad_request, conflict, corrupt, not_found, too_large};
 use crate::error::{Error, Reason, Result};
-use crate::index::{Entry, Index, Object, Part, UploadState};
+use crate::index::{Entry, Index, UploadState};
+use crate::info::{now_ms, object_info, parse_part_id, part_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
 use crate::log::writer::{Flusher, Log};
@@ -27,60 +26,6 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
     // Dropped first: stops the flusher before the log's final sync.
     _flusher: Option<Flusher>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn to_time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
-}
-
-fn part_id_string(id: u64) -> String {
-    format!("{id:016x}")
-}
-
-fn parse_part_id(s: &str) -> Result<u64> {
-    if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad_request!(
-            Reason::InvalidPartId,
-            "part id \"{s}\" is not one this store issued"
-        ));
-    }
-    u64::from_str_radix(s, 16)
-        .map_err(|_| bad_request!(Reason::InvalidPartId, "part id \"{s}\" is malformed"))
-}
-
-fn part_info(p: &Part) -> PartInfo {
-    PartInfo {
-        part_number: p.number,
-        id: part_id_string(p.id),
-        size: p.size,
-        crc32c: p.crc32c,
-        last_modified: to_time(p.time_ms),
-        digest: p.digest.clone(),
-    }
-}
-
-fn object_info(o: &Object) -> ObjectInfo {
-    ObjectInfo {
-        key: o.key.clone(),
-        size: o.size,
-        content_type: o.content_type.clone(),
-        content_encoding: o.content_encoding.clone(),
-        last_modified: to_time(o.last_modified_ms),
-        crc32c: o.crc32c,
-        etag: o.etag.clone(),
-        part_count: o.part_count,
-        metadata: o.metadata.clone(),
-        digest: o.digest.clone(),
-        composite_digest: o.composite_digest.clone(),
-        part_sizes: Arc::clone(&o.part_sizes),
-    }
 }
 
 /// Streams a body into a new extent: exactly its declared length, or (for
@@ -761,79 +706,6 @@ impl Store {
             }
         }
         Ok(n)
-    }
-
-    // ----- maintenance ---------------------------------------------------
-
-    /// Checks the CRC32C of every block of every live extent, in parallel.
-    pub fn verify(&self) -> Result<VerifyReport> {
-        let views: Vec<ExtentView> = {
-            let index = self.inner.index();
-            let mut ids: Vec<u64> = index.extents().map(|(id, _)| *id).collect();
-            ids.sort_unstable();
-            ids.iter()
-                .map(|id| self.inner.view(&index, *id))
-                .collect::<Result<_>>()?
-        };
-        let blocks: Vec<(usize, u64)> = views
-            .iter()
-            .enumerate()
-            .flat_map(|(i, v)| (0..v.len.div_ceil(spec::BLOCK_SIZE)).map(move |b| (i, b)))
-            .collect();
-        let failed: Vec<(Error, VerifyFinding)> = blocks
-            .par_iter()
-            .filter_map(|(i, b)| {
-                let v = &views[*i];
-                v.check_block(*b).err().map(|e| {
-                    let finding = VerifyFinding {
-                        segment: v.segment,
-                        offset: v.file_offset + b * spec::BLOCK_SIZE,
-                        extent: v.id,
-                        block: *b,
-                        reason: e.reason().unwrap_or(Reason::ChecksumMismatch),
-                    };
-                    (e, finding)
-                })
-            })
-            .collect();
-        let (corrupt, findings) = failed.into_iter().map(|(e, f)| (e.to_string(), f)).unzip();
-        Ok(VerifyReport {
-            extents: views.len(),
-            blocks: blocks.len() as u64,
-            bytes: views.iter().map(|v| v.len).sum(),
-            corrupt,
-            findings,
-        })
-    }
-
-    /// Live and garbage bytes, segments, objects and open uploads.
-    pub fn stats(&self) -> Stats {
-        let index = self.inner.index();
-        let (objects, uploads, live_bytes) = index.counts();
-        let live = index.live_by_segment();
-        let log = self.inner.log();
-        let ids = log.segment_ids();
-        let per_segment: Vec<SegmentStats> = ids
-            .iter()
-            .map(|id| {
-                let data = log.region_bytes(*id);
-                let l = live.get(id).copied().unwrap_or(0);
-                SegmentStats {
-                    id: *id,
-                    data_bytes: data,
-                    live_bytes: l,
-                    garbage_bytes: data.saturating_sub(l),
-                }
-            })
-            .collect();
-        Stats {
-            live_bytes,
-            garbage_bytes: per_segment.iter().map(|s| s.garbage_bytes).sum(),
-            segments: ids.len(),
-            objects,
-            uploads,
-            per_segment,
-        }
     }
 
     /// Makes every acknowledged operation durable (all modes): fsyncs every

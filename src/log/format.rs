@@ -187,7 +187,7 @@ pub use crate::log::meta::{
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::meta::T_EXTENTS_MOVED;
+    use crate::log::codec::T_EXTENTS_MOVED;
     use crate::spec::{Digest, KeyRules};
 
     fn sha1() -> Digest {

@@ -3,6 +3,7 @@
 //! the writer with rotation and group commit (`writer`), and the record
 //! scan of recovery (`scan`).
 
+pub(crate) mod codec;
 pub(crate) mod format;
 pub(crate) mod map;
 pub(crate) mod meta;

@@ -1,0 +1,84 @@
+//! The store's maintenance reads: `verify()` (every live block against its
+//! CRC32C, in parallel) and `stats()` (live and garbage bytes per segment).
+//! Compaction, the maintenance write, is in `compact.rs`.
+
+use rayon::prelude::*;
+
+use crate::blob::ExtentView;
+use crate::error::{Error, Reason, Result};
+use crate::spec;
+use crate::store::Store;
+use crate::types::{SegmentStats, Stats, VerifyFinding, VerifyReport};
+
+impl Store {
+    /// Checks the CRC32C of every block of every live extent, in parallel.
+    pub fn verify(&self) -> Result<VerifyReport> {
+        let views: Vec<ExtentView> = {
+            let index = self.inner.index();
+            let mut ids: Vec<u64> = index.extents().map(|(id, _)| *id).collect();
+            ids.sort_unstable();
+            ids.iter()
+                .map(|id| self.inner.view(&index, *id))
+                .collect::<Result<_>>()?
+        };
+        let blocks: Vec<(usize, u64)> = views
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| (0..v.len.div_ceil(spec::BLOCK_SIZE)).map(move |b| (i, b)))
+            .collect();
+        let failed: Vec<(Error, VerifyFinding)> = blocks
+            .par_iter()
+            .filter_map(|(i, b)| {
+                let v = &views[*i];
+                v.check_block(*b).err().map(|e| {
+                    let finding = VerifyFinding {
+                        segment: v.segment,
+                        offset: v.file_offset + b * spec::BLOCK_SIZE,
+                        extent: v.id,
+                        block: *b,
+                        reason: e.reason().unwrap_or(Reason::ChecksumMismatch),
+                    };
+                    (e, finding)
+                })
+            })
+            .collect();
+        let (corrupt, findings) = failed.into_iter().map(|(e, f)| (e.to_string(), f)).unzip();
+        Ok(VerifyReport {
+            extents: views.len(),
+            blocks: blocks.len() as u64,
+            bytes: views.iter().map(|v| v.len).sum(),
+            corrupt,
+            findings,
+        })
+    }
+
+    /// Live and garbage bytes, segments, objects and open uploads.
+    pub fn stats(&self) -> Stats {
+        let index = self.inner.index();
+        let (objects, uploads, live_bytes) = index.counts();
+        let live = index.live_by_segment();
+        let log = self.inner.log();
+        let ids = log.segment_ids();
+        let per_segment: Vec<SegmentStats> = ids
+            .iter()
+            .map(|id| {
+                let data = log.region_bytes(*id);
+                let l = live.get(id).copied().unwrap_or(0);
+                SegmentStats {
+                    id: *id,
+                    data_bytes: data,
+                    live_bytes: l,
+                    garbage_bytes: data.saturating_sub(l),
+                }
+            })
+            .collect();
+        Stats {
+            live_bytes,
+            garbage_bytes: per_segment.iter().map(|s| s.garbage_bytes).sum(),
+            segments: ids.len(),
+            objects,
+            uploads,
+            per_segment,
+        }
+    }
+}
