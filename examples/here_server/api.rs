@@ -311,9 +311,10 @@ fn range_spec(headers: &HeaderMap, query: &Query) -> Result<Option<String>, ApiE
     }
 }
 
-/// 404 unless the layer exists; every handler calls it first.
+/// 404 unless the layer exists; every handler calls it first (one index
+/// lookup, not a copy of every layer).
 fn require_layer(store: &Store, layer: &str) -> Result<(), ApiError> {
-    if store.list_layers().iter().any(|(id, _)| id == layer) {
+    if store.layer_info(layer).is_ok() {
         Ok(())
     } else {
         Err(ApiError::rule(
