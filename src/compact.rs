@@ -75,9 +75,9 @@ impl Store {
         let to_move: Vec<ExtentView> = {
             let index = inner.index();
             let mut ids: Vec<u64> = index
-                .extents()
+                .extent_locations()
                 .filter(|(_, e)| victims.contains(&e.segment))
-                .map(|(id, _)| *id)
+                .map(|(id, _)| id)
                 .collect();
             ids.sort_unstable();
             ids.iter()

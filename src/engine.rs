@@ -269,14 +269,43 @@ impl Inner {
     /// whole-state snapshot but applies only the extent moves).
     pub(crate) fn commit_as<T>(
         &self,
+        prepare: impl FnMut(&Index) -> Result<(Meta, Option<Meta>)>,
+        after: impl FnOnce(&Index) -> T,
+    ) -> Result<T> {
+        self.commit_inner(prepare, after, None)
+    }
+
+    /// [`Inner::commit`] of a record whose new extent is `data`, a small
+    /// body not written yet: the body and the record go to the log in one
+    /// write (see `Log::append_with_data`), and the record's extent gets
+    /// the place they landed.
+    pub(crate) fn commit_with_data<T>(
+        &self,
+        data: &[u8],
+        mut prepare: impl FnMut(&Index) -> Result<Meta>,
+        after: impl FnOnce(&Index) -> T,
+    ) -> Result<T> {
+        self.commit_inner(
+            |index| {
+                let m = prepare(index)?;
+                Ok((m, None))
+            },
+            after,
+            Some(data),
+        )
+    }
+
+    fn commit_inner<T>(
+        &self,
         mut prepare: impl FnMut(&Index) -> Result<(Meta, Option<Meta>)>,
         after: impl FnOnce(&Index) -> T,
+        data: Option<&[u8]>,
     ) -> Result<T> {
         let sync = self.opts.durability == Durability::Sync;
         let mut p = self.pipeline.lock();
         let (apply, footprint, seq, pos) = loop {
             self.log.check_poison()?;
-            let (record, apply, footprint) = {
+            let (mut record, apply, footprint) = {
                 let index = self.index.read();
                 let (record, apply) = prepare(&index)?;
                 index.validate(apply.as_ref().unwrap_or(&record))?;
@@ -287,14 +316,23 @@ impl Inner {
                 self.pipeline_cv.wait(&mut p);
                 continue;
             }
-            // A data region in a segment sealed after it was reserved is not
-            // covered by the active segment's fdatasync.
-            if let Some(seg) = record.new_extent_segment() {
-                if let Some(seg) = self.log.segment(seg) {
-                    self.log.sync_region(&seg)?;
+            let pos = match data {
+                Some(bytes) => self.log.append_with_data(bytes, |segment, offset| {
+                    record.place_new_extent(segment, offset);
+                    record.encode()
+                })?,
+                None => {
+                    // A data region in a segment sealed after it was
+                    // reserved is not covered by the active segment's
+                    // fdatasync.
+                    if let Some(seg) = record.new_extent_segment() {
+                        if let Some(seg) = self.log.segment(seg) {
+                            self.log.sync_region(&seg)?;
+                        }
+                    }
+                    self.log.append_meta(&record.encode())?
                 }
-            }
-            let pos = self.log.append_meta(&record.encode())?;
+            };
             let apply = apply.unwrap_or(record);
             if !sync {
                 // Acknowledged without waiting for the disk: applied now,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{bad_request, Reason, Result};
-use crate::index::{Object, Part};
+use crate::index::{Index, ObjRef, Object, Part};
 use crate::types::{ObjectInfo, PartInfo};
 
 pub(crate) fn now_ms() -> u64 {
@@ -59,5 +59,27 @@ pub(crate) fn object_info(o: &Object) -> ObjectInfo {
         digest: o.digest.clone(),
         composite_digest: o.composite_digest.clone(),
         part_sizes: Arc::clone(&o.part_sizes),
+    }
+}
+
+/// A packed object as an `ObjectInfo`, without the intermediate `Object`
+/// (the path of `head` and of a put's result).
+pub(crate) fn packed_info(index: &Index, o: ObjRef<'_>) -> ObjectInfo {
+    let r = o.rec;
+    let (ct, ce) = index.media_of(r);
+    let x = r.extra.as_deref();
+    ObjectInfo {
+        key: o.key.to_string(),
+        size: index.size_of(r),
+        content_type: ct.to_string(),
+        content_encoding: ce.map(str::to_string),
+        last_modified: to_time(r.last_modified_ms),
+        crc32c: r.crc32c,
+        etag: index.etag_of(r),
+        part_count: u32::from(r.part_count),
+        metadata: x.map(|x| x.metadata.clone()).unwrap_or_default(),
+        digest: x.and_then(|x| x.digest.clone()),
+        composite_digest: x.and_then(|x| x.composite_digest.clone()),
+        part_sizes: x.map(|x| Arc::clone(&x.part_sizes)).unwrap_or_default(),
     }
 }

@@ -29,6 +29,58 @@ use crate::types::Durability;
 const STEP: usize = BLOCK_SIZE as usize;
 /// Buffers in flight between the reading/writing thread and the hasher.
 const DEPTH: usize = 4;
+/// Bodies up to this size are read into memory first and written together
+/// with the record that makes them visible, in one write (see
+/// `Log::append_with_data`): no region to reserve or give back, one
+/// system call per small put.
+pub(crate) const SMALL_BODY: u64 = 64 << 10;
+
+/// A body ingested: its new extent (none for an empty body), its hashes,
+/// and, for a small body, its bytes, not written yet: the extent's place is
+/// set when they are appended with the record.
+pub(crate) struct Body {
+    pub(crate) extent: Option<ExtentDef>,
+    pub(crate) hashed: Hashed,
+    pub(crate) inline: Option<Vec<u8>>,
+}
+
+/// Reads a small body of `len` bytes (1..=[`SMALL_BODY`]) into memory and
+/// hashes it; checks its length and digest. Nothing is written.
+fn read_small<R: Read>(
+    inner: &Inner,
+    mut reader: R,
+    len: u64,
+    expected: Option<&Digest>,
+) -> Result<Body> {
+    let mut data = vec![0u8; len as usize];
+    let got = read_full(&mut reader, &mut data)?;
+    if got < data.len() {
+        return Err(bad_request!(
+            Reason::BodyLengthMismatch,
+            "body ended after {got} of its declared {len} bytes"
+        ));
+    }
+    expect_end(&mut reader, len)?;
+    let mut hasher = Hasher::new(expected.map(|d| d.algorithm()));
+    hasher.update(&data);
+    let mut hashed = hasher.finish();
+    if let (Some(expected), Some(actual)) = (expected, &hashed.digest) {
+        digest::check(expected, actual)?;
+    }
+    let extent = ExtentDef {
+        id: inner.fresh_id(),
+        segment: 0,
+        offset: 0,
+        len,
+        block_crcs: std::mem::take(&mut hashed.block_crcs),
+    };
+    Ok(Body {
+        extent: Some(extent),
+        hashed,
+        inline: Some(data),
+    })
+}
+
 /// Parts smaller than this hash on the calling thread (a thread costs tens
 /// of microseconds; a 4 MiB SHA-256 takes milliseconds).
 const PIPELINE_MIN: u64 = 4 * BLOCK_SIZE;
@@ -202,7 +254,10 @@ pub(crate) fn ingest<R: Read>(
     mut reader: R,
     len: u64,
     expected: Option<&Digest>,
-) -> Result<(Option<ExtentDef>, Hashed)> {
+) -> Result<Body> {
+    if len > 0 && len <= SMALL_BODY {
+        return read_small(inner, reader, len, expected);
+    }
     let hasher = Hasher::new(expected.map(|d| d.algorithm()));
     let kick = inner.opts().durability != Durability::None;
     let (hasher, region) = if len > 0 {
@@ -245,7 +300,11 @@ pub(crate) fn ingest<R: Read>(
         len: r.len,
         block_crcs: std::mem::take(&mut hashed.block_crcs),
     });
-    Ok((extent, hashed))
+    Ok(Body {
+        extent,
+        hashed,
+        inline: None,
+    })
 }
 
 /// [`ingest`] for a body of unknown length (`PartBody::until_eof`): read to
@@ -266,7 +325,7 @@ pub(crate) fn ingest_until_eof<R: Read>(
     max: u64,
     expected: Option<&Digest>,
     too_large: impl Fn() -> Error,
-) -> Result<(Option<ExtentDef>, Hashed)> {
+) -> Result<Body> {
     let mut first = vec![0u8; STEP.min(max as usize + 1)];
     let got = read_full(&mut reader, &mut first)?;
     if got < first.len() {
@@ -315,5 +374,9 @@ pub(crate) fn ingest_until_eof<R: Read>(
         len: hashed.len,
         block_crcs: std::mem::take(&mut hashed.block_crcs),
     };
-    Ok((Some(extent), hashed))
+    Ok(Body {
+        extent: Some(extent),
+        hashed,
+        inline: None,
+    })
 }

@@ -15,7 +15,7 @@ impl Store {
     pub fn verify(&self) -> Result<VerifyReport> {
         let views: Vec<ExtentView> = {
             let index = self.inner.index();
-            let mut ids: Vec<u64> = index.extents().map(|(id, _)| *id).collect();
+            let mut ids: Vec<u64> = index.extent_locations().map(|(id, _)| id).collect();
             ids.sort_unstable();
             ids.iter()
                 .map(|id| self.inner.view(&index, *id))

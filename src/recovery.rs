@@ -246,7 +246,7 @@ fn replay(metas: Vec<(u64, ScannedMeta)>) -> Result<Index> {
 
 /// Every extent lies inside an existing segment.
 fn check_extents(index: &Index, segments: &BTreeMap<u64, Arc<Segment>>) -> Result<()> {
-    for (id, e) in index.extents() {
+    for (id, e) in index.extent_locations() {
         let ok = segments
             .get(&e.segment)
             .is_some_and(|s| e.offset.saturating_add(e.len) <= s.len());

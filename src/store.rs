@@ -13,7 +13,7 @@ use crate::engine::Inner;
 use crate::error::{bad_request, conflict, corrupt, not_found, too_large};
 use crate::error::{Error, Reason, Result};
 use crate::index::{Entry, Index, UploadState};
-use crate::info::{now_ms, object_info, parse_part_id, part_info, to_time};
+use crate::info::{now_ms, object_info, packed_info, parse_part_id, part_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
 use crate::log::writer::{Flusher, Log};
@@ -38,7 +38,7 @@ fn ingest_body<R: Read>(
     digest: Option<&Digest>,
     max: u64,
     too_large: impl Fn() -> Error,
-) -> Result<(Option<crate::log::format::ExtentDef>, digest::Hashed)> {
+) -> Result<crate::ingest::Body> {
     match len {
         Some(len) => crate::ingest::ingest(inner, reader, len, digest),
         None => crate::ingest::ingest_until_eof(inner, reader, max, digest, too_large),
@@ -179,7 +179,11 @@ impl Store {
         spec::validate_metadata(&metadata)?;
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) = ingest_body(
+        let crate::ingest::Body {
+            extent,
+            hashed,
+            inline,
+        } = ingest_body(
             inner,
             body.reader,
             body.len,
@@ -207,10 +211,11 @@ impl Store {
             metadata,
             digest,
         };
-        inner.commit(
-            |_| Ok(meta.clone()),
-            |index| index.object(layer, key).map(|o| object_info(o)),
-        )?
+        let after = |index: &Index| index.object_ref(layer, key).map(|o| packed_info(index, o));
+        match inline {
+            Some(data) => inner.commit_with_data(&data, |_| Ok(meta.clone()), after)?,
+            None => inner.commit(|_| Ok(meta.clone()), after)?,
+        }
     }
 
     /// Copies a whole object within a layer by reference: no bytes are
@@ -242,14 +247,14 @@ impl Store {
                     metadata: metadata.clone(),
                 })
             },
-            |index| index.object(layer, dst).map(|o| object_info(o)),
+            |index| index.object(layer, dst).map(|o| object_info(&o)),
         )?
     }
 
     /// An object's metadata; `NotFound` for a missing key.
     pub fn head(&self, layer: &str, key: &str) -> Result<ObjectInfo> {
         let index = self.inner.index();
-        Ok(object_info(index.object(layer, key)?))
+        Ok(packed_info(&index, index.object_ref(layer, key)?))
     }
 
     /// A pinned snapshot of an object for reading.
@@ -269,7 +274,7 @@ impl Store {
             start += p.len;
         }
         Ok(Blob::new(
-            object_info(obj),
+            object_info(&obj),
             pieces,
             self.inner.opts().verify_reads,
         ))
@@ -334,7 +339,7 @@ impl Store {
         let items = entries
             .into_iter()
             .map(|e| match e {
-                Entry::Object(o) => ListItem::Object(object_info(&o)),
+                Entry::Object(o) => ListItem::Object(*o),
                 Entry::Prefix(p) => ListItem::Prefix(p),
             })
             .collect();
@@ -408,7 +413,11 @@ impl Store {
         }
         let digest = body.digest.clone();
         let _writing = inner.begin_write();
-        let (extent, hashed) = ingest_body(
+        let crate::ingest::Body {
+            extent,
+            hashed,
+            inline,
+        } = ingest_body(
             inner,
             body.reader,
             body.len,
@@ -444,10 +453,11 @@ impl Store {
             time_ms: now_ms(),
             digest,
         };
-        inner.commit(
-            |_| Ok(meta.clone()),
-            |index| stored_part(index, layer, upload, n),
-        )?
+        let after = |index: &Index| stored_part(index, layer, upload, n);
+        match inline {
+            Some(data) => inner.commit_with_data(&data, |_| Ok(meta.clone()), after)?,
+            None => inner.commit(|_| Ok(meta.clone()), after)?,
+        }
     }
 
     /// Makes part `n` a copy of a range of an existing object, by reference:
@@ -654,7 +664,7 @@ impl Store {
             },
             |index| {
                 let key = &index.upload(layer, upload.as_bytes())?.key;
-                index.object(layer, key).map(|o| object_info(o))
+                index.object_ref(layer, key).map(|o| packed_info(index, o))
             },
         )?
     }

@@ -290,12 +290,17 @@ fn expire_uploads_aborts_only_idle_ones() {
     store
         .upload_part("l", &old, 1, PartBody::new(&b"abc"[..], 3))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // Margins of a second: a loaded machine may take hundreds of
+    // milliseconds for one fsync.
+    std::thread::sleep(Duration::from_millis(1500));
     let fresh = store
         .start_multipart("l", "fresh", "application/octet-stream")
         .unwrap();
     assert_eq!(store.expire_uploads(Duration::from_secs(3600)).unwrap(), 0);
-    assert_eq!(store.expire_uploads(Duration::from_millis(150)).unwrap(), 1);
+    assert_eq!(
+        store.expire_uploads(Duration::from_millis(1000)).unwrap(),
+        1
+    );
     assert_eq!(
         store.upload_status("l", &old).unwrap_err().kind(),
         partstore::ErrorKind::NotFound
@@ -309,11 +314,14 @@ fn expire_uploads_aborts_only_idle_ones() {
     assert_eq!(listed[0].upload, fresh);
     assert!(listed[0].last_activity >= listed[0].started);
     // An upload's activity (a part) keeps it alive.
-    std::thread::sleep(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(1200));
     store
         .upload_part("l", &fresh, 1, PartBody::new(&b"x"[..], 1))
         .unwrap();
-    assert_eq!(store.expire_uploads(Duration::from_millis(150)).unwrap(), 0);
+    assert_eq!(
+        store.expire_uploads(Duration::from_millis(1000)).unwrap(),
+        0
+    );
     // Expiry is durable.
     drop(store);
     let store = Store::open(dir.path(), Options::default()).unwrap();

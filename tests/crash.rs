@@ -526,34 +526,58 @@ fn failed_fsync_poisons_until_reopen() {
 
 #[test]
 fn enospc_on_data_write_keeps_store_usable() {
-    let dir = tempfile::tempdir().unwrap();
-    let f = Faulty::new();
-    let store = Store::open(dir.path(), opts(&f)).unwrap();
-    store.create_layer(LAYER, LayerConfig::default()).unwrap();
-    store
-        .put_object(LAYER, "keep", PartBody::new(&b"kept"[..], 4))
-        .unwrap();
-    let calls = f.calls();
-    // The data write: after the fallocate of the region (and its metadata
-    // reserve) and the region header.
-    f.fail_call(calls + 2, ENOSPC);
-    let err = store
-        .put_object(LAYER, "k", PartBody::new(&b"abc"[..], 3))
-        .unwrap_err();
-    assert!(f.fired(), "the injected ENOSPC did not fire");
-    assert_eq!(err.kind(), ErrorKind::Io);
-    assert!(err.to_string().contains("No space left"), "{err}");
-    assert_eq!(
-        store.head(LAYER, "k").unwrap_err().kind(),
-        ErrorKind::NotFound
-    );
-    store
-        .put_object(LAYER, "k", PartBody::new(&b"xyz"[..], 3))
-        .unwrap();
-    drop(store);
-    let store = Store::open(dir.path(), Options::default()).unwrap();
-    assert_eq!(store.get(LAYER, "k").unwrap().to_vec().unwrap(), b"xyz");
-    assert_eq!(store.get(LAYER, "keep").unwrap().to_vec().unwrap(), b"kept");
+    // A small body goes to the log in one write with its record; a larger
+    // one into a reserved region (fallocate, region header, data writes),
+    // then its record. ENOSPC at each of the first I/O calls of the put:
+    // the put fails with it (or, past its last call, succeeds), and the
+    // store stays usable and loses nothing.
+    for len in [3usize, 200 << 10] {
+        let mut failed = 0;
+        for k in 0..6 {
+            let dir = tempfile::tempdir().unwrap();
+            let f = Faulty::new();
+            let store = Store::open(dir.path(), opts(&f)).unwrap();
+            store.create_layer(LAYER, LayerConfig::default()).unwrap();
+            store
+                .put_object(LAYER, "keep", PartBody::new(&b"kept"[..], 4))
+                .unwrap();
+            f.fail_call(f.calls() + k, ENOSPC);
+            let body = vec![b'a'; len];
+            let r = store.put_object(LAYER, "k", PartBody::new(&body[..], len as u64));
+            assert!(
+                f.fired() || r.is_ok(),
+                "len {len} call {k}: the fault did not fire"
+            );
+            match r {
+                Err(err) => {
+                    failed += 1;
+                    assert_eq!(err.kind(), ErrorKind::Io, "len {len} call {k}: {err}");
+                    assert!(err.to_string().contains("No space left"), "{err}");
+                    assert_eq!(
+                        store.head(LAYER, "k").unwrap_err().kind(),
+                        ErrorKind::NotFound
+                    );
+                }
+                Ok(_) => assert_eq!(store.get(LAYER, "k").unwrap().to_vec().unwrap(), body),
+            }
+            if store
+                .put_object(LAYER, "k", PartBody::new(&b"xyz"[..], 3))
+                .is_ok()
+            {
+                drop(store);
+                let store = Store::open(dir.path(), Options::default()).unwrap();
+                assert_eq!(store.get(LAYER, "k").unwrap().to_vec().unwrap(), b"xyz");
+                assert_eq!(store.get(LAYER, "keep").unwrap().to_vec().unwrap(), b"kept");
+            } else {
+                // A failed fdatasync poisons the store: what was
+                // acknowledged is still there after a reopen.
+                drop(store);
+                let store = Store::open(dir.path(), Options::default()).unwrap();
+                assert_eq!(store.get(LAYER, "keep").unwrap().to_vec().unwrap(), b"kept");
+            }
+        }
+        assert!(failed > 0, "len {len}: no injected ENOSPC failed the put");
+    }
 }
 
 #[allow(dead_code)]

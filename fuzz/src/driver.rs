@@ -33,8 +33,9 @@ pub fn check_invariants(index: &Index) {
         }
     };
     for (_, l) in index.layers() {
-        for (k, o) in &l.objects {
-            assert_eq!(&o.key, k);
+        for r in l.objects.iter() {
+            let o = index.materialize(r);
+            assert_eq!(o.key, r.key);
             count(&o.pieces);
             assert_eq!(
                 o.pieces.iter().map(|p| u128::from(p.len)).sum::<u128>(),
@@ -58,7 +59,7 @@ pub fn check_invariants(index: &Index) {
     let mut by_segment: BTreeMap<u64, u64> = BTreeMap::new();
     let mut live = 0u64;
     for (id, e) in index.extents() {
-        assert_eq!(Some(&e.refs), refs.get(id), "extent {id}: refs");
+        assert_eq!(Some(&e.refs), refs.get(&id), "extent {id}: refs");
         assert!(e.refs > 0);
         *by_segment.entry(e.segment).or_insert(0) += e.len;
         live += e.len;
@@ -643,10 +644,10 @@ impl Driver {
         assert_eq!(layers, want, "layers");
         for (id, l) in index.layers() {
             let ml = &model.layers[id];
-            let keys: Vec<&String> = l.objects.keys().collect();
+            let keys: Vec<&str> = l.objects.iter().map(|o| o.key).collect();
             assert_eq!(
                 keys,
-                ml.objects.keys().collect::<Vec<_>>(),
+                ml.objects.keys().map(String::as_str).collect::<Vec<_>>(),
                 "keys of layer {id}"
             );
             for (key, m) in &ml.objects {
@@ -759,7 +760,7 @@ impl Driver {
 
         // Extents: exactly the referenced ones, where the records put them.
         let live = model.live();
-        let got: BTreeMap<u64, u64> = index.extents().map(|(id, e)| (*id, e.refs)).collect();
+        let got: BTreeMap<u64, u64> = index.extents().map(|(id, e)| (id, e.refs)).collect();
         assert_eq!(got, live, "extent table (id -> refs)");
         for id in live.keys() {
             let e = index.extent(*id).expect("live extent");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::digest::{composite_digest, crc32c_combine};
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
 use crate::index::{
-    etag, upload_name, Extent, Index, Layer, Object, Part, Upload, UploadState, Verified,
+    etag, etag_seq, upload_name, Extra, Index, Layer, ObjRec, Object, Part, Upload, UploadState,
 };
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec::{self, Digest, DigestAlgorithm};
@@ -39,7 +39,7 @@ impl Index {
             }
             Meta::LayerDeleted { layer } => {
                 let l = self.layer(layer)?;
-                if let Some(key) = l.objects.keys().next() {
+                if let Some(key) = l.objects.first_key() {
                     return Err(conflict!(
                         Reason::LayerNotEmpty,
                         "layer \"{layer}\" still holds objects (\"{key}\" and {} more)",
@@ -154,7 +154,7 @@ impl Index {
             }
             Meta::ExtentsMoved { moves } => {
                 for m in moves {
-                    if !self.extents.contains_key(&m.extent) {
+                    if !self.extents.contains(m.extent) {
                         return Err(corrupt!("move of unknown extent {}", m.extent));
                     }
                 }
@@ -174,7 +174,7 @@ impl Index {
         size: u64,
     ) -> Result<()> {
         if let Some(e) = new {
-            if self.extents.contains_key(&e.id) {
+            if self.extents.contains(e.id) {
                 return Err(corrupt!("extent {} is defined twice", e.id));
             }
             if e.block_crcs.len() as u64 != e.len.div_ceil(spec::BLOCK_SIZE) {
@@ -190,7 +190,7 @@ impl Index {
         for p in pieces {
             let len = match new {
                 Some(e) if e.id == p.extent => e.len,
-                _ => match self.extents.get(&p.extent) {
+                _ => match self.extents.location(p.extent) {
                     Some(e) => e.len,
                     None => return Err(corrupt!("reference to unknown extent {}", p.extent)),
                 },
@@ -229,7 +229,7 @@ impl Index {
                         content_encoding,
                         key_rules,
                         created_ms: time_ms,
-                        objects: BTreeMap::new(),
+                        objects: Default::default(),
                     },
                 );
             }
@@ -366,6 +366,7 @@ impl Index {
                     last_modified_ms: time_ms,
                     crc32c: crc,
                     etag: etag(crc, etag_seq),
+                    etag_seq,
                     part_count: numbers.len() as u32,
                     pieces: Arc::new(pieces),
                     metadata,
@@ -383,7 +384,8 @@ impl Index {
                 for p in current.values() {
                     self.release(&p.pieces);
                 }
-                self.publish(&layer, object);
+                let rec = self.pack(&object);
+                self.publish(&layer, &object.key, rec);
             }
             Meta::UploadAborted { upload, .. } => {
                 if let Some(u) = self.uploads.remove(&upload) {
@@ -408,32 +410,37 @@ impl Index {
                 digest,
             } => {
                 self.bump(etag_seq);
+                let mut extent = 0;
                 let mut pieces = Vec::new();
                 if let Some(e) = new_extent {
-                    pieces.push(Piece {
+                    let p = Piece {
                         extent: e.id,
                         offset: 0,
                         len: e.len,
-                    });
+                    };
+                    if e.id != 0 && e.len == size {
+                        extent = e.id;
+                    } else {
+                        pieces.push(p);
+                    }
                     self.define(e);
+                    self.retain(&[p]);
                 }
-                self.retain(&pieces);
-                let object = Object {
-                    key,
-                    size,
-                    content_type,
-                    content_encoding,
-                    last_modified_ms: time_ms,
-                    crc32c,
-                    etag: etag(crc32c, etag_seq),
-                    part_count: 1,
-                    pieces: Arc::new(pieces),
-                    metadata,
-                    digest,
-                    composite_digest: None,
-                    part_sizes: Arc::default(),
-                };
-                self.publish(&layer, object);
+                let extra =
+                    (!pieces.is_empty() || !metadata.is_empty() || digest.is_some()).then(|| {
+                        Arc::new(Extra {
+                            size,
+                            pieces,
+                            metadata,
+                            digest,
+                            ..Extra::default()
+                        })
+                    });
+                let media = self
+                    .media
+                    .retain(&content_type, content_encoding.as_deref());
+                let rec = ObjRec::new(time_ms, etag_seq, extent, extra, crc32c, media, 1);
+                self.publish(&layer, &key, rec);
             }
             Meta::ObjectDeleted { layer, key } => {
                 let old = self
@@ -441,7 +448,7 @@ impl Index {
                     .get_mut(&layer)
                     .and_then(|l| l.objects.remove(&key));
                 if let Some(old) = old {
-                    self.release(&old.pieces);
+                    self.unpublish(&old);
                 }
             }
             Meta::ObjectCopied {
@@ -451,32 +458,31 @@ impl Index {
                 time_ms,
                 metadata,
             } => {
-                let Some(src) = self
-                    .layers
-                    .get(&layer)
-                    .and_then(|l| l.objects.get(&src))
-                    .cloned()
-                else {
+                let Some(src) = self.layers.get(&layer).and_then(|l| l.objects.get(&src)) else {
                     return;
                 };
-                let object = Object {
-                    key: dst,
-                    last_modified_ms: time_ms,
-                    metadata: metadata.unwrap_or_else(|| src.metadata.clone()),
-                    ..(*src).clone()
-                };
-                self.retain(&object.pieces);
-                self.publish(&layer, object);
+                let mut rec = src.rec.clone();
+                rec.last_modified_ms = time_ms;
+                if let Some(m) = metadata {
+                    let mut x = rec.extra.as_deref().cloned().unwrap_or_else(|| Extra {
+                        size: self.size_of(&rec),
+                        ..Extra::default()
+                    });
+                    x.metadata = m;
+                    rec.extra = Some(Arc::new(x));
+                }
+                let pieces = self.pieces_of(&rec).into_owned();
+                self.retain(&pieces);
+                self.media.retain_id(rec.media);
+                self.publish(&layer, &dst, rec);
             }
             Meta::ExtentsMoved { moves } => {
                 for m in moves {
-                    if let Some(e) = self.extents.get_mut(&m.extent) {
-                        let (old_seg, len) = (e.segment, e.len);
-                        e.segment = m.segment;
-                        e.offset = m.offset;
-                        e.verified = Verified::new(e.len.div_ceil(spec::BLOCK_SIZE));
-                        sub_live(&mut self.live_by_segment, old_seg, len);
-                        *self.live_by_segment.entry(m.segment).or_default() += len;
+                    if let Some(old) = self.extents.relocate(m.extent, m.segment, m.offset) {
+                        if old.refs > 0 {
+                            sub_live(&mut self.live_by_segment, old.segment, old.len);
+                            *self.live_by_segment.entry(m.segment).or_default() += old.len;
+                        }
                     }
                 }
             }
@@ -494,43 +500,23 @@ impl Index {
 
     pub(super) fn define(&mut self, e: ExtentDef) {
         self.bump(e.id);
-        self.extents.insert(
-            e.id,
-            Extent {
-                segment: e.segment,
-                offset: e.offset,
-                len: e.len,
-                verified: Verified::new(e.len.div_ceil(spec::BLOCK_SIZE)),
-                block_crcs: e.block_crcs.into(),
-                refs: 0,
-            },
-        );
+        self.extents
+            .define(e.id, e.segment, e.offset, e.len, &e.block_crcs);
     }
 
     pub(super) fn retain(&mut self, pieces: &[Piece]) {
         for p in pieces {
-            if let Some(e) = self.extents.get_mut(&p.extent) {
-                if e.refs == 0 {
-                    *self.live_by_segment.entry(e.segment).or_default() += e.len;
-                }
-                e.refs += 1;
+            if let Some(loc) = self.extents.retain(p.extent) {
+                *self.live_by_segment.entry(loc.segment).or_default() += loc.len;
             }
         }
     }
 
     fn release(&mut self, pieces: &[Piece]) {
         for p in pieces {
-            let dead = match self.extents.get_mut(&p.extent) {
-                Some(e) => {
-                    e.refs = e.refs.saturating_sub(1);
-                    (e.refs == 0).then_some((e.segment, e.offset, e.len))
-                }
-                None => None,
-            };
-            if let Some((seg, offset, len)) = dead {
-                self.extents.remove(&p.extent);
-                sub_live(&mut self.live_by_segment, seg, len);
-                self.freed.push((seg, offset, len));
+            if let Some(loc) = self.extents.release(p.extent) {
+                sub_live(&mut self.live_by_segment, loc.segment, loc.len);
+                self.freed.push((loc.segment, loc.offset, loc.len));
             }
         }
     }
@@ -538,22 +524,85 @@ impl Index {
     /// Drops a just-defined extent that its record did not reference.
     fn sweep(&mut self, id: Option<u64>) {
         if let Some(id) = id {
-            if self.extents.get(&id).is_some_and(|e| e.refs == 0) {
-                if let Some(e) = self.extents.remove(&id) {
-                    self.freed.push((e.segment, e.offset, e.len));
+            if self.extents.location(id).is_some_and(|l| l.refs == 0) {
+                if let Some(l) = self.extents.remove(id) {
+                    self.freed.push((l.segment, l.offset, l.len));
                 }
             }
         }
     }
 
-    pub(super) fn publish(&mut self, layer: &str, object: Object) {
+    /// Packs an object for its layer's map (one more use of its media).
+    pub(super) fn pack(&mut self, o: &Object) -> ObjRec {
+        let whole = match o.pieces.as_slice() {
+            [p] if p.offset == 0
+                && p.extent != 0
+                && p.len == o.size
+                && self
+                    .extents
+                    .location(p.extent)
+                    .is_some_and(|l| l.len == p.len) =>
+            {
+                p.extent
+            }
+            _ => 0,
+        };
+        let etag = match etag_seq(&o.etag, o.crc32c) {
+            Some(seq) if seq == o.etag_seq => None,
+            _ => Some(o.etag.clone()),
+        };
+        let x = Extra {
+            size: o.size,
+            pieces: if whole == 0 {
+                o.pieces.to_vec()
+            } else {
+                Vec::new()
+            },
+            metadata: o.metadata.clone(),
+            digest: o.digest.clone(),
+            composite_digest: o.composite_digest.clone(),
+            part_sizes: Arc::clone(&o.part_sizes),
+            etag,
+        };
+        let plain = whole != 0
+            && x.metadata.is_empty()
+            && x.digest.is_none()
+            && x.composite_digest.is_none()
+            && x.part_sizes.is_empty()
+            && x.etag.is_none();
+        let empty = whole == 0 && x == Extra::default();
+        let extra = (!plain && !empty).then(|| Arc::new(x));
+        let media = self
+            .media
+            .retain(&o.content_type, o.content_encoding.as_deref());
+        ObjRec::new(
+            o.last_modified_ms,
+            o.etag_seq,
+            whole,
+            extra,
+            o.crc32c,
+            media,
+            u16::try_from(o.part_count).unwrap_or(u16::MAX),
+        )
+    }
+
+    /// Puts a packed object (its references already taken) under `key`;
+    /// the object it replaces gives up its references.
+    pub(super) fn publish(&mut self, layer: &str, key: &str, rec: ObjRec) {
         let old = self
             .layers
             .get_mut(layer)
-            .and_then(|l| l.objects.insert(object.key.clone(), Arc::new(object)));
+            .and_then(|l| l.objects.insert(key, rec));
         if let Some(old) = old {
-            self.release(&old.pieces);
+            self.unpublish(&old);
         }
+    }
+
+    /// Gives up what a removed object held: its extents and media.
+    fn unpublish(&mut self, old: &ObjRec) {
+        let pieces = self.pieces_of(old).into_owned();
+        self.release(&pieces);
+        self.media.release(old.media);
     }
 }
 

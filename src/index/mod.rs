@@ -9,7 +9,10 @@
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
 
 mod apply;
+mod extents;
 pub(crate) mod footprint;
+mod media;
+mod objects;
 
 mod plan;
 
@@ -17,7 +20,11 @@ mod plan;
 pub use plan::CopyPlan;
 mod snapshot;
 
+pub use extents::{Extent, Extents, Location};
+pub use objects::{Extra, ObjRec, ObjRef, ObjectMap};
+
 use crate::error::Reason;
+use media::Media;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::Arc;
@@ -26,19 +33,6 @@ use crate::error::{bad_request, not_found, Result};
 use crate::log::format::{ObjectSnap, Piece};
 use crate::log::meta::Metadata;
 use crate::spec::{self, Digest, KeyRules, UploadId};
-
-/// Where an extent's bytes are, and how many references hold it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extent {
-    pub segment: u64,
-    pub offset: u64,
-    pub len: u64,
-    pub block_crcs: Arc<[u32]>,
-    pub refs: u64,
-    /// Which blocks a read has verified at this location (reset when the
-    /// extent moves). Bookkeeping, not state: ignored by equality.
-    pub verified: Verified,
-}
 
 /// One bit per block of an extent: set once a read has checked the block
 /// against its CRC32C, so later reads of the cached, mapped bytes skip the
@@ -111,6 +105,8 @@ pub struct Object {
     pub last_modified_ms: u64,
     pub crc32c: u32,
     pub etag: String,
+    /// The sequence number of the write that made it (in the etag).
+    pub etag_seq: u64,
     pub part_count: u32,
     /// The object's bytes, in order.
     pub pieces: Arc<Vec<Piece>>,
@@ -155,6 +151,7 @@ impl From<&ObjectSnap> for Object {
             last_modified_ms: o.last_modified_ms,
             crc32c: o.crc32c,
             etag: o.etag.clone(),
+            etag_seq: etag_seq(&o.etag, o.crc32c).unwrap_or(0),
             part_count: o.part_count,
             pieces: Arc::new(o.pieces.clone()),
             metadata: o.metadata.clone(),
@@ -189,20 +186,20 @@ pub struct Upload {
 }
 
 /// A layer and its objects, in byte-wise key order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Layer {
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub key_rules: KeyRules,
     /// When it was created (ms since the epoch); 0: not recorded.
     pub created_ms: u64,
-    pub objects: BTreeMap<String, Arc<Object>>,
+    pub objects: ObjectMap,
 }
 
 /// One listing entry.
 #[derive(Debug, Clone)]
 pub enum Entry {
-    Object(Arc<Object>),
+    Object(Box<crate::types::ObjectInfo>),
     Prefix(String),
 }
 
@@ -214,11 +211,13 @@ pub enum Cursor {
 }
 
 /// The whole in-memory state.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Index {
     layers: BTreeMap<String, Layer>,
     uploads: HashMap<[u8; 16], Upload>,
-    extents: HashMap<u64, Extent>,
+    extents: Extents,
+    /// Content types and encodings of the objects.
+    media: Media,
     /// Live extent bytes per segment.
     live_by_segment: HashMap<u64, u64>,
     /// Highest id (extent, part, etag sequence) any record used.
@@ -269,6 +268,16 @@ fn etag(crc: u32, seq: u64) -> String {
     format!("{crc:08x}{seq:016x}")
 }
 
+/// The sequence number of an etag of the usual form for `crc`.
+fn etag_seq(etag: &str, crc: u32) -> Option<u64> {
+    let (c, seq) = (etag.get(..8)?, etag.get(8..)?);
+    if etag.len() != 24 || u32::from_str_radix(c, 16).ok()? != crc {
+        return None;
+    }
+    let n = u64::from_str_radix(seq, 16).ok()?;
+    (self::etag(crc, n) == etag).then_some(n)
+}
+
 fn upload_name(u: &[u8; 16]) -> String {
     UploadId::from_bytes(*u).to_string()
 }
@@ -312,7 +321,13 @@ impl Index {
     }
 
     /// An object, or NotFound.
-    pub fn object(&self, layer: &str, key: &str) -> Result<&Arc<Object>> {
+    pub fn object(&self, layer: &str, key: &str) -> Result<Arc<Object>> {
+        self.object_ref(layer, key)
+            .map(|o| Arc::new(self.materialize(o)))
+    }
+
+    /// An object's packed entry, or NotFound.
+    pub fn object_ref(&self, layer: &str, key: &str) -> Result<ObjRef<'_>> {
         let l = self.layer(layer)?;
         l.key_rules.validate(key)?;
         l.objects.get(key).ok_or_else(|| {
@@ -321,6 +336,64 @@ impl Index {
                 "key \"{key}\" does not exist in layer \"{layer}\""
             )
         })
+    }
+
+    /// The pieces of a packed object, in order.
+    pub fn pieces_of<'a>(&self, rec: &'a ObjRec) -> std::borrow::Cow<'a, [Piece]> {
+        match &rec.extra {
+            _ if rec.extent != 0 => std::borrow::Cow::Owned(vec![Piece {
+                extent: rec.extent,
+                offset: 0,
+                len: self.extents.location(rec.extent).map_or(0, |l| l.len),
+            }]),
+            Some(x) => std::borrow::Cow::Borrowed(&x.pieces),
+            None => std::borrow::Cow::Borrowed(&[]),
+        }
+    }
+
+    /// The size of a packed object.
+    pub fn size_of(&self, rec: &ObjRec) -> u64 {
+        match &rec.extra {
+            _ if rec.extent != 0 => self.extents.location(rec.extent).map_or(0, |l| l.len),
+            Some(x) => x.size,
+            None => 0,
+        }
+    }
+
+    /// A packed object's content type and encoding.
+    pub fn media_of(&self, rec: &ObjRec) -> (&str, Option<&str>) {
+        self.media.get(rec.media)
+    }
+
+    /// A packed object's etag.
+    pub fn etag_of(&self, r: &ObjRec) -> String {
+        match r.extra.as_deref().and_then(|x| x.etag.clone()) {
+            Some(e) => e,
+            None => etag(r.crc32c, r.etag_seq),
+        }
+    }
+
+    /// A packed object as an [`Object`].
+    pub fn materialize(&self, o: ObjRef<'_>) -> Object {
+        let r = o.rec;
+        let (ct, ce) = self.media.get(r.media);
+        let x = r.extra.as_deref();
+        Object {
+            key: o.key.to_string(),
+            size: self.size_of(r),
+            content_type: ct.to_string(),
+            content_encoding: ce.map(str::to_string),
+            last_modified_ms: r.last_modified_ms,
+            crc32c: r.crc32c,
+            etag: self.etag_of(r),
+            etag_seq: r.etag_seq,
+            part_count: u32::from(r.part_count),
+            pieces: Arc::new(self.pieces_of(r).into_owned()),
+            metadata: x.map(|x| x.metadata.clone()).unwrap_or_default(),
+            digest: x.and_then(|x| x.digest.clone()),
+            composite_digest: x.and_then(|x| x.composite_digest.clone()),
+            part_sizes: x.map(|x| Arc::clone(&x.part_sizes)).unwrap_or_default(),
+        }
     }
 
     /// An upload of `layer` in any state; NotFound if unknown, aborted or
@@ -384,13 +457,25 @@ impl Index {
     }
 
     /// An extent of the table, if live.
-    pub fn extent(&self, id: u64) -> Option<&Extent> {
-        self.extents.get(&id)
+    pub fn extent(&self, id: u64) -> Option<Extent> {
+        self.extents.get(id)
     }
 
-    /// Every live extent.
-    pub fn extents(&self) -> impl Iterator<Item = (&u64, &Extent)> {
+    /// Where a live extent is (no allocation).
+    #[allow(dead_code)]
+    pub fn extent_location(&self, id: u64) -> Option<Location> {
+        self.extents.location(id)
+    }
+
+    /// Every live extent, in id order.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
+    pub fn extents(&self) -> impl Iterator<Item = (u64, Extent)> + '_ {
         self.extents.iter()
+    }
+
+    /// Every live extent's location, in id order.
+    pub fn extent_locations(&self) -> impl Iterator<Item = (u64, Location)> + '_ {
+        self.extents.locations()
     }
 
     /// Live bytes per segment.
@@ -455,12 +540,15 @@ impl Index {
             |p: &str| after.is_none() && start_after.is_some_and(|k| format!("{p}/").as_str() <= k);
         let mut items = Vec::new();
         'outer: loop {
-            let range = l
-                .objects
-                .range::<String, _>((start.clone(), Bound::Unbounded));
-            for (key, obj) in range {
+            let from = match &start {
+                Bound::Included(k) => Bound::Included(k.as_str()),
+                Bound::Excluded(k) => Bound::Excluded(k.as_str()),
+                Bound::Unbounded => Bound::Unbounded,
+            };
+            for obj in l.objects.range(from) {
+                let key = obj.key;
                 if !key.starts_with(prefix) {
-                    if key.as_str() < prefix {
+                    if key < prefix {
                         continue;
                     }
                     break 'outer;
@@ -490,7 +578,9 @@ impl Index {
                         items.push(Entry::Prefix(p));
                         continue 'outer;
                     }
-                    None => items.push(Entry::Object(Arc::clone(obj))),
+                    None => {
+                        items.push(Entry::Object(Box::new(crate::info::packed_info(self, obj))))
+                    }
                 }
             }
             break;
@@ -498,3 +588,42 @@ impl Index {
         Ok((items, None))
     }
 }
+
+impl PartialEq for Index {
+    /// The same state: objects compare by what they are (their interned
+    /// media ids may differ between two indexes built in different orders).
+    fn eq(&self, other: &Index) -> bool {
+        let layers_eq = self.layers.len() == other.layers.len()
+            && self
+                .layers
+                .iter()
+                .zip(other.layers.iter())
+                .all(|((ia, a), (ib, b))| {
+                    ia == ib
+                        && (
+                            &a.content_type,
+                            &a.content_encoding,
+                            a.key_rules,
+                            a.created_ms,
+                        ) == (
+                            &b.content_type,
+                            &b.content_encoding,
+                            b.key_rules,
+                            b.created_ms,
+                        )
+                        && a.objects.len() == b.objects.len()
+                        && a.objects.iter().zip(b.objects.iter()).all(|(x, y)| {
+                            x.key == y.key
+                                && self.media.get(x.rec.media) == other.media.get(y.rec.media)
+                                && x.rec.same_fields_but_media(y.rec)
+                        })
+                });
+        layers_eq
+            && self.uploads == other.uploads
+            && self.extents == other.extents
+            && self.live_by_segment == other.live_by_segment
+            && self.max_id == other.max_id
+    }
+}
+
+impl Eq for Index {}

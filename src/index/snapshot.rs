@@ -17,7 +17,7 @@ impl Index {
             .extents
             .iter()
             .map(|(id, e)| ExtentDef {
-                id: *id,
+                id,
                 segment: e.segment,
                 offset: e.offset,
                 len: e.len,
@@ -70,8 +70,8 @@ impl Index {
                 key_rules: l.key_rules,
                 created_ms: l.created_ms,
             });
-            for o in l.objects.values() {
-                objects.push((id.clone(), ObjectSnap::from(&**o)));
+            for o in l.objects.iter() {
+                objects.push((id.clone(), ObjectSnap::from(&self.materialize(o))));
             }
         }
         Snapshot {
@@ -113,7 +113,7 @@ impl Index {
                     content_encoding: ce.clone(),
                     key_rules: *key_rules,
                     created_ms: *created_ms,
-                    objects: BTreeMap::new(),
+                    objects: Default::default(),
                 },
             );
         }
@@ -215,11 +215,12 @@ impl Index {
             check_part_sizes(o)?;
             ix.retain(&o.pieces);
             let object = Object::from(o);
+            let rec = ix.pack(&object);
             let l = ix
                 .layers
                 .get_mut(layer)
                 .ok_or_else(|| corrupt!("snapshot object in unknown layer \"{layer}\""))?;
-            if l.objects.insert(o.key.clone(), Arc::new(object)).is_some() {
+            if l.objects.insert(&o.key, rec).is_some() {
                 return Err(corrupt!("snapshot lists key \"{}\" twice", o.key));
             }
         }

@@ -141,6 +141,23 @@ impl Meta {
         }
     }
 
+    /// Sets where [`Meta::new_extent`] lives (its bytes are appended with
+    /// the record).
+    pub fn place_new_extent(&mut self, segment: u64, offset: u64) {
+        if let Meta::PartSet {
+            new_extent: Some(e),
+            ..
+        }
+        | Meta::ObjectPut {
+            new_extent: Some(e),
+            ..
+        } = self
+        {
+            e.segment = segment;
+            e.offset = offset;
+        }
+    }
+
     /// The segment of [`Meta::new_extent`].
     pub fn new_extent_segment(&self) -> Option<u64> {
         self.new_extent().map(|e| e.segment)

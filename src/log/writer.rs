@@ -36,6 +36,10 @@ pub(crate) type Pos = (u64, u64);
 /// the segment after it.
 const META_RESERVE: u64 = 1 << 20;
 
+/// How far past what an append needs the active segment is allocated at
+/// once: one fallocate per this many appended bytes, not one per append.
+const ALLOC_STEP: u64 = 256 << 10;
+
 /// The active segment and where the next record goes.
 struct Tail {
     active: Arc<Segment>,
@@ -378,8 +382,15 @@ impl Log {
             return Ok(());
         }
         let from = t.allocated_until.max(t.at);
-        t.active.allocate(from, end - from)?;
-        t.allocated_until = end;
+        // Ahead by a step more than asked, so small appends do not each
+        // cost an fallocate; on a full disk, exactly what is asked.
+        let ahead = (end + ALLOC_STEP).min(t.active.len());
+        if t.active.allocate(from, ahead - from).is_err() {
+            t.active.allocate(from, end - from)?;
+            t.allocated_until = end;
+            return Ok(());
+        }
+        t.allocated_until = ahead;
         Ok(())
     }
 
@@ -398,6 +409,55 @@ impl Log {
         }
         let frame = frame_meta(&meta_payload(t.active.synced(), meta));
         let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
+        self.appended.store(true, Ordering::Relaxed);
+        if self.durability != Durability::Sync {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        Ok((seg.id, at + total))
+    }
+
+    /// Appends a small body and the metadata record that references it in
+    /// one write: a data region holding `data`, then the record `encode`
+    /// returns for where the region landed (segment id, offset of its first
+    /// byte). One fdatasync makes both durable; recovery checks the data
+    /// against the record's block CRCs when the record is past the durable
+    /// point, so a write torn between them is a torn tail. Returns the
+    /// position just past the record.
+    pub(crate) fn append_with_data(
+        &self,
+        data: &[u8],
+        mut encode: impl FnMut(u64, u64) -> Vec<u8>,
+    ) -> Result<Pos> {
+        self.check_poison()?;
+        let len = data.len() as u64;
+        let data_total = framed_len(len);
+        let room = META_RESERVE.min(self.segment_size / 8);
+        let mut t = self.tail.lock();
+        let mut meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
+        let mut total = data_total + framed_len(8 + meta.len() as u64);
+        if t.at + total + room > t.active.len() {
+            self.rotate(&mut t, total + room, META_RESERVE - room)?;
+            meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
+            total = data_total + framed_len(8 + meta.len() as u64);
+        }
+        // Like a data reservation: the region and the metadata reserve
+        // after it, or nothing (a full disk keeps its reserve for deletes).
+        self.allocate(&mut t, total + META_RESERVE)?;
+        let header = RecordHeader {
+            kind: RecordKind::Extent,
+            len,
+            payload_crc: 0,
+        }
+        .encode();
+        let frame = frame_meta(&meta_payload(t.active.synced(), &meta));
+        let mut buf = Vec::with_capacity(total as usize);
+        buf.extend_from_slice(&header);
+        buf.extend_from_slice(data);
+        buf.resize(data_total as usize, 0);
+        buf.extend_from_slice(&frame);
+        let (seg, at) = self.write_at_tail(&mut t, &buf, total)?;
+        drop(t);
+        *self.region_bytes.lock().entry(seg.id).or_default() += len;
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);

@@ -1,0 +1,428 @@
+//! The extent table, packed: 32 bytes per extent of one small block, in id
+//! order in copy-on-write chunks (a clone costs one pointer per chunk).
+//! Extents of several blocks, larger than [`INLINE_VERIFY_MAX`], or with a
+//! location that does not pack, keep their block CRCs and verified-block
+//! bitmap in a second table beside it.
+
+use std::sync::Arc;
+
+use crate::index::Verified;
+
+/// Most entries per chunk.
+const CHUNK_MAX: usize = 256;
+
+/// Largest extent whose one block CRC is kept inline. A read of a larger
+/// extent remembers which blocks it verified (the bitmap lives in the side
+/// table); a read of a smaller one checks its few bytes again.
+pub const INLINE_VERIFY_MAX: u64 = 64 << 10;
+
+/// Ids in ascending order, each with a value, in shared chunks.
+#[derive(Debug, Clone)]
+pub struct IdMap<T: Clone> {
+    chunks: Vec<Arc<Vec<(u64, T)>>>,
+    len: usize,
+}
+
+impl<T: Clone> Default for IdMap<T> {
+    fn default() -> IdMap<T> {
+        IdMap {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T: Clone> IdMap<T> {
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    fn chunk_for(&self, id: u64) -> usize {
+        let i = self
+            .chunks
+            .partition_point(|c| c.last().is_some_and(|(last, _)| *last < id));
+        i.min(self.chunks.len().saturating_sub(1))
+    }
+
+    pub fn get(&self, id: u64) -> Option<&T> {
+        let c = self.chunks.get(self.chunk_for(id))?;
+        let i = c.binary_search_by_key(&id, |(k, _)| *k).ok()?;
+        c.get(i).map(|(_, v)| v)
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
+    pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
+        let ci = self.chunk_for(id);
+        let i = self
+            .chunks
+            .get(ci)?
+            .binary_search_by_key(&id, |(k, _)| *k)
+            .ok()?;
+        Arc::make_mut(&mut self.chunks[ci])
+            .get_mut(i)
+            .map(|(_, v)| v)
+    }
+
+    pub fn insert(&mut self, id: u64, v: T) -> Option<T> {
+        if self.chunks.is_empty() {
+            self.chunks.push(Arc::new(Vec::new()));
+        }
+        let ci = self.chunk_for(id);
+        let last_chunk = ci + 1 == self.chunks.len();
+        let c = Arc::make_mut(&mut self.chunks[ci]);
+        let pos = match c.binary_search_by_key(&id, |(k, _)| *k) {
+            Ok(i) => return Some(std::mem::replace(&mut c[i].1, v)),
+            Err(i) => i,
+        };
+        if c.len() == c.capacity() {
+            c.reserve_exact((c.len() / 4).clamp(4, CHUNK_MAX));
+        }
+        c.insert(pos, (id, v));
+        self.len += 1;
+        if c.len() > CHUNK_MAX {
+            // Ids mostly arrive in order: the last chunk splits off only
+            // its newest entry, so chunks fill whole.
+            let at = if last_chunk && pos + 1 == c.len() {
+                c.len() - 1
+            } else {
+                c.len() / 2
+            };
+            let right: Vec<(u64, T)> = c.split_off(at);
+            c.shrink_to_fit();
+            self.chunks.insert(ci + 1, Arc::new(right));
+        }
+        None
+    }
+
+    pub fn remove(&mut self, id: u64) -> Option<T> {
+        let ci = self.chunk_for(id);
+        let i = self
+            .chunks
+            .get(ci)?
+            .binary_search_by_key(&id, |(k, _)| *k)
+            .ok()?;
+        let c = Arc::make_mut(&mut self.chunks[ci]);
+        let (_, v) = c.remove(i);
+        self.len -= 1;
+        if c.is_empty() {
+            self.chunks.remove(ci);
+        } else if c.len() * 4 < c.capacity() {
+            c.shrink_to_fit();
+        }
+        Some(v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
+        self.chunks
+            .iter()
+            .flat_map(|c| c.iter().map(|(k, v)| (*k, v)))
+    }
+
+    /// Heap bytes held.
+    #[allow(dead_code)]
+    pub fn heap_bytes(&self) -> usize {
+        self.chunks.capacity() * 8
+            + self
+                .chunks
+                .iter()
+                .map(|c| 40 + c.capacity() * std::mem::size_of::<(u64, T)>())
+                .sum::<usize>()
+    }
+}
+
+impl<T: Clone + PartialEq> PartialEq for IdMap<T> {
+    fn eq(&self, other: &IdMap<T>) -> bool {
+        self.len == other.len && self.iter().zip(other.iter()).all(|(a, b)| a == b)
+    }
+}
+
+impl<T: Clone + Eq> Eq for IdMap<T> {}
+
+/// One extent's packed entry (24 bytes; 32 with its id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtRec {
+    /// Offset (low 56 bits) and bits 32..40 of the length (high 8 bits).
+    off_len_hi: u64,
+    len_lo: u32,
+    segment: u32,
+    /// References; the top bit says the side table holds the extent.
+    refs: u32,
+    /// The one block's CRC32C (inline extents).
+    crc: u32,
+}
+
+const BIG: u32 = 1 << 31;
+
+/// What the side table keeps of an extent that is not inline.
+#[derive(Debug, Clone)]
+pub struct Big {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub block_crcs: Arc<[u32]>,
+    pub verified: Verified,
+}
+
+impl PartialEq for Big {
+    fn eq(&self, o: &Big) -> bool {
+        (self.segment, self.offset, self.len, &self.block_crcs)
+            == (o.segment, o.offset, o.len, &o.block_crcs)
+    }
+}
+
+impl Eq for Big {}
+
+/// An extent as the rest of the crate sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extent {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub block_crcs: Arc<[u32]>,
+    pub refs: u64,
+    /// Which blocks a read has verified at this location (fresh for an
+    /// inline extent: its reads check its few bytes each time).
+    pub verified: Verified,
+}
+
+/// Where an extent is (no allocation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub segment: u64,
+    pub offset: u64,
+    pub len: u64,
+    pub refs: u64,
+}
+
+/// Extents by id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Extents {
+    small: IdMap<ExtRec>,
+    big: IdMap<Arc<Big>>,
+}
+
+impl Extents {
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.small.len()
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.small.contains(id)
+    }
+
+    /// Adds an extent with no references.
+    pub fn define(&mut self, id: u64, segment: u64, offset: u64, len: u64, crcs: &[u32]) {
+        let inline = crcs.len() == 1
+            && len <= INLINE_VERIFY_MAX
+            && segment <= u64::from(u32::MAX)
+            && offset < 1 << 56
+            && len < 1 << 40;
+        let rec = if inline {
+            ExtRec {
+                off_len_hi: offset | ((len >> 32) << 56),
+                len_lo: len as u32,
+                segment: segment as u32,
+                refs: 0,
+                crc: crcs[0],
+            }
+        } else {
+            self.big.insert(
+                id,
+                Arc::new(Big {
+                    segment,
+                    offset,
+                    len,
+                    block_crcs: crcs.into(),
+                    verified: Verified::new(crcs.len() as u64),
+                }),
+            );
+            ExtRec {
+                off_len_hi: 0,
+                len_lo: 0,
+                segment: 0,
+                refs: BIG,
+                crc: 0,
+            }
+        };
+        if inline {
+            self.big.remove(id);
+        }
+        self.small.insert(id, rec);
+    }
+
+    fn loc_of(&self, id: u64, r: &ExtRec) -> Location {
+        let refs = u64::from(r.refs & !BIG);
+        if r.refs & BIG != 0 {
+            match self.big.get(id) {
+                Some(b) => Location {
+                    segment: b.segment,
+                    offset: b.offset,
+                    len: b.len,
+                    refs,
+                },
+                None => Location {
+                    segment: 0,
+                    offset: 0,
+                    len: 0,
+                    refs,
+                },
+            }
+        } else {
+            Location {
+                segment: u64::from(r.segment),
+                offset: r.off_len_hi & ((1 << 56) - 1),
+                len: ((r.off_len_hi >> 56) << 32) | u64::from(r.len_lo),
+                refs,
+            }
+        }
+    }
+
+    /// Where extent `id` is, if live.
+    pub fn location(&self, id: u64) -> Option<Location> {
+        self.small.get(id).map(|r| self.loc_of(id, r))
+    }
+
+    /// Extent `id` with its CRCs, if live.
+    pub fn get(&self, id: u64) -> Option<Extent> {
+        let r = self.small.get(id)?;
+        let loc = self.loc_of(id, r);
+        let (block_crcs, verified) = match self.big.get(id) {
+            Some(b) if r.refs & BIG != 0 => (Arc::clone(&b.block_crcs), b.verified.clone()),
+            _ => (Arc::from([r.crc].as_slice()), Verified::new(1)),
+        };
+        Some(Extent {
+            segment: loc.segment,
+            offset: loc.offset,
+            len: loc.len,
+            block_crcs,
+            refs: loc.refs,
+            verified,
+        })
+    }
+
+    /// Every live extent's location, in id order.
+    pub fn locations(&self) -> impl Iterator<Item = (u64, Location)> + '_ {
+        self.small.iter().map(|(id, r)| (id, self.loc_of(id, r)))
+    }
+
+    /// Every live extent with its CRCs, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, Extent)> + '_ {
+        self.small
+            .iter()
+            .filter_map(|(id, _)| self.get(id).map(|e| (id, e)))
+    }
+
+    /// Adds a reference; returns the location when it was the first.
+    pub fn retain(&mut self, id: u64) -> Option<Location> {
+        let r = self.small.get_mut(id)?;
+        let first = r.refs & !BIG == 0;
+        let n = (r.refs & !BIG) + 1;
+        if n < BIG {
+            r.refs = (r.refs & BIG) | n;
+        }
+        let r = *r;
+        first.then(|| self.loc_of(id, &r))
+    }
+
+    /// Drops a reference; removes the extent and returns its location when
+    /// it was the last.
+    pub fn release(&mut self, id: u64) -> Option<Location> {
+        let r = self.small.get_mut(id)?;
+        r.refs = (r.refs & BIG) | (r.refs & !BIG).saturating_sub(1);
+        if r.refs & !BIG != 0 {
+            return None;
+        }
+        self.remove(id)
+    }
+
+    /// Removes extent `id` whatever its references; returns where it was.
+    pub fn remove(&mut self, id: u64) -> Option<Location> {
+        let r = self.small.remove(id)?;
+        let loc = self.loc_of(id, &r);
+        self.big.remove(id);
+        Some(loc)
+    }
+
+    /// Moves extent `id`; its verified blocks are forgotten. Returns the
+    /// old location.
+    pub fn relocate(&mut self, id: u64, segment: u64, offset: u64) -> Option<Location> {
+        let old = self.location(id)?;
+        let crcs = self.get(id)?.block_crcs;
+        let refs = old.refs;
+        self.define(id, segment, offset, old.len, &crcs);
+        if let Some(r) = self.small.get_mut(id) {
+            r.refs = (r.refs & BIG) | (refs as u32 & !BIG);
+        }
+        Some(old)
+    }
+
+    /// Heap bytes held.
+    #[allow(dead_code)]
+    pub fn heap_bytes(&self) -> usize {
+        self.small.heap_bytes() + self.big.heap_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_and_big_extents_round_trip() {
+        let mut t = Extents::default();
+        t.define(5, 3, 4096, 100, &[7]);
+        t.define(9, 1 << 40, 10, 100, &[8]);
+        t.define(7, 2, 1 << 20, 3 << 20, &[1, 2, 3]);
+        t.define(8, 2, 0, 5 << 30, &vec![0; 5 << 10]);
+        assert_eq!(t.len(), 4);
+        let e = t.get(5).unwrap();
+        assert_eq!(
+            (e.segment, e.offset, e.len, &*e.block_crcs),
+            (3, 4096, 100, &[7][..])
+        );
+        assert_eq!(t.location(9).unwrap().segment, 1 << 40);
+        assert_eq!(t.location(8).unwrap().len, 5 << 30);
+        assert_eq!(&*t.get(7).unwrap().block_crcs, &[1, 2, 3]);
+        assert!(t.retain(5).is_some());
+        assert!(t.retain(5).is_none());
+        assert!(t.release(5).is_none());
+        assert_eq!(t.release(5).map(|l| l.offset), Some(4096));
+        assert!(t.get(5).is_none());
+        t.retain(7);
+        let old = t.relocate(7, 9, 77).unwrap();
+        assert_eq!(old.segment, 2);
+        let e = t.get(7).unwrap();
+        assert_eq!((e.segment, e.offset, e.refs), (9, 77, 1));
+        let ids: Vec<u64> = t.locations().map(|(id, _)| id).collect();
+        assert_eq!(ids, vec![7, 8, 9]);
+    }
+
+    #[test]
+    fn idmap_agrees_with_a_btreemap_out_of_order() {
+        let mut m = IdMap::default();
+        let mut want = std::collections::BTreeMap::new();
+        for i in 0..5000u64 {
+            let id = i * 3 + (i % 7) * 11;
+            assert_eq!(m.insert(id, i), want.insert(id, i));
+            if i % 3 == 0 {
+                let r = (i * 7) % (i + 1);
+                assert_eq!(m.remove(r * 3), want.remove(&(r * 3)));
+            }
+        }
+        let frozen = m.clone();
+        for (k, v) in &want {
+            assert_eq!(m.get(*k), Some(v));
+        }
+        let got: Vec<(u64, u64)> = m.iter().map(|(k, v)| (k, *v)).collect();
+        let exp: Vec<(u64, u64)> = want.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(got, exp);
+        *m.get_mut(exp[0].0).unwrap() = 999;
+        assert_eq!(frozen.get(exp[0].0), Some(&exp[0].1));
+        assert_eq!(m.len(), want.len());
+    }
+}

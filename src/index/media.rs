@@ -1,0 +1,103 @@
+//! Interned (content type, content encoding) pairs: objects keep a 4-byte
+//! id instead of two strings. Counted, so a pair no object uses any more is
+//! forgotten (the table tracks live objects, not history).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A (content type, content encoding) pair.
+pub type MediaPair = (Arc<str>, Option<Arc<str>>);
+
+#[derive(Debug, Clone, Default)]
+pub struct Media {
+    /// By id: the pair and how many objects use it.
+    slots: Vec<Option<(MediaPair, u64)>>,
+    ids: HashMap<MediaPair, u32>,
+    free: Vec<u32>,
+}
+
+impl Media {
+    /// The id of the pair, one more object using it.
+    pub fn retain(&mut self, content_type: &str, content_encoding: Option<&str>) -> u32 {
+        let key: MediaPair = (Arc::from(content_type), content_encoding.map(Arc::from));
+        if let Some(&id) = self.ids.get(&key) {
+            self.retain_id(id);
+            return id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => id,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        };
+        if let Some(s) = self.slots.get_mut(id as usize) {
+            *s = Some((key.clone(), 1));
+        }
+        self.ids.insert(key, id);
+        id
+    }
+
+    /// One more object using `id`.
+    pub fn retain_id(&mut self, id: u32) {
+        if let Some(Some((_, n))) = self.slots.get_mut(id as usize) {
+            *n += 1;
+        }
+    }
+
+    /// One object fewer using `id`.
+    pub fn release(&mut self, id: u32) {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return;
+        };
+        let gone = match slot {
+            Some((_, n)) => {
+                *n = n.saturating_sub(1);
+                *n == 0
+            }
+            None => false,
+        };
+        if gone {
+            if let Some((key, _)) = slot.take() {
+                self.ids.remove(&key);
+            }
+            self.free.push(id);
+        }
+    }
+
+    /// The pair of `id` (empty type if unknown, which no live id is).
+    pub fn get(&self, id: u32) -> (&str, Option<&str>) {
+        match self.slots.get(id as usize) {
+            Some(Some(((ct, ce), _))) => (ct, ce.as_deref()),
+            _ => ("", None),
+        }
+    }
+
+    /// Number of live pairs.
+    #[allow(dead_code)]
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_are_shared_and_forgotten_when_unused() {
+        let mut m = Media::default();
+        let a = m.retain("text/plain", None);
+        let b = m.retain("text/plain", Some("gzip"));
+        assert_ne!(a, b);
+        assert_eq!(m.retain("text/plain", None), a);
+        assert_eq!(m.get(b), ("text/plain", Some("gzip")));
+        m.release(a);
+        assert_eq!(m.get(a), ("text/plain", None));
+        m.release(a);
+        assert_eq!(m.len(), 1);
+        let c = m.retain("image/png", None);
+        assert_eq!(c, a, "the freed id is reused");
+        assert_eq!(m.get(c), ("image/png", None));
+    }
+}
