@@ -247,7 +247,7 @@ impl Store {
                     metadata: metadata.clone(),
                 })
             },
-            |index| index.object(layer, dst).map(|o| object_info(&o)),
+            |index| index.object_ref(layer, dst).map(|o| packed_info(index, o)),
         )?
     }
 
@@ -286,7 +286,7 @@ impl Store {
             // A missing key changes nothing: no record needed.
             let index = self.inner.index();
             index.layer(layer)?.key_rules.validate(key)?;
-            if index.object(layer, key).is_err() {
+            if index.object_ref(layer, key).is_err() {
                 return Ok(());
             }
         }

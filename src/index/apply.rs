@@ -146,7 +146,7 @@ impl Index {
                 metadata,
                 ..
             } => {
-                self.object(layer, src)?;
+                self.object_ref(layer, src)?;
                 self.layer(layer)?.key_rules.validate(dst)?;
                 if let Some(m) = metadata {
                     spec::validate_metadata(m)?;
