@@ -420,7 +420,11 @@ impl Model {
                     return Err(ErrorKind::BadRequest);
                 }
                 Model::binding(l, content_type, content_encoding.as_deref())?;
-                if self.uploads.contains_key(upload) {
+                // An open upload keeps its token; a completed one's does
+                // not (its tombstone may be swept without a record, so it
+                // cannot decide whether a record applies): the start
+                // replaces it.
+                if self.uploads.get(upload).is_some_and(|u| u.parts.is_some()) {
                     return Err(ErrorKind::Conflict);
                 }
                 Ok(())
