@@ -513,6 +513,11 @@ impl Index {
         let before = self.completed.len();
         self.completed
             .retain(|_, c| retention.remembers(c.completed_ms));
+        // A map keeps its peak capacity: after a burst of completions has
+        // expired, give the table back too.
+        if self.completed.capacity() > 4 * self.completed.len().max(64) {
+            self.completed.shrink_to_fit();
+        }
         before - self.completed.len()
     }
 

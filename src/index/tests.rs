@@ -271,3 +271,61 @@ fn a_version_1_tombstone_keeps_its_key() {
     assert_eq!(c.outcome, Outcome::Unrecorded { key: "k".into() });
     assert_eq!(ix.snapshot(Retention::forever()), snap);
 }
+
+#[test]
+fn forgetting_gives_the_table_back() {
+    let mut ix = completed();
+    for i in 0..2000u32 {
+        let mut up = [9; 16];
+        up[..4].copy_from_slice(&i.to_le_bytes());
+        let id = 100 + u64::from(i) * 2;
+        rec(
+            &mut ix,
+            Meta::UploadStarted {
+                layer: "a".into(),
+                upload: up,
+                key: format!("k{i}"),
+                content_type: "x/y".into(),
+                content_encoding: None,
+                time_ms: 10,
+                metadata: Vec::new(),
+            },
+        );
+        // An empty part: no extent, no pieces.
+        rec(
+            &mut ix,
+            Meta::PartSet {
+                layer: "a".into(),
+                upload: up,
+                number: 1,
+                part_id: id,
+                new_extent: None,
+                pieces: Vec::new(),
+                size: 0,
+                crc32c: 0,
+                time_ms: 11,
+                digest: None,
+            },
+        );
+        rec(
+            &mut ix,
+            Meta::UploadCompleted {
+                layer: "a".into(),
+                upload: up,
+                parts: vec![(1, id)],
+                etag_seq: id + 1,
+                time_ms: 12,
+            },
+        );
+    }
+    assert_eq!(ix.completed_uploads(), 2001);
+    let peak = ix.completed.capacity();
+    // Everything but `UP` (completed at DONE) expires.
+    assert_eq!(ix.forget_completed(at(200, DONE)), 2000);
+    assert_eq!(ix.completed_uploads(), 1);
+    assert!(
+        ix.completed.capacity() < peak / 4,
+        "table kept its peak size"
+    );
+    assert!(ix.completed_upload(&UP).is_some());
+}
