@@ -59,7 +59,9 @@ impl Store {
     /// Opens (or creates) the store in `dir`: takes the directory's lock
     /// (`Conflict` if another `Store` holds it, in this process or another),
     /// replays every segment's records, and truncates a torn tail of the
-    /// newest segment.
+    /// newest segment. Completed uploads already past
+    /// `Options::completed_upload_retention` are dropped from memory after
+    /// the replay.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let dir = dir.as_ref();
         let opts = opts.checked()?;

@@ -4,6 +4,7 @@
 //! is self-consistent.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use partstore::internals::{
     CopyPlan, Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Outcome, Piece, Retention,
@@ -714,6 +715,8 @@ impl Driver {
                                 "completed upload {upload:x?}"
                             );
                             assert_eq!(c.completed_ms, o.last_modified_ms);
+                            assert_eq!(Some(c.completed_ms), m.completed);
+                            self.compare_retention(layer, upload, m.completed);
                             let e = index
                                 .open_upload(layer, upload, Retention::forever())
                                 .expect_err("completed");
@@ -798,6 +801,50 @@ impl Driver {
             model.uploads.values().filter(|u| u.parts.is_some()).count()
         );
         assert_eq!(bytes, live.keys().map(|id| model.defs[id].len).sum::<u64>());
+    }
+
+    /// A completed upload at the driver's clock, for a few retention
+    /// windows: remembered (Completed, and BadRequest for an open-upload
+    /// query) while the clock is at most the window past its completion
+    /// (or behind it), unknown (NotFound) after; a zero window never
+    /// remembers it, and a snapshot taken then leaves it out exactly when
+    /// it is unknown.
+    fn compare_retention(&self, layer: &str, upload: &[u8; 16], completed: Option<u64>) {
+        let done = completed.expect("a completed upload has a completion time");
+        for window_ms in [0, 1, 5_000, 30_000, u64::MAX] {
+            let r = Retention::at(Duration::from_millis(window_ms), self.clock);
+            let want = window_ms > 0 && self.clock.saturating_sub(done) <= window_ms;
+            let got = self.index.upload(layer, upload, r);
+            let open = self.index.open_upload(layer, upload, r).map(|_| ());
+            let kinds = (
+                got.as_ref().map(|_| ()).map_err(|e| e.kind()),
+                open.map_err(|e| e.kind()),
+            );
+            if want {
+                assert!(
+                    matches!(got, Ok(UploadState::Completed(_))),
+                    "upload {upload:x?} completed at {done}, clock {}, window {window_ms}: {kinds:?}",
+                    self.clock
+                );
+                assert_eq!(kinds.1, Err(ErrorKind::BadRequest));
+            } else {
+                assert_eq!(
+                    kinds,
+                    (Err(ErrorKind::NotFound), Err(ErrorKind::NotFound)),
+                    "upload {upload:x?} completed at {done}, clock {}, window {window_ms}",
+                    self.clock
+                );
+            }
+            if window_ms == 1 || window_ms == 30_000 {
+                let in_snapshot = self
+                    .index
+                    .snapshot(r)
+                    .uploads
+                    .iter()
+                    .any(|u| u.id == *upload);
+                assert_eq!(in_snapshot, want, "snapshot of {upload:x?}");
+            }
+        }
     }
 
     /// Deep and hierarchical listings, paged, against the model's keys.

@@ -4,6 +4,13 @@
 //! [`Meta`] record; the live path calls [`Index::validate`], makes the record
 //! durable, then [`Index::apply_validated`]; recovery calls [`Index::apply`]
 //! on each replayed record. So the rebuilt index equals the live one.
+//!
+//! One exception, outside the records: a completed upload leaves a
+//! tombstone ([`CompletedUpload`]) that queries see only within a retention
+//! window ([`Retention`], built by the caller from its clock), and
+//! [`Index::forget_completed`] drops expired ones without a record. Replay
+//! rebuilds them; since every query judges their age and no record's
+//! validity depends on them, the visible state is the same either way.
 
 // Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
