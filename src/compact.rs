@@ -28,12 +28,17 @@ const MOVE_CHUNK: u64 = 8 << 20;
 impl Store {
     /// Rewrites the live extents of mostly-garbage segments into new ones,
     /// records the move durably, then deletes the old files. Readers and
-    /// copies keep working throughout.
+    /// copies keep working throughout. Also drops the tombstones of
+    /// completed uploads past `Options::completed_upload_retention`, from
+    /// memory and from the snapshot it writes.
     pub fn compact(&self) -> Result<CompactionReport> {
         let inner = &self.inner;
         let _one = inner.compaction_lock();
         let log = inner.log();
         log.check_poison()?;
+        // Tombstones of completed uploads past their retention: already
+        // unknown to every call, so their memory goes (no record needed).
+        inner.forget_completed(self.retention());
         // Step 1: dead regions go back to the file system in place. This
         // needs no new space, so it is what frees a full disk.
         let punched = self.punch_freed()?;
@@ -108,10 +113,11 @@ impl Store {
         }
 
         // Step 3: one durable snapshot with the new locations; the index
-        // applies only the moves.
+        // applies only the moves. Completed uploads past their retention
+        // are left out of it (and were dropped from memory above).
         inner.commit_as(
             |index| {
-                let mut snap = index.snapshot();
+                let mut snap = index.snapshot(self.retention());
                 let mut moves = Vec::new();
                 for e in &mut snap.extents {
                     if !victims.contains(&e.segment) {

@@ -186,6 +186,12 @@ impl Inner {
         self.index.write().keep_freed(regions);
     }
 
+    /// Drops the tombstones of completed uploads no longer remembered
+    /// (see `Index::forget_completed`); returns how many.
+    pub(crate) fn forget_completed(&self, retention: crate::index::Retention) -> usize {
+        self.index.write().forget_completed(retention)
+    }
+
     /// Holds off other compactions while alive.
     pub(crate) fn compaction_lock(&self) -> parking_lot::MutexGuard<'_, ()> {
         self.compaction.lock()

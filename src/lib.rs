@@ -114,6 +114,7 @@ pub use types::{
     CompactionReport, CopySource, Durability, LayerConfig, LayerInfo, ListItem, ListOptions,
     ListPage, ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
     UploadOptions, UploadStatus, UploadSummary, VerifyFinding, VerifyReport,
+    DEFAULT_COMPLETED_UPLOAD_RETENTION,
 };
 
 /// The pure in-memory index and the on-disk record format, for fuzz targets
@@ -122,7 +123,8 @@ pub use types::{
 #[doc(hidden)]
 pub mod internals {
     pub use crate::index::{
-        CopyPlan, Cursor, Entry, Extent, Index, Layer, Object, Part, Upload, UploadState,
+        CompletedUpload, CopyPlan, Cursor, Entry, Extent, Index, Layer, Object, Outcome, Part,
+        Retention, Upload, UploadState,
     };
     pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,

@@ -52,7 +52,8 @@ impl Store {
         })
     }
 
-    /// Live and garbage bytes, segments, objects and open uploads.
+    /// Live and garbage bytes, segments, objects, open uploads and the
+    /// completed uploads' tombstones held.
     pub fn stats(&self) -> Stats {
         let index = self.inner.index();
         let (objects, uploads, live_bytes) = index.counts();
@@ -78,6 +79,7 @@ impl Store {
             segments: ids.len(),
             objects,
             uploads,
+            completed_uploads: index.completed_uploads(),
             per_segment,
         }
     }

@@ -12,7 +12,7 @@ use crate::digest::{self, Hasher};
 use crate::engine::Inner;
 use crate::error::{bad_request, conflict, corrupt, not_found, too_large};
 use crate::error::{Error, Reason, Result};
-use crate::index::{Entry, Index, UploadState};
+use crate::index::{Entry, Index, Outcome, Retention, UploadState};
 use crate::info::{now_ms, object_info, packed_info, parse_part_id, part_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::{Meta, Piece};
@@ -47,8 +47,9 @@ fn ingest_body<R: Read>(
 
 /// Part `n` as the index holds it right after a commit stored it.
 fn stored_part(index: &Index, layer: &str, upload: &UploadId, n: u32) -> Result<PartInfo> {
-    let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
-    parts
+    index
+        .open_upload(layer, upload.as_bytes(), Retention::forever())?
+        .parts
         .get(&n)
         .map(part_info)
         .ok_or_else(|| corrupt!("part {n} is missing right after it was stored"))
@@ -58,11 +59,18 @@ impl Store {
     /// Opens (or creates) the store in `dir`: takes the directory's lock
     /// (`Conflict` if another `Store` holds it, in this process or another),
     /// replays every segment's records, and truncates a torn tail of the
-    /// newest segment.
+    /// newest segment. Completed uploads already past
+    /// `Options::completed_upload_retention` are dropped from memory after
+    /// the replay.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let dir = dir.as_ref();
         let opts = opts.checked()?;
-        let opened = crate::recovery::open(dir, &opts)?;
+        let mut opened = crate::recovery::open(dir, &opts)?;
+        // Replay rebuilt every tombstone its records hold; the expired ones
+        // are unknown to every query already, so their memory goes now.
+        opened
+            .index
+            .forget_completed(Retention::at(opts.completed_upload_retention, now_ms()));
         let tokens = TokenKey::load_or_create(&*opts.backend, dir)?;
         let log = Arc::new(Log::new(
             dir,
@@ -85,6 +93,12 @@ impl Store {
     /// The options the store was opened with.
     pub fn options(&self) -> &Options {
         self.inner.opts()
+    }
+
+    /// Which completed uploads are remembered now
+    /// (`Options::completed_upload_retention`, judged at every query).
+    pub(crate) fn retention(&self) -> Retention {
+        Retention::at(self.inner.opts().completed_upload_retention, now_ms())
     }
 
     // ----- layers --------------------------------------------------------
@@ -403,6 +417,7 @@ impl Store {
             n,
             body.len.unwrap_or(0),
             body.content_type.as_deref(),
+            self.retention(),
         )?;
         if body.metadata.is_some() {
             return Err(bad_request!(
@@ -454,9 +469,14 @@ impl Store {
             digest,
         };
         let after = |index: &Index| stored_part(index, layer, upload, n);
+        // Completed meanwhile: the error a query would give now.
+        let prepare = |index: &Index| {
+            index.open_upload(layer, upload.as_bytes(), self.retention())?;
+            Ok(meta.clone())
+        };
         match inline {
-            Some(data) => inner.commit_with_data(&data, |_| Ok(meta.clone()), after)?,
-            None => inner.commit(|_| Ok(meta.clone()), after)?,
+            Some(data) => inner.commit_with_data(&data, prepare, after)?,
+            None => inner.commit(prepare, after)?,
         }
     }
 
@@ -475,7 +495,14 @@ impl Store {
         let _part = inner.begin_part(upload.as_bytes());
         let (views, size) = {
             let index = inner.index();
-            let plan = index.plan_copy(layer, upload.as_bytes(), n, &source.key, &source.range)?;
+            let plan = index.plan_copy(
+                layer,
+                upload.as_bytes(),
+                n,
+                &source.key,
+                &source.range,
+                self.retention(),
+            )?;
             let views = plan
                 .pieces
                 .into_iter()
@@ -516,6 +543,7 @@ impl Store {
         let key = source.key.clone();
         inner.commit(
             |index| {
+                index.open_upload(layer, upload.as_bytes(), self.retention())?;
                 // The source may have been deleted meanwhile and its extents
                 // freed; the pieces are only valid while they exist.
                 if pieces.iter().any(|p| index.extent(p.extent).is_none()) {
@@ -542,10 +570,12 @@ impl Store {
     }
 
     /// Every current part of an open upload, ascending by number.
+    /// BadRequest ([`Reason::UploadCompleted`]) while it is remembered as
+    /// completed; NotFound if unknown, aborted or no longer remembered.
     pub fn list_parts(&self, layer: &str, upload: &UploadId) -> Result<Vec<PartInfo>> {
         let index = self.inner.index();
-        let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
-        Ok(parts.values().map(part_info).collect())
+        let u = index.open_upload(layer, upload.as_bytes(), self.retention())?;
+        Ok(u.parts.values().map(part_info).collect())
     }
 
     /// Up to `limit` (1..=1000) parts numbered above `after` (0 for the
@@ -559,8 +589,8 @@ impl Store {
     ) -> Result<Vec<PartInfo>> {
         spec::validate_list_limit(limit)?;
         let index = self.inner.index();
-        let (_, parts) = index.open_upload(layer, upload.as_bytes())?;
-        Ok(parts
+        let u = index.open_upload(layer, upload.as_bytes(), self.retention())?;
+        Ok(u.parts
             .range(after.saturating_add(1)..)
             .take(limit)
             .map(|(_, p)| part_info(p))
@@ -568,35 +598,41 @@ impl Store {
     }
 
     /// Whether an upload is open (with its parts, bytes, last activity) or
-    /// completed. `NotFound` if unknown or aborted.
+    /// completed. A completed upload is `Completed` for the retention window
+    /// (`Options::completed_upload_retention`, default 24 h) after its
+    /// complete; after it, and for an unknown or aborted upload: `NotFound`
+    /// ([`Reason::UnknownUpload`]).
     pub fn upload_status(&self, layer: &str, upload: &UploadId) -> Result<UploadStatus> {
         let index = self.inner.index();
-        let u = index.upload(layer, upload.as_bytes())?;
-        Ok(match &u.state {
-            UploadState::Open(parts) => UploadStatus::Open {
-                parts: parts.len(),
-                bytes: parts.values().map(|p| p.size).sum(),
+        let state = index.upload(layer, upload.as_bytes(), self.retention())?;
+        Ok(match state {
+            UploadState::Open(u) => UploadStatus::Open {
+                parts: u.parts.len(),
+                bytes: u.parts.values().map(|p| p.size).sum(),
                 last_activity: to_time(u.last_activity_ms),
             },
-            UploadState::Completed => UploadStatus::Completed,
+            UploadState::Completed(_) => UploadStatus::Completed,
         })
     }
 
     /// The object a completed upload published, as it was published (even
     /// if it has since been replaced or deleted), for as long as the store
-    /// remembers the completed upload: so a front can answer a repeated
-    /// complete. `NotFound` if unknown or aborted; BadRequest
-    /// ([`Reason::UploadNotCompleted`]) while it is open.
+    /// remembers the completed upload (`Options::completed_upload_retention`):
+    /// so a front can answer a repeated complete. `NotFound`
+    /// ([`Reason::UnknownUpload`]) if unknown, aborted or past the
+    /// retention window; BadRequest ([`Reason::UploadNotCompleted`]) while
+    /// it is open.
     pub fn upload_result(&self, layer: &str, upload: &UploadId) -> Result<ObjectInfo> {
         let index = self.inner.index();
-        let u = index.upload(layer, upload.as_bytes())?;
-        match (&u.state, &u.result) {
-            (UploadState::Completed, Some(o)) => Ok(object_info(o)),
-            (UploadState::Completed, None) => Err(not_found!(
-                Reason::UnknownUpload,
-                "upload {upload} was completed before this store kept upload results"
-            )),
-            (UploadState::Open(_), _) => Err(bad_request!(
+        match index.upload(layer, upload.as_bytes(), self.retention())? {
+            UploadState::Completed(c) => match &c.outcome {
+                Outcome::Published(o) => Ok(object_info(o)),
+                Outcome::Unrecorded { .. } => Err(not_found!(
+                    Reason::UnknownUpload,
+                    "upload {upload} was completed before this store kept upload results"
+                )),
+            },
+            UploadState::Open(_) => Err(bad_request!(
                 Reason::UploadNotCompleted,
                 "upload {upload} is still open: it has published no object"
             )),
@@ -609,17 +645,20 @@ impl Store {
         Ok(index
             .open_uploads(layer)?
             .into_iter()
-            .map(|(id, u, parts)| UploadSummary {
+            .map(|(id, u)| UploadSummary {
                 key: u.key.clone(),
                 upload: UploadId::from_bytes(*id),
                 started: to_time(u.started_ms),
                 last_activity: to_time(u.last_activity_ms),
-                parts,
+                parts: u.parts.len(),
             })
             .collect())
     }
 
-    /// Completes an upload with every current part.
+    /// Completes an upload with every current part. Afterwards the upload
+    /// is remembered as completed for `Options::completed_upload_retention`
+    /// (see [`Store::upload_status`]); a repeated complete meanwhile is
+    /// BadRequest ([`Reason::UploadCompleted`]), later NotFound.
     pub fn complete_multipart(&self, layer: &str, upload: &UploadId) -> Result<ObjectInfo> {
         self.complete(layer, upload, None)
     }
@@ -649,10 +688,10 @@ impl Store {
         let etag_seq = inner.fresh_id();
         inner.commit(
             |index| {
-                let (_, current) = index.open_upload(layer, upload.as_bytes())?;
+                let u = index.open_upload(layer, upload.as_bytes(), self.retention())?;
                 let parts = match &chosen {
                     Some(c) => c.clone(),
-                    None => current.values().map(|p| (p.number, p.id)).collect(),
+                    None => u.parts.values().map(|p| (p.number, p.id)).collect(),
                 };
                 Ok(Meta::UploadCompleted {
                     layer: layer.to_string(),
@@ -662,17 +701,27 @@ impl Store {
                     time_ms: now_ms(),
                 })
             },
-            |index| {
-                let key = &index.upload(layer, upload.as_bytes())?.key;
-                index.object_ref(layer, key).map(|o| packed_info(index, o))
+            // The tombstone just written, whatever the retention (zero
+            // forgets it for every later call, not for this one).
+            |index| match index
+                .completed_upload(upload.as_bytes())
+                .map(|c| &c.outcome)
+            {
+                Some(Outcome::Published(o)) => Ok(object_info(o)),
+                _ => Err(corrupt!(
+                    "upload {upload} has no result right after its completion"
+                )),
             },
         )?
     }
 
-    /// Aborts an open upload; its parts become garbage.
+    /// Aborts an open upload; its parts become garbage. BadRequest
+    /// ([`Reason::UploadCompleted`]) while it is remembered as completed;
+    /// NotFound if unknown, aborted or no longer remembered.
     pub fn abort_multipart(&self, layer: &str, upload: &UploadId) -> Result<()> {
         self.inner.commit(
-            |_| {
+            |index| {
+                index.open_upload(layer, upload.as_bytes(), self.retention())?;
                 Ok(Meta::UploadAborted {
                     layer: layer.to_string(),
                     upload: *upload.as_bytes(),
@@ -684,7 +733,9 @@ impl Store {
     }
 
     /// Aborts every open upload idle for longer than `idle`; returns how
-    /// many.
+    /// many. Also frees the tombstones of completed uploads past
+    /// `Options::completed_upload_retention` (already unknown to every
+    /// call; [`Stats::completed_uploads`] counts those held).
     pub fn expire_uploads(&self, idle: Duration) -> Result<usize> {
         // Saturating: an idle time past what milliseconds hold is "never".
         let idle_ms = u64::try_from(idle.as_millis()).unwrap_or(u64::MAX);
@@ -694,7 +745,7 @@ impl Store {
         for (layer, upload) in candidates {
             let r = self.inner.commit(
                 |index| {
-                    let (u, _) = index.open_upload(&layer, &upload)?;
+                    let u = index.open_upload(&layer, &upload, self.retention())?;
                     if u.last_activity_ms > cutoff || self.inner.part_in_flight(&upload) {
                         return Err(conflict!(Reason::UploadBusy, "upload became active"));
                     }
@@ -715,6 +766,7 @@ impl Store {
                 Err(_) => {}
             }
         }
+        self.inner.forget_completed(self.retention());
         Ok(n)
     }
 

@@ -72,8 +72,12 @@ pub enum RecoveryMode {
 /// (zero included) makes a `Batched` store sync on every commit, as `Sync`.
 const MIN_BATCH_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The default [`Options::completed_upload_retention`]: 24 hours.
+pub const DEFAULT_COMPLETED_UPLOAD_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Store settings. `Options::default()` is the safe default: `Sync`
-/// durability, 1 GiB segments, verified reads.
+/// durability, 1 GiB segments, verified reads, completed uploads remembered
+/// for 24 hours.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// When writes are durable.
@@ -94,6 +98,30 @@ pub struct Options {
     pub compact_threshold: f64,
     /// What `open` does with a torn or corrupt record.
     pub recovery: RecoveryMode,
+    /// How long a completed multipart upload is remembered (default 24 h,
+    /// [`DEFAULT_COMPLETED_UPLOAD_RETENTION`]). For at least this long after
+    /// a successful complete, `upload_status` says
+    /// [`UploadStatus::Completed`], `upload_result` returns the object it
+    /// published, and `upload_part`, `copy_part`, `complete_multipart` and
+    /// `abort_multipart` are BadRequest ([`crate::Reason::UploadCompleted`]).
+    /// After it the token is unknown everywhere: NotFound
+    /// ([`crate::Reason::UnknownUpload`]), whether or not a sweep has run,
+    /// and across reopens.
+    ///
+    /// Only a small tombstone stays in memory (and in compaction's
+    /// snapshot) meanwhile; [`crate::Store::expire_uploads`],
+    /// [`crate::Store::compact`] and [`crate::Store::open`] drop expired
+    /// ones ([`Stats::completed_uploads`] counts those held).
+    ///
+    /// Counted in whole milliseconds, rounded up, from the completion's
+    /// recorded time. The duration saturates: one past what `u64`
+    /// milliseconds hold ([`Duration::MAX`]) is forever.
+    /// [`Duration::ZERO`] forgets an upload as soon as its complete returns
+    /// (which still returns the object). The window applies to the uploads
+    /// a store remembers when it is opened: lengthening it makes known
+    /// again an upload completed within the new window whose tombstone no
+    /// sweep or compaction has dropped yet.
+    pub completed_upload_retention: Duration,
     /// Where files live; [`StdBackend`] (the real file system) by default.
     /// Tests pass a fault-injecting one.
     pub backend: Arc<dyn Backend>,
@@ -108,6 +136,7 @@ impl Default for Options {
             batch_interval: Duration::from_millis(5),
             compact_threshold: 0.5,
             recovery: RecoveryMode::TruncateTornTail,
+            completed_upload_retention: DEFAULT_COMPLETED_UPLOAD_RETENTION,
             backend: Arc::new(StdBackend),
         }
     }
@@ -142,6 +171,12 @@ impl Options {
     /// Sets [`Options::recovery`].
     pub fn recovery(mut self, mode: RecoveryMode) -> Options {
         self.recovery = mode;
+        self
+    }
+    /// Sets [`Options::completed_upload_retention`] (saturating:
+    /// [`Duration::MAX`] is forever, [`Duration::ZERO`] forgets at once).
+    pub fn completed_upload_retention(mut self, window: Duration) -> Options {
+        self.completed_upload_retention = window;
         self
     }
     /// Sets [`Options::backend`].
@@ -484,7 +519,9 @@ pub enum UploadStatus {
         /// Last start, part upload or copy.
         last_activity: SystemTime,
     },
-    /// Completed into an object.
+    /// Completed into an object; reported for
+    /// [`Options::completed_upload_retention`] after the complete, then the
+    /// upload is unknown (NotFound).
     Completed,
 }
 
@@ -605,6 +642,11 @@ pub struct Stats {
     pub objects: usize,
     /// Number of open uploads.
     pub uploads: usize,
+    /// Completed uploads whose tombstones the store holds in memory (see
+    /// [`Options::completed_upload_retention`]): those still remembered,
+    /// and expired ones that no `expire_uploads`, `compact` or reopen has
+    /// dropped yet (queries already treat those as unknown).
+    pub completed_uploads: usize,
     /// Per segment.
     pub per_segment: Vec<SegmentStats>,
 }

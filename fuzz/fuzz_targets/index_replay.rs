@@ -64,11 +64,18 @@ fuzz_target!(|data: &[u8]| {
     assert!(all == live.index, "full replay differs from the live index");
 
     // A snapshot record written now restores the same index.
-    let snap = Meta::Snapshot(Box::new(live.index.snapshot()));
+    let snap = Meta::Snapshot(Box::new(
+        live.index
+            .snapshot(partstore::internals::Retention::forever()),
+    ));
     let Ok(Meta::Snapshot(s)) = Meta::decode(&snap.encode()) else {
         panic!("snapshot record does not decode");
     };
     let restored = Index::restore(&s).expect("own snapshot restores");
     assert!(restored == live.index, "restored snapshot differs");
-    assert_eq!(restored.snapshot(), *s, "snapshot is not deterministic");
+    assert_eq!(
+        restored.snapshot(partstore::internals::Retention::forever()),
+        *s,
+        "snapshot is not deterministic"
+    );
 });

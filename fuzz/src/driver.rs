@@ -4,9 +4,11 @@
 //! is self-consistent.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
 
 use partstore::internals::{
-    CopyPlan, Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Piece, UploadState,
+    CopyPlan, Cursor, Entry, ExtentDef, ExtentMove, Index, Meta, Outcome, Piece, Retention,
+    UploadState,
 };
 use partstore::{ByteRange, ErrorKind, KeyRules, Reason};
 
@@ -46,13 +48,11 @@ pub fn check_invariants(index: &Index) {
     }
     let mut uploads = 0usize;
     for (id, _) in index.layers() {
-        for (_, u, _) in index.open_uploads(id).expect("layer exists") {
+        for (_, u) in index.open_uploads(id).expect("layer exists") {
             uploads += 1;
-            if let UploadState::Open(parts) = &u.state {
-                for (n, p) in parts {
-                    assert_eq!(*n, p.number);
-                    count(&p.pieces);
-                }
+            for (n, p) in &u.parts {
+                assert_eq!(*n, p.number);
+                count(&p.pieces);
             }
         }
     }
@@ -517,7 +517,9 @@ impl Driver {
             }
             Op::Snapshot => {
                 let before = self.index.clone();
-                self.step(Meta::Snapshot(Box::new(self.index.snapshot())));
+                self.step(Meta::Snapshot(Box::new(
+                    self.index.snapshot(Retention::forever()),
+                )));
                 assert!(self.index == before, "a snapshot record changed the index");
             }
         }
@@ -543,7 +545,9 @@ impl Driver {
     /// `Index::plan_part` against the model's answer.
     fn plan_part(&mut self, layer: &str, upload: &[u8; 16], n: u32, len: u64, ct: Option<&str>) {
         self.plans += 1;
-        let got = self.index.plan_part(layer, upload, n, len, ct);
+        let got = self
+            .index
+            .plan_part(layer, upload, n, len, ct, Retention::forever());
         let want = self.model.plan_part(layer, upload, n, len, ct);
         let what = || format!("plan_part({layer:?}, {upload:x?}, {n}, {len}, {ct:?})");
         agree(&mut self.refusals, what, got, want);
@@ -561,7 +565,9 @@ impl Driver {
         range: &ByteRange,
     ) -> Option<CopyPlan> {
         self.plans += 1;
-        let got = self.index.plan_copy(layer, upload, n, key, range);
+        let got = self
+            .index
+            .plan_copy(layer, upload, n, key, range, Retention::forever());
         let want = self.model.plan_copy(layer, upload, n, key, range);
         let what = || format!("plan_copy({layer:?}, {upload:x?}, {n}, {key:?}, {range})");
         let (plan, got) = match got {
@@ -691,54 +697,65 @@ impl Driver {
         for upload in self.uploads.iter().chain([&UNKNOWN_UPLOAD]) {
             let m = model.uploads.get(upload);
             for layer in model.layers.keys() {
-                let got = index.upload(layer, upload);
+                let got = index.upload(layer, upload, Retention::forever());
                 match m.filter(|u| &u.layer == layer) {
                     None => assert_eq!(
                         got.map(|_| ()).map_err(|e| e.kind()),
                         Err(ErrorKind::NotFound)
                     ),
-                    Some(m) => {
-                        let u = got.expect("upload");
-                        assert_eq!(
-                            (
-                                &u.key,
-                                &u.content_type,
-                                &u.content_encoding,
-                                u.started_ms,
-                                u.last_activity_ms
-                            ),
-                            (
-                                &m.key,
-                                &m.content_type,
-                                &m.content_encoding,
-                                m.started,
-                                m.last
-                            ),
-                            "upload {upload:x?}"
-                        );
-                        match (&u.state, &m.parts) {
-                            (UploadState::Completed, None) => {
-                                let e = index.open_upload(layer, upload).expect_err("completed");
-                                assert_eq!(e.kind(), ErrorKind::BadRequest);
-                            }
-                            (UploadState::Open(parts), Some(mp)) => {
-                                let got: Vec<_> = parts
-                                    .iter()
-                                    .map(|(n, p)| {
-                                        (*n, p.id, p.size, p.crc32c, p.time_ms, p.pieces.clone())
-                                    })
-                                    .collect();
-                                let want: Vec<_> = mp
-                                    .iter()
-                                    .map(|(n, p)| {
-                                        (*n, p.id, p.size, p.crc, p.time, p.pieces.clone())
-                                    })
-                                    .collect();
-                                assert_eq!(got, want, "parts of {upload:x?}");
-                            }
-                            (s, p) => panic!("upload {upload:x?}: index {s:?}, model {p:?}"),
+                    Some(m) => match (got.expect("upload"), &m.parts) {
+                        (UploadState::Completed(c), None) => {
+                            // The tombstone keeps the published object,
+                            // which carries the upload's key and types.
+                            let Outcome::Published(o) = &c.outcome else {
+                                panic!("upload {upload:x?}: completed without a result");
+                            };
+                            assert_eq!(
+                                (&o.key, &o.content_type, &o.content_encoding),
+                                (&m.key, &m.content_type, &m.content_encoding),
+                                "completed upload {upload:x?}"
+                            );
+                            assert_eq!(c.completed_ms, o.last_modified_ms);
+                            assert_eq!(Some(c.completed_ms), m.completed);
+                            self.compare_retention(layer, upload, m.completed);
+                            let e = index
+                                .open_upload(layer, upload, Retention::forever())
+                                .expect_err("completed");
+                            assert_eq!(e.kind(), ErrorKind::BadRequest);
                         }
-                    }
+                        (UploadState::Open(u), Some(mp)) => {
+                            assert_eq!(
+                                (
+                                    &u.key,
+                                    &u.content_type,
+                                    &u.content_encoding,
+                                    u.started_ms,
+                                    u.last_activity_ms
+                                ),
+                                (
+                                    &m.key,
+                                    &m.content_type,
+                                    &m.content_encoding,
+                                    m.started,
+                                    m.last
+                                ),
+                                "upload {upload:x?}"
+                            );
+                            let got: Vec<_> = u
+                                .parts
+                                .iter()
+                                .map(|(n, p)| {
+                                    (*n, p.id, p.size, p.crc32c, p.time_ms, p.pieces.clone())
+                                })
+                                .collect();
+                            let want: Vec<_> = mp
+                                .iter()
+                                .map(|(n, p)| (*n, p.id, p.size, p.crc, p.time, p.pieces.clone()))
+                                .collect();
+                            assert_eq!(got, want, "parts of {upload:x?}");
+                        }
+                        (s, p) => panic!("upload {upload:x?}: index {s:?}, model {p:?}"),
+                    },
                 }
             }
         }
@@ -747,7 +764,7 @@ impl Driver {
                 .open_uploads(layer)
                 .expect("layer")
                 .into_iter()
-                .map(|(id, _, _)| *id)
+                .map(|(id, _)| *id)
                 .collect();
             let want: BTreeSet<[u8; 16]> = model
                 .uploads
@@ -785,6 +802,50 @@ impl Driver {
             model.uploads.values().filter(|u| u.parts.is_some()).count()
         );
         assert_eq!(bytes, live.keys().map(|id| model.defs[id].len).sum::<u64>());
+    }
+
+    /// A completed upload at the driver's clock, for a few retention
+    /// windows: remembered (Completed, and BadRequest for an open-upload
+    /// query) while the clock is at most the window past its completion
+    /// (or behind it), unknown (NotFound) after; a zero window never
+    /// remembers it, and a snapshot taken then leaves it out exactly when
+    /// it is unknown.
+    fn compare_retention(&self, layer: &str, upload: &[u8; 16], completed: Option<u64>) {
+        let done = completed.expect("a completed upload has a completion time");
+        for window_ms in [0, 1, 5_000, 30_000, u64::MAX] {
+            let r = Retention::at(Duration::from_millis(window_ms), self.clock);
+            let want = window_ms > 0 && self.clock.saturating_sub(done) <= window_ms;
+            let got = self.index.upload(layer, upload, r);
+            let open = self.index.open_upload(layer, upload, r).map(|_| ());
+            let kinds = (
+                got.as_ref().map(|_| ()).map_err(|e| e.kind()),
+                open.map_err(|e| e.kind()),
+            );
+            if want {
+                assert!(
+                    matches!(got, Ok(UploadState::Completed(_))),
+                    "upload {upload:x?} completed at {done}, clock {}, window {window_ms}: {kinds:?}",
+                    self.clock
+                );
+                assert_eq!(kinds.1, Err(ErrorKind::BadRequest));
+            } else {
+                assert_eq!(
+                    kinds,
+                    (Err(ErrorKind::NotFound), Err(ErrorKind::NotFound)),
+                    "upload {upload:x?} completed at {done}, clock {}, window {window_ms}",
+                    self.clock
+                );
+            }
+            if window_ms == 1 || window_ms == 30_000 {
+                let in_snapshot = self
+                    .index
+                    .snapshot(r)
+                    .uploads
+                    .iter()
+                    .any(|u| u.id == *upload);
+                assert_eq!(in_snapshot, want, "snapshot of {upload:x?}");
+            }
+        }
     }
 
     /// Deep and hierarchical listings, paged, against the model's keys.

@@ -69,6 +69,9 @@ pub struct MUpload {
     pub last: u64,
     /// `None` once completed.
     pub parts: Option<BTreeMap<u32, MPart>>,
+    /// Once completed: when (the completion record's time), where the
+    /// retention window starts.
+    pub completed: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -420,7 +423,11 @@ impl Model {
                     return Err(ErrorKind::BadRequest);
                 }
                 Model::binding(l, content_type, content_encoding.as_deref())?;
-                if self.uploads.contains_key(upload) {
+                // An open upload keeps its token; a completed one's does
+                // not (its tombstone may be swept without a record, so it
+                // cannot decide whether a record applies): the start
+                // replaces it.
+                if self.uploads.get(upload).is_some_and(|u| u.parts.is_some()) {
                     return Err(ErrorKind::Conflict);
                 }
                 Ok(())
@@ -592,6 +599,7 @@ impl Model {
                         started: time_ms,
                         last: time_ms,
                         parts: Some(BTreeMap::new()),
+                        completed: None,
                     },
                 );
             }
@@ -632,6 +640,7 @@ impl Model {
                 self.max_id = self.max_id.max(etag_seq);
                 let u = self.uploads.get_mut(&upload).expect("checked");
                 u.last = u.last.max(time_ms);
+                u.completed = Some(time_ms);
                 let current = u.parts.take().expect("checked");
                 let numbers: BTreeSet<u32> = parts.iter().map(|(n, _)| *n).collect();
                 let chosen: Vec<&MPart> = numbers.iter().map(|n| &current[n]).collect();

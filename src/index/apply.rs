@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::digest::{composite_digest, crc32c_combine};
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
 use crate::index::{
-    etag, etag_seq, upload_name, Extra, Index, Layer, ObjRec, Object, Part, Upload, UploadState,
+    etag, etag_seq, upload_name, CompletedUpload, Extra, Index, Layer, ObjRec, Object, Outcome,
+    Part, Retention, Upload,
 };
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec::{self, Digest, DigestAlgorithm};
@@ -46,11 +47,7 @@ impl Index {
                         l.objects.len() - 1
                     ));
                 }
-                let open = self
-                    .uploads
-                    .values()
-                    .filter(|u| u.layer == *layer && matches!(u.state, UploadState::Open(_)))
-                    .count();
+                let open = self.uploads.values().filter(|u| u.layer == *layer).count();
                 if open > 0 {
                     return Err(conflict!(
                         Reason::LayerNotEmpty,
@@ -71,6 +68,10 @@ impl Index {
                 l.key_rules.validate(key)?;
                 spec::validate_metadata(metadata)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
+                // Only an open upload blocks its token: a completed one's
+                // tombstone does not, so whether a sweep dropped it (which
+                // writes no record) never decides whether a record applies.
+                // Tokens are random: only a forged log reuses one.
                 if self.uploads.contains_key(upload) {
                     return Err(conflict!(
                         Reason::UploadBusy,
@@ -90,7 +91,7 @@ impl Index {
                 digest,
                 ..
             } => {
-                self.open_upload(layer, upload)?;
+                self.open_upload(layer, upload, Retention::forever())?;
                 spec::validate_part_number(*number)?;
                 spec::check_part_size(*size)?;
                 self.check_pieces(new_extent.as_ref(), pieces, *size)?;
@@ -102,11 +103,11 @@ impl Index {
                 parts,
                 ..
             } => {
-                let (_, current) = self.open_upload(layer, upload)?;
-                check_completion(current, parts)?;
+                let u = self.open_upload(layer, upload, Retention::forever())?;
+                check_completion(&u.parts, parts)?;
             }
             Meta::UploadAborted { layer, upload, .. } => {
-                self.open_upload(layer, upload)?;
+                self.open_upload(layer, upload, Retention::forever())?;
             }
             Meta::ObjectPut {
                 layer,
@@ -238,6 +239,7 @@ impl Index {
                 // extents, are left to forget.
                 self.layers.remove(&layer);
                 self.uploads.retain(|_, u| u.layer != layer);
+                self.completed.retain(|_, c| c.layer != layer);
             }
             Meta::UploadStarted {
                 layer,
@@ -248,6 +250,7 @@ impl Index {
                 time_ms,
                 metadata,
             } => {
+                self.completed.remove(&upload);
                 self.uploads.insert(
                     upload,
                     Upload {
@@ -257,9 +260,8 @@ impl Index {
                         content_encoding,
                         started_ms: time_ms,
                         last_activity_ms: time_ms,
-                        state: UploadState::Open(BTreeMap::new()),
+                        parts: BTreeMap::new(),
                         metadata,
-                        result: None,
                     },
                 );
             }
@@ -294,10 +296,7 @@ impl Index {
                 let old = match self.uploads.get_mut(&upload) {
                     Some(u) => {
                         u.last_activity_ms = u.last_activity_ms.max(time_ms);
-                        match &mut u.state {
-                            UploadState::Open(parts) => parts.insert(number, part),
-                            UploadState::Completed => None,
-                        }
+                        u.parts.insert(number, part)
                     }
                     None => None,
                 };
@@ -313,21 +312,17 @@ impl Index {
                 time_ms,
             } => {
                 self.bump(etag_seq);
-                let Some(u) = self.uploads.get_mut(&upload) else {
-                    return;
-                };
-                let UploadState::Open(current) =
-                    std::mem::replace(&mut u.state, UploadState::Completed)
+                let Some(Upload {
+                    key,
+                    content_type,
+                    content_encoding,
+                    metadata,
+                    parts: current,
+                    ..
+                }) = self.uploads.remove(&upload)
                 else {
                     return;
                 };
-                u.last_activity_ms = u.last_activity_ms.max(time_ms);
-                let (key, content_type, content_encoding, metadata) = (
-                    u.key.clone(),
-                    u.content_type.clone(),
-                    u.content_encoding.clone(),
-                    u.metadata.clone(),
-                );
                 let mut numbers: Vec<u32> = chosen.iter().map(|(n, _)| *n).collect();
                 numbers.sort_unstable();
                 let mut pieces: Vec<Piece> = Vec::new();
@@ -359,7 +354,7 @@ impl Index {
                     }
                 }
                 let object = Object {
-                    key: key.clone(),
+                    key,
                     size,
                     content_type,
                     content_encoding,
@@ -374,12 +369,19 @@ impl Index {
                     composite_digest: composite,
                     part_sizes,
                 };
-                if let Some(u) = self.uploads.get_mut(&upload) {
-                    u.result = Some(Arc::new(Object {
-                        pieces: Arc::default(),
-                        ..object.clone()
-                    }));
-                }
+                // The tombstone: the object as published, without pieces.
+                let result = Object {
+                    pieces: Arc::default(),
+                    ..object.clone()
+                };
+                self.completed.insert(
+                    upload,
+                    CompletedUpload {
+                        layer: layer.clone(),
+                        completed_ms: time_ms,
+                        outcome: Outcome::Published(Arc::new(result)),
+                    },
+                );
                 self.retain(&object.pieces);
                 for p in current.values() {
                     self.release(&p.pieces);
@@ -389,10 +391,8 @@ impl Index {
             }
             Meta::UploadAborted { upload, .. } => {
                 if let Some(u) = self.uploads.remove(&upload) {
-                    if let UploadState::Open(parts) = u.state {
-                        for p in parts.values() {
-                            self.release(&p.pieces);
-                        }
+                    for p in u.parts.values() {
+                        self.release(&p.pieces);
                     }
                 }
             }

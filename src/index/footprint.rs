@@ -101,7 +101,7 @@ impl Index {
             } => {
                 f.reads.extend([layer(l), upload(u)]);
                 f.writes.extend([upload(u), extents()]);
-                if let Ok(up) = self.upload(l, u) {
+                if let Some(up) = self.uploads.get(u).filter(|up| up.layer == *l) {
                     f.writes.push(key(l, &up.key));
                 }
             }

@@ -4,6 +4,13 @@
 //! [`Meta`] record; the live path calls [`Index::validate`], makes the record
 //! durable, then [`Index::apply_validated`]; recovery calls [`Index::apply`]
 //! on each replayed record. So the rebuilt index equals the live one.
+//!
+//! One exception, outside the records: a completed upload leaves a
+//! tombstone ([`CompletedUpload`]) that queries see only within a retention
+//! window ([`Retention`], built by the caller from its clock), and
+//! [`Index::forget_completed`] drops expired ones without a record. Replay
+//! rebuilds them; since every query judges their age and no record's
+//! validity depends on them, the visible state is the same either way.
 
 // Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
@@ -162,13 +169,7 @@ impl From<&ObjectSnap> for Object {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UploadState {
-    Open(BTreeMap<u32, Part>),
-    Completed,
-}
-
-/// A multipart upload.
+/// An open multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upload {
     pub layer: String,
@@ -177,12 +178,91 @@ pub struct Upload {
     pub content_encoding: Option<String>,
     pub started_ms: u64,
     pub last_activity_ms: u64,
-    pub state: UploadState,
+    /// The current parts, by number.
+    pub parts: BTreeMap<u32, Part>,
     /// The user metadata the object gets.
     pub metadata: Metadata,
-    /// Once completed: the object it published, as published (no pieces:
-    /// it is for reporting, never for reading).
-    pub result: Option<Arc<Object>>,
+}
+
+/// What a completed upload leaves behind (its tombstone): enough for
+/// `upload_status` to say `Completed`, for `upload_result` to return the
+/// object it published, and for part, complete and abort to stay
+/// BadRequest, while the retention window lasts ([`Retention`]). The
+/// upload's key, content type, encoding and metadata live on in the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    /// The layer the token is bound to.
+    pub layer: String,
+    /// When it completed (the `UploadCompleted` record's time, ms since the
+    /// epoch): the retention window starts here.
+    pub completed_ms: u64,
+    pub outcome: Outcome,
+}
+
+/// What a completed upload published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object as published (no pieces: it is for reporting, never for
+    /// reading).
+    Published(Arc<Object>),
+    /// Completed before the store kept results (restored from a version-1
+    /// snapshot): only its key is known.
+    Unrecorded { key: Box<str> },
+}
+
+impl Outcome {
+    /// The key the upload published.
+    pub fn key(&self) -> &str {
+        match self {
+            Outcome::Published(o) => &o.key,
+            Outcome::Unrecorded { key } => key,
+        }
+    }
+}
+
+/// An upload as a query sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState<'a> {
+    Open(&'a Upload),
+    Completed(&'a CompletedUpload),
+}
+
+/// Which completed uploads a query still sees: those completed at most the
+/// window before `now`. Plain data, so the index stays pure: the store reads
+/// the clock and its `Options::completed_upload_retention`.
+///
+/// The window is whole milliseconds rounded up, and an upload is forgotten
+/// only once the clock (in whole ms) is past its completion time plus the
+/// window, so it is remembered for at least the window. A window past what
+/// `u64` milliseconds hold is forever; a zero window remembers nothing (the
+/// completing call itself still reports its object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    window_ms: u64,
+    now_ms: u64,
+}
+
+impl Retention {
+    /// Completed uploads within `window` of `now_ms` (ms since the epoch).
+    pub fn at(window: std::time::Duration, now_ms: u64) -> Retention {
+        let window_ms = u64::try_from(window.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        Retention { window_ms, now_ms }
+    }
+
+    /// Every completed upload, however old (validation and replay, which
+    /// must not depend on the clock).
+    pub fn forever() -> Retention {
+        Retention {
+            window_ms: u64::MAX,
+            now_ms: 0,
+        }
+    }
+
+    /// True if an upload completed at `completed_ms` is still remembered. A
+    /// completion time ahead of the clock (the clock stepped back) is.
+    pub fn remembers(&self, completed_ms: u64) -> bool {
+        self.window_ms > 0 && self.now_ms.saturating_sub(completed_ms) <= self.window_ms
+    }
 }
 
 /// A layer and its objects, in byte-wise key order.
@@ -214,7 +294,11 @@ pub enum Cursor {
 #[derive(Debug, Clone, Default)]
 pub struct Index {
     layers: BTreeMap<String, Layer>,
+    /// Open uploads.
     uploads: HashMap<[u8; 16], Upload>,
+    /// Completed uploads' tombstones, expired or not: queries judge expiry
+    /// ([`Retention`]); [`Index::forget_completed`] frees the expired.
+    completed: HashMap<[u8; 16], CompletedUpload>,
     extents: Extents,
     /// Content types and encodings of the objects.
     media: Media,
@@ -396,12 +480,23 @@ impl Index {
         }
     }
 
-    /// An upload of `layer` in any state; NotFound if unknown, aborted or
-    /// bound to another layer.
-    pub fn upload(&self, layer: &str, upload: &[u8; 16]) -> Result<&Upload> {
+    /// An upload of `layer`, open or completed; NotFound if unknown,
+    /// aborted, bound to another layer, or completed and no longer
+    /// remembered at `retention`.
+    pub fn upload(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+        retention: Retention,
+    ) -> Result<UploadState<'_>> {
         self.layer(layer)?;
-        match self.uploads.get(upload) {
-            Some(u) if u.layer == layer => Ok(u),
+        if let Some(u) = self.uploads.get(upload).filter(|u| u.layer == layer) {
+            return Ok(UploadState::Open(u));
+        }
+        match self.completed.get(upload) {
+            Some(c) if c.layer == layer && retention.remembers(c.completed_ms) => {
+                Ok(UploadState::Completed(c))
+            }
             _ => Err(not_found!(
                 Reason::UnknownUpload,
                 "upload {} does not exist in layer \"{layer}\"",
@@ -410,16 +505,17 @@ impl Index {
         }
     }
 
-    /// An open upload and its current parts; BadRequest once completed.
+    /// An open upload; BadRequest while it is remembered as completed,
+    /// NotFound as [`Index::upload`].
     pub fn open_upload(
         &self,
         layer: &str,
         upload: &[u8; 16],
-    ) -> Result<(&Upload, &BTreeMap<u32, Part>)> {
-        let u = self.upload(layer, upload)?;
-        match &u.state {
-            UploadState::Open(parts) => Ok((u, parts)),
-            UploadState::Completed => Err(bad_request!(
+        retention: Retention,
+    ) -> Result<&Upload> {
+        match self.upload(layer, upload, retention)? {
+            UploadState::Open(u) => Ok(u),
+            UploadState::Completed(_) => Err(bad_request!(
                 Reason::UploadCompleted,
                 "upload {} is already completed",
                 upload_name(upload)
@@ -427,17 +523,20 @@ impl Index {
         }
     }
 
+    /// A completed upload's tombstone, whatever its age and layer (for the
+    /// completing call, which reports its object even under a zero
+    /// retention).
+    pub fn completed_upload(&self, upload: &[u8; 16]) -> Option<&CompletedUpload> {
+        self.completed.get(upload)
+    }
+
     /// Open uploads of a layer, by key then start time.
-    pub fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload, usize)>> {
+    pub fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload)>> {
         self.layer(layer)?;
         let mut v: Vec<_> = self
             .uploads
             .iter()
             .filter(|(_, u)| u.layer == layer)
-            .filter_map(|(id, u)| match &u.state {
-                UploadState::Open(p) => Some((id, u, p.len())),
-                UploadState::Completed => None,
-            })
             .collect();
         v.sort_by(|a, b| (&a.1.key, a.1.started_ms, a.0).cmp(&(&b.1.key, b.1.started_ms, b.0)));
         Ok(v)
@@ -448,7 +547,6 @@ impl Index {
         let mut v: Vec<_> = self
             .uploads
             .iter()
-            .filter(|(_, u)| matches!(u.state, UploadState::Open(_)))
             .filter(|(_, u)| u.last_activity_ms <= cutoff_ms)
             .map(|(id, u)| (u.layer.clone(), *id))
             .collect();
@@ -486,12 +584,33 @@ impl Index {
     /// (objects, open uploads, live bytes).
     pub fn counts(&self) -> (usize, usize, u64) {
         let objects = self.layers.values().map(|l| l.objects.len()).sum();
-        let uploads = self
-            .uploads
-            .values()
-            .filter(|u| matches!(u.state, UploadState::Open(_)))
-            .count();
-        (objects, uploads, self.live_by_segment.values().sum())
+        (
+            objects,
+            self.uploads.len(),
+            self.live_by_segment.values().sum(),
+        )
+    }
+
+    /// Completed uploads' tombstones held, expired ones not yet forgotten
+    /// included.
+    pub fn completed_uploads(&self) -> usize {
+        self.completed.len()
+    }
+
+    /// Drops the tombstones of completed uploads no longer remembered at
+    /// `retention` (they are already unknown to every query: this frees
+    /// their memory). Returns how many. No record: replay rebuilds them,
+    /// and every query judges their age again.
+    pub fn forget_completed(&mut self, retention: Retention) -> usize {
+        let before = self.completed.len();
+        self.completed
+            .retain(|_, c| retention.remembers(c.completed_ms));
+        // A map keeps its peak capacity: after a burst of completions has
+        // expired, give the table back too.
+        if self.completed.capacity() > 4 * self.completed.len().max(64) {
+            self.completed.shrink_to_fit();
+        }
+        before - self.completed.len()
     }
 
     /// One page of a listing. `parent` is normalized (no trailing `/`).
@@ -620,6 +739,7 @@ impl PartialEq for Index {
                 });
         layers_eq
             && self.uploads == other.uploads
+            && self.completed == other.completed
             && self.extents == other.extents
             && self.live_by_segment == other.live_by_segment
             && self.max_id == other.max_id
@@ -627,3 +747,6 @@ impl PartialEq for Index {
 }
 
 impl Eq for Index {}
+
+#[cfg(test)]
+mod tests;

@@ -4,7 +4,7 @@
 
 use crate::error::{bad_request, unsatisfiable, Reason, Result};
 use crate::index::apply::check_binding;
-use crate::index::Index;
+use crate::index::{Index, Retention};
 use crate::log::format::Piece;
 use crate::spec::{self, ByteRange};
 
@@ -44,9 +44,9 @@ impl Index {
         Ok((ct, ce))
     }
 
-    /// The checks of `upload_part` before its body is read: open upload,
-    /// part number, declared length, and a content type equal to the
-    /// upload's (when one is given).
+    /// The checks of `upload_part` before its body is read: open upload
+    /// (completed uploads judged at `retention`), part number, declared
+    /// length, and a content type equal to the upload's (when one is given).
     pub fn plan_part(
         &self,
         layer: &str,
@@ -54,8 +54,9 @@ impl Index {
         n: u32,
         declared_len: u64,
         content_type: Option<&str>,
+        retention: Retention,
     ) -> Result<()> {
-        let (u, _) = self.open_upload(layer, upload)?;
+        let u = self.open_upload(layer, upload, retention)?;
         spec::validate_part_number(n)?;
         spec::check_part_size(declared_len).map_err(|e| e.with_part(n))?;
         if let Some(ct) = content_type {
@@ -72,9 +73,9 @@ impl Index {
     }
 
     /// `copy_part`'s plan: checks the range (both bounds, first byte a
-    /// multiple of 1 MiB, inside the source, at most 96 MiB), the upload,
-    /// the part number and the source, and slices the source's pieces to
-    /// the range.
+    /// multiple of 1 MiB, inside the source, at most 96 MiB), the upload
+    /// (completed uploads judged at `retention`), the part number and the
+    /// source, and slices the source's pieces to the range.
     pub fn plan_copy(
         &self,
         layer: &str,
@@ -82,6 +83,7 @@ impl Index {
         n: u32,
         key: &str,
         range: &ByteRange,
+        retention: Retention,
     ) -> Result<CopyPlan> {
         // Checked before any lookup, as the other range rules are once the
         // source's size is known (`ByteRange::resolve_copy`).
@@ -91,7 +93,7 @@ impl Index {
                 "copy range {range} must give both bounds (bytes=a-b)"
             ));
         };
-        self.open_upload(layer, upload)?;
+        self.open_upload(layer, upload, retention)?;
         spec::validate_part_number(n)?;
         let src = self.object(layer, key)?;
         let size = range

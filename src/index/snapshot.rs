@@ -6,13 +6,19 @@ use std::sync::Arc;
 
 use crate::error::{corrupt, Result};
 use crate::index::apply::check_crc_digest;
-use crate::index::{upload_name, Index, Layer, Object, Part, Upload, UploadState};
+use crate::index::{
+    upload_name, CompletedUpload, Index, Layer, Object, Outcome, Part, Retention, Upload,
+};
 use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
 
 impl Index {
-    /// The whole state as one record's worth of data (compaction writes it).
-    pub fn snapshot(&self) -> Snapshot {
+    /// The whole state as one record's worth of data (compaction writes
+    /// it). Completed uploads no longer remembered at `retention` are left
+    /// out; a remembered one is written as its tombstone: no parts, its
+    /// result, the result's key, and its completion time as start and last
+    /// activity (the rest of the upload is not kept).
+    pub fn snapshot(&self, retention: Retention) -> Snapshot {
         let mut extents: Vec<ExtentDef> = self
             .extents
             .iter()
@@ -25,40 +31,49 @@ impl Index {
             })
             .collect();
         extents.sort_by_key(|e| e.id);
-        let mut uploads: Vec<UploadSnap> = self
-            .uploads
+        let open = self.uploads.iter().map(|(id, u)| UploadSnap {
+            id: *id,
+            layer: u.layer.clone(),
+            key: u.key.clone(),
+            content_type: u.content_type.clone(),
+            content_encoding: u.content_encoding.clone(),
+            started_ms: u.started_ms,
+            last_activity_ms: u.last_activity_ms,
+            completed: false,
+            parts: u
+                .parts
+                .values()
+                .map(|p| PartSnap {
+                    number: p.number,
+                    id: p.id,
+                    size: p.size,
+                    crc32c: p.crc32c,
+                    time_ms: p.time_ms,
+                    pieces: p.pieces.clone(),
+                    digest: p.digest.clone(),
+                })
+                .collect(),
+            metadata: u.metadata.clone(),
+            result: None,
+        });
+        let completed = self
+            .completed
             .iter()
-            .map(|(id, u)| UploadSnap {
+            .filter(|(_, c)| retention.remembers(c.completed_ms))
+            .map(|(id, c)| UploadSnap {
                 id: *id,
-                layer: u.layer.clone(),
-                key: u.key.clone(),
-                content_type: u.content_type.clone(),
-                content_encoding: u.content_encoding.clone(),
-                started_ms: u.started_ms,
-                last_activity_ms: u.last_activity_ms,
-                completed: matches!(u.state, UploadState::Completed),
-                parts: match &u.state {
-                    UploadState::Open(parts) => parts
-                        .values()
-                        .map(|p| PartSnap {
-                            number: p.number,
-                            id: p.id,
-                            size: p.size,
-                            crc32c: p.crc32c,
-                            time_ms: p.time_ms,
-                            pieces: p.pieces.clone(),
-                            digest: p.digest.clone(),
-                        })
-                        .collect(),
-                    UploadState::Completed => Vec::new(),
+                layer: c.layer.clone(),
+                key: c.outcome.key().to_string(),
+                started_ms: c.completed_ms,
+                last_activity_ms: c.completed_ms,
+                completed: true,
+                result: match &c.outcome {
+                    Outcome::Published(o) => Some(ObjectSnap::from(&**o)),
+                    Outcome::Unrecorded { .. } => None,
                 },
-                metadata: u.metadata.clone(),
-                result: match u.state {
-                    UploadState::Completed => u.result.as_deref().map(ObjectSnap::from),
-                    UploadState::Open(_) => None,
-                },
-            })
-            .collect();
+                ..UploadSnap::default()
+            });
+        let mut uploads: Vec<UploadSnap> = open.chain(completed).collect();
         uploads.sort_by_key(|u| u.id);
         let mut layers = Vec::new();
         let mut objects = Vec::new();
@@ -126,7 +141,9 @@ impl Index {
         };
         for u in &snap.uploads {
             let rules = match ix.layers.get(&u.layer) {
-                Some(l) if !ix.uploads.contains_key(&u.id) => l.key_rules,
+                Some(l) if !ix.uploads.contains_key(&u.id) && !ix.completed.contains_key(&u.id) => {
+                    l.key_rules
+                }
                 _ => {
                     return Err(corrupt!(
                         "snapshot upload {} is in unknown layer \"{}\" or listed twice",
@@ -137,57 +154,80 @@ impl Index {
             };
             rule(rules.validate(&u.key))?;
             rule(spec::validate_metadata(&u.metadata))?;
-            let state = if u.completed {
+            if u.completed {
                 if !u.parts.is_empty() {
                     return Err(corrupt!(
                         "snapshot upload {} is completed but lists parts",
                         upload_name(&u.id)
                     ));
                 }
-                UploadState::Completed
-            } else {
-                let mut parts = BTreeMap::new();
-                for p in &u.parts {
-                    rule(spec::validate_part_number(p.number))?;
-                    if p.size > spec::MAX_PART_SIZE || parts.contains_key(&p.number) {
-                        return Err(corrupt!(
-                            "snapshot upload {} part {}: over the size limit or listed twice",
-                            upload_name(&u.id),
-                            p.number
-                        ));
-                    }
-                    check(&ix, &p.pieces, p.size)?;
-                    check_crc_digest(p.digest.as_ref(), p.crc32c)?;
-                    ix.retain(&p.pieces);
-                    parts.insert(
-                        p.number,
-                        Part {
-                            number: p.number,
-                            id: p.id,
-                            size: p.size,
-                            crc32c: p.crc32c,
-                            pieces: p.pieces.clone(),
-                            time_ms: p.time_ms,
-                            digest: p.digest.clone(),
+                // Its completion time: its result's (the completion
+                // record's time), else (no result: a version-1 snapshot)
+                // its last activity, which the completion set.
+                let (outcome, completed_ms) = match &u.result {
+                    None => (
+                        Outcome::Unrecorded {
+                            key: u.key.as_str().into(),
                         },
-                    );
-                }
-                UploadState::Open(parts)
-            };
-            let result = match (&u.result, &state) {
-                (None, _) => None,
-                (Some(o), UploadState::Completed) if o.key == u.key && o.pieces.is_empty() => {
-                    rule(spec::validate_metadata(&o.metadata))?;
-                    check_part_sizes(o)?;
-                    Some(Arc::new(Object::from(o)))
-                }
-                (Some(_), _) => {
+                        u.last_activity_ms,
+                    ),
+                    Some(o) if o.key == u.key && o.pieces.is_empty() => {
+                        rule(spec::validate_metadata(&o.metadata))?;
+                        check_part_sizes(o)?;
+                        (
+                            Outcome::Published(Arc::new(Object::from(o))),
+                            o.last_modified_ms,
+                        )
+                    }
+                    Some(_) => {
+                        return Err(corrupt!(
+                            "snapshot upload {} has a result for another key, or with pieces",
+                            upload_name(&u.id)
+                        ))
+                    }
+                };
+                ix.completed.insert(
+                    u.id,
+                    CompletedUpload {
+                        layer: u.layer.clone(),
+                        completed_ms,
+                        outcome,
+                    },
+                );
+                continue;
+            }
+            if u.result.is_some() {
+                return Err(corrupt!(
+                    "snapshot upload {} has a result but is open",
+                    upload_name(&u.id)
+                ));
+            }
+            let mut parts = BTreeMap::new();
+            for p in &u.parts {
+                rule(spec::validate_part_number(p.number))?;
+                if p.size > spec::MAX_PART_SIZE || parts.contains_key(&p.number) {
                     return Err(corrupt!(
-                        "snapshot upload {} has a result but is open, or a result for another key",
-                        upload_name(&u.id)
-                    ))
+                        "snapshot upload {} part {}: over the size limit or listed twice",
+                        upload_name(&u.id),
+                        p.number
+                    ));
                 }
-            };
+                check(&ix, &p.pieces, p.size)?;
+                check_crc_digest(p.digest.as_ref(), p.crc32c)?;
+                ix.retain(&p.pieces);
+                parts.insert(
+                    p.number,
+                    Part {
+                        number: p.number,
+                        id: p.id,
+                        size: p.size,
+                        crc32c: p.crc32c,
+                        pieces: p.pieces.clone(),
+                        time_ms: p.time_ms,
+                        digest: p.digest.clone(),
+                    },
+                );
+            }
             ix.uploads.insert(
                 u.id,
                 Upload {
@@ -197,9 +237,8 @@ impl Index {
                     content_encoding: u.content_encoding.clone(),
                     started_ms: u.started_ms,
                     last_activity_ms: u.last_activity_ms,
-                    state,
+                    parts,
                     metadata: u.metadata.clone(),
-                    result,
                 },
             );
         }

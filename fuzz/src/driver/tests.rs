@@ -50,8 +50,15 @@ fn copy_seed_references_planned_ranges() {
     assert_eq!(src.size, 192 * MIB);
     let extent = src.pieces[0].extent;
     let upload = d.model.uploads.keys().next().copied().expect("upload");
-    let (_, parts) = d.index.open_upload("a", &upload).expect("open");
-    let got: Vec<_> = parts.values().map(|p| (p.size, p.pieces.clone())).collect();
+    let u = d
+        .index
+        .open_upload("a", &upload, partstore::internals::Retention::forever())
+        .expect("open");
+    let got: Vec<_> = u
+        .parts
+        .values()
+        .map(|p| (p.size, p.pieces.clone()))
+        .collect();
     let piece = |offset, len| Piece {
         extent,
         offset,

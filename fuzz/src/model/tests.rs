@@ -3,7 +3,8 @@
 //! which must answer the same (the driver checks that at scale).
 
 use super::*;
-use partstore::internals::Index;
+use partstore::internals::{Index, Retention};
+use std::time::Duration;
 
 const UP: [u8; 16] = [1; 16];
 const UP2: [u8; 16] = [2; 16];
@@ -45,14 +46,14 @@ impl World {
 
     fn plan_part(&self, up: &[u8; 16], n: u32, len: u64, ct: Option<&str>) -> Result<(), Why> {
         let want = self.m.plan_part("a", up, n, len, ct);
-        let got = self.ix.plan_part("a", up, n, len, ct);
+        let got = self.ix.plan_part("a", up, n, len, ct, Retention::forever());
         assert_eq!(got.map_err(|e| Why::of(&e)), want);
         want
     }
 
     fn plan_copy(&self, up: &[u8; 16], n: u32, key: &str, r: ByteRange) -> Result<u64, Why> {
         let want = self.m.plan_copy("a", up, n, key, &r);
-        let got = self.ix.plan_copy("a", up, n, key, &r);
+        let got = self.ix.plan_copy("a", up, n, key, &r, Retention::forever());
         match (&got, &want) {
             (Ok(plan), Ok(size)) => {
                 assert_eq!(plan.size, *size);
@@ -243,6 +244,29 @@ fn an_upload_id_is_used_once() {
         Err(ErrorKind::BadRequest)
     );
     assert_eq!(w.rec(start(UP2, "k", "a/b", None)), Ok(()));
+}
+
+/// A completed upload's token does not block a start (its tombstone is
+/// swept without a record, so whether it is still held must not decide
+/// whether a record applies): the start replaces the tombstone, on both
+/// sides, whether or not the index swept it first.
+#[test]
+fn a_completed_upload_id_may_start_again() {
+    for sweep in [false, true] {
+        let mut w = with_upload();
+        w.rec(part(UP, 1, 11, 10, 1)).expect("part 1");
+        w.rec(complete(UP, &[(1, 11)], 20)).expect("complete");
+        assert_eq!(w.ix.completed_uploads(), 1);
+        if sweep {
+            assert_eq!(w.ix.forget_completed(Retention::at(Duration::ZERO, 0)), 1);
+        }
+        assert_eq!(w.rec(start(UP, "k2", "text/plain", None)), Ok(()));
+        assert_eq!(w.ix.completed_uploads(), 0);
+        let u =
+            w.ix.open_upload("a", &UP, Retention::forever())
+                .expect("open again");
+        assert_eq!((u.key.as_str(), u.parts.len()), ("k2", 0));
+    }
 }
 
 /// Setting part n again replaces it: the new id is current, the old
@@ -718,7 +742,7 @@ fn snapshot_and_mark_change_nothing() {
     w.rec(part(UP, 1, 11, 10, 1)).expect("1");
     let before = (w.m.layers.clone(), w.m.uploads.clone(), w.m.max_id);
     assert_eq!(w.rec(Meta::Mark), Ok(()));
-    let snap = Meta::Snapshot(Box::new(w.ix.snapshot()));
+    let snap = Meta::Snapshot(Box::new(w.ix.snapshot(Retention::forever())));
     assert_eq!(w.rec(snap), Ok(()));
     assert_eq!(
         (w.m.layers.clone(), w.m.uploads.clone(), w.m.max_id),

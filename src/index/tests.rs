@@ -1,0 +1,331 @@
+//! Completed uploads' tombstones and their retention, on the pure index.
+
+use std::time::Duration;
+
+use super::*;
+use crate::error::ErrorKind;
+use crate::log::format::{ExtentDef, Meta, Piece};
+use crate::spec::ByteRange;
+
+const UP: [u8; 16] = [1; 16];
+/// When the test upload completes (ms since the epoch).
+const DONE: u64 = 1_000_000;
+
+fn rec(ix: &mut Index, meta: Meta) {
+    ix.apply(meta).expect("record applies");
+}
+
+/// Layer "a", an object "src", and upload `UP` of "k" completed at `DONE`
+/// with one 10-byte part.
+fn completed() -> Index {
+    let mut ix = Index::new();
+    rec(
+        &mut ix,
+        Meta::LayerCreated {
+            layer: "a".into(),
+            content_type: None,
+            content_encoding: None,
+            key_rules: KeyRules::Here,
+            time_ms: 1,
+        },
+    );
+    let extent = |id| ExtentDef {
+        id,
+        segment: 1,
+        offset: 64 * id,
+        len: 10,
+        block_crcs: vec![0],
+    };
+    rec(
+        &mut ix,
+        Meta::ObjectPut {
+            layer: "a".into(),
+            key: "src".into(),
+            new_extent: Some(extent(1)),
+            size: 10,
+            crc32c: 0,
+            content_type: "x/y".into(),
+            content_encoding: None,
+            etag_seq: 2,
+            time_ms: 2,
+            metadata: Vec::new(),
+            digest: None,
+        },
+    );
+    rec(
+        &mut ix,
+        Meta::UploadStarted {
+            layer: "a".into(),
+            upload: UP,
+            key: "k".into(),
+            content_type: "text/plain".into(),
+            content_encoding: Some("gzip".into()),
+            time_ms: 3,
+            metadata: vec![("m".into(), "v".into())],
+        },
+    );
+    rec(
+        &mut ix,
+        Meta::PartSet {
+            layer: "a".into(),
+            upload: UP,
+            number: 1,
+            part_id: 4,
+            new_extent: Some(extent(3)),
+            pieces: vec![Piece {
+                extent: 3,
+                offset: 0,
+                len: 10,
+            }],
+            size: 10,
+            crc32c: 0,
+            time_ms: 4,
+            digest: None,
+        },
+    );
+    rec(
+        &mut ix,
+        Meta::UploadCompleted {
+            layer: "a".into(),
+            upload: UP,
+            parts: vec![(1, 4)],
+            etag_seq: 5,
+            time_ms: DONE,
+        },
+    );
+    ix
+}
+
+fn at(window_ms: u64, now_ms: u64) -> Retention {
+    Retention::at(Duration::from_millis(window_ms), now_ms)
+}
+
+/// Every upload query of the index, as (kind, reason) or Ok.
+fn answers(ix: &Index, r: Retention) -> Vec<std::result::Result<(), (ErrorKind, Reason)>> {
+    let why = |e: crate::Error| (e.kind(), e.reason().expect("a reason"));
+    let range: ByteRange = "bytes=0-9".parse().expect("range");
+    vec![
+        ix.open_upload("a", &UP, r).map(|_| ()).map_err(why),
+        ix.plan_part("a", &UP, 2, 10, None, r).map_err(why),
+        ix.plan_copy("a", &UP, 2, "src", &range, r)
+            .map(|_| ())
+            .map_err(why),
+    ]
+}
+
+#[test]
+fn retention_rounds_up_and_saturates() {
+    // 200 ms: remembered through completion + 200 ms, forgotten after.
+    assert!(at(200, DONE + 200).remembers(DONE));
+    assert!(!at(200, DONE + 201).remembers(DONE));
+    // Sub-millisecond windows round up to a whole millisecond.
+    let r = Retention::at(Duration::from_nanos(1), DONE + 1);
+    assert!(r.remembers(DONE));
+    assert!(!Retention::at(Duration::from_nanos(1), DONE + 2).remembers(DONE));
+    let r = Retention::at(Duration::from_micros(1500), DONE + 2);
+    assert!(r.remembers(DONE), "1.5 ms is 2 ms, not 1");
+    // Zero remembers nothing, not even at the completion's own millisecond.
+    assert!(!Retention::at(Duration::ZERO, DONE).remembers(DONE));
+    // Past u64 milliseconds: forever, whatever the clock says.
+    for d in [Duration::MAX, Duration::from_millis(u64::MAX)] {
+        assert!(Retention::at(d, u64::MAX).remembers(0), "{d:?}");
+    }
+    assert!(Retention::forever().remembers(0));
+    // A clock that stepped back still remembers.
+    assert!(at(200, DONE - 5_000).remembers(DONE));
+}
+
+#[test]
+fn a_completed_upload_is_a_small_tombstone() {
+    let ix = completed();
+    assert_eq!(ix.counts().1, 0, "no open upload left");
+    assert_eq!(ix.completed_uploads(), 1);
+    let c = ix.completed_upload(&UP).expect("tombstone");
+    assert_eq!((c.layer.as_str(), c.completed_ms), ("a", DONE));
+    let Outcome::Published(o) = &c.outcome else {
+        panic!("no result kept");
+    };
+    // What upload_result reports lives in the result; no bytes are held.
+    assert_eq!(
+        (
+            o.key.as_str(),
+            o.content_type.as_str(),
+            o.content_encoding.as_deref(),
+            o.size,
+            o.last_modified_ms
+        ),
+        ("k", "text/plain", Some("gzip"), 10, DONE)
+    );
+    assert_eq!(o.metadata, vec![("m".to_string(), "v".to_string())]);
+    assert!(o.pieces.is_empty());
+}
+
+#[test]
+fn completed_within_retention_then_unknown_after() {
+    let ix = completed();
+    let within = at(200, DONE + 200);
+    assert!(matches!(
+        ix.upload("a", &UP, within),
+        Ok(UploadState::Completed(_))
+    ));
+    let completed = Err((ErrorKind::BadRequest, Reason::UploadCompleted));
+    assert_eq!(answers(&ix, within), vec![completed; 3]);
+
+    let past = at(200, DONE + 201);
+    let unknown = |r: Result<UploadState<'_>>| r.map(|_| ()).map_err(|e| (e.kind(), e.reason()));
+    assert_eq!(
+        unknown(ix.upload("a", &UP, past)),
+        Err((ErrorKind::NotFound, Some(Reason::UnknownUpload)))
+    );
+    let gone = Err((ErrorKind::NotFound, Reason::UnknownUpload));
+    assert_eq!(answers(&ix, past), vec![gone; 3]);
+    // Zero: unknown at the completion's own millisecond.
+    assert_eq!(
+        answers(&ix, Retention::at(Duration::ZERO, DONE)),
+        vec![gone; 3]
+    );
+    // The tombstone is still held (no sweep ran), and still unknown.
+    assert_eq!(ix.completed_uploads(), 1);
+}
+
+#[test]
+fn another_layer_never_sees_the_tombstone() {
+    let mut ix = completed();
+    rec(
+        &mut ix,
+        Meta::LayerCreated {
+            layer: "b".into(),
+            content_type: None,
+            content_encoding: None,
+            key_rules: KeyRules::Here,
+            time_ms: 1,
+        },
+    );
+    let e = ix
+        .upload("b", &UP, Retention::forever())
+        .map(|_| ())
+        .expect_err("other layer");
+    assert_eq!(
+        (e.kind(), e.reason()),
+        (ErrorKind::NotFound, Some(Reason::UnknownUpload))
+    );
+}
+
+#[test]
+fn forget_completed_drops_only_expired_tombstones() {
+    let mut ix = completed();
+    assert_eq!(ix.forget_completed(at(200, DONE + 200)), 0);
+    assert_eq!(ix.completed_uploads(), 1);
+    assert_eq!(ix.forget_completed(at(200, DONE + 201)), 1);
+    assert_eq!(ix.completed_uploads(), 0);
+    assert!(ix.completed_upload(&UP).is_none());
+    // The published object is untouched.
+    assert_eq!(ix.object("a", "k").expect("object").size, 10);
+    // Records keep applying: a repeated complete or part is refused either
+    // way (NotFound now), so replay and the live path agree.
+    let again = Meta::UploadCompleted {
+        layer: "a".into(),
+        upload: UP,
+        parts: vec![(1, 4)],
+        etag_seq: 6,
+        time_ms: DONE + 300,
+    };
+    assert_eq!(
+        ix.validate(&again).map_err(|e| e.kind()),
+        Err(ErrorKind::NotFound)
+    );
+}
+
+#[test]
+fn snapshot_leaves_expired_tombstones_out() {
+    let ix = completed();
+    let kept = ix.snapshot(at(200, DONE + 200));
+    assert_eq!(kept.uploads.len(), 1);
+    let u = &kept.uploads[0];
+    assert!(u.completed && u.parts.is_empty());
+    assert_eq!((u.key.as_str(), u.last_activity_ms), ("k", DONE));
+    // It restores to the same index.
+    let back = Index::restore(&kept).expect("restores");
+    assert!(back == ix);
+    assert_eq!(back.snapshot(at(200, DONE + 200)), kept);
+
+    let dropped = ix.snapshot(at(200, DONE + 201));
+    assert!(dropped.uploads.is_empty());
+    let back = Index::restore(&dropped).expect("restores");
+    assert_eq!(back.completed_uploads(), 0);
+    assert_eq!(back.object("a", "k").expect("object").size, 10);
+    let mut swept = ix.clone();
+    swept.forget_completed(at(200, DONE + 201));
+    assert!(back == swept);
+}
+
+#[test]
+fn a_version_1_tombstone_keeps_its_key() {
+    let mut snap = completed().snapshot(Retention::forever());
+    snap.uploads[0].result = None;
+    snap.uploads[0].last_activity_ms = DONE + 7;
+    snap.uploads[0].started_ms = DONE + 7;
+    let ix = Index::restore(&snap).expect("restores");
+    let c = ix.completed_upload(&UP).expect("tombstone");
+    assert_eq!(c.completed_ms, DONE + 7, "its last activity");
+    assert_eq!(c.outcome, Outcome::Unrecorded { key: "k".into() });
+    assert_eq!(ix.snapshot(Retention::forever()), snap);
+}
+
+#[test]
+fn forgetting_gives_the_table_back() {
+    let mut ix = completed();
+    for i in 0..2000u32 {
+        let mut up = [9; 16];
+        up[..4].copy_from_slice(&i.to_le_bytes());
+        let id = 100 + u64::from(i) * 2;
+        rec(
+            &mut ix,
+            Meta::UploadStarted {
+                layer: "a".into(),
+                upload: up,
+                key: format!("k{i}"),
+                content_type: "x/y".into(),
+                content_encoding: None,
+                time_ms: 10,
+                metadata: Vec::new(),
+            },
+        );
+        // An empty part: no extent, no pieces.
+        rec(
+            &mut ix,
+            Meta::PartSet {
+                layer: "a".into(),
+                upload: up,
+                number: 1,
+                part_id: id,
+                new_extent: None,
+                pieces: Vec::new(),
+                size: 0,
+                crc32c: 0,
+                time_ms: 11,
+                digest: None,
+            },
+        );
+        rec(
+            &mut ix,
+            Meta::UploadCompleted {
+                layer: "a".into(),
+                upload: up,
+                parts: vec![(1, id)],
+                etag_seq: id + 1,
+                time_ms: 12,
+            },
+        );
+    }
+    assert_eq!(ix.completed_uploads(), 2001);
+    let peak = ix.completed.capacity();
+    // Everything but `UP` (completed at DONE) expires.
+    assert_eq!(ix.forget_completed(at(200, DONE)), 2000);
+    assert_eq!(ix.completed_uploads(), 1);
+    assert!(
+        ix.completed.capacity() < peak / 4,
+        "table kept its peak size"
+    );
+    assert!(ix.completed_upload(&UP).is_some());
+}
