@@ -192,7 +192,10 @@ impl Store {
         let metadata = body.metadata.unwrap_or_default();
         spec::validate_metadata(&metadata)?;
         let digest = body.digest.clone();
-        let _writing = inner.begin_write();
+        // A small body is written with its record, at commit: it holds no
+        // region that compaction must leave alone meanwhile.
+        let _writing = (!body.len.is_some_and(|n| n <= crate::ingest::SMALL_BODY))
+            .then(|| inner.begin_write());
         let crate::ingest::Body {
             extent,
             hashed,
@@ -427,7 +430,10 @@ impl Store {
             .with_part(n));
         }
         let digest = body.digest.clone();
-        let _writing = inner.begin_write();
+        // A small body is written with its record, at commit: it holds no
+        // region that compaction must leave alone meanwhile.
+        let _writing = (!body.len.is_some_and(|n| n <= crate::ingest::SMALL_BODY))
+            .then(|| inner.begin_write());
         let crate::ingest::Body {
             extent,
             hashed,

@@ -257,8 +257,11 @@ impl Log {
                     Err(e) if e.kind() == std::io::ErrorKind::Unsupported => return Ok(None),
                     Err(e) => return Err(io(e)),
                 }
+                // Only whole pages go back; the rest of a region (all of a
+                // region under a page) stays garbage, for compaction to
+                // reclaim by moving its segment's live extents.
+                dead += end - start;
             }
-            dead += len;
         }
         if let Some(n) = self.region_bytes.lock().get_mut(&id) {
             *n = n.saturating_sub(dead);
