@@ -194,7 +194,9 @@ impl Store {
         let digest = body.digest.clone();
         // A small body is written with its record, at commit: it holds no
         // region that compaction must leave alone meanwhile.
-        let _writing = (!body.len.is_some_and(|n| n <= crate::ingest::SMALL_BODY))
+        let _writing = body
+            .len
+            .is_none_or(|n| n > crate::ingest::SMALL_BODY)
             .then(|| inner.begin_write());
         let crate::ingest::Body {
             extent,
@@ -432,7 +434,9 @@ impl Store {
         let digest = body.digest.clone();
         // A small body is written with its record, at commit: it holds no
         // region that compaction must leave alone meanwhile.
-        let _writing = (!body.len.is_some_and(|n| n <= crate::ingest::SMALL_BODY))
+        let _writing = body
+            .len
+            .is_none_or(|n| n > crate::ingest::SMALL_BODY)
             .then(|| inner.begin_write());
         let crate::ingest::Body {
             extent,
