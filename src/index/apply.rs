@@ -462,7 +462,7 @@ impl Index {
                     return;
                 };
                 let mut rec = src.rec.clone();
-                rec.last_modified_ms = time_ms;
+                rec.set_last_modified_ms(time_ms);
                 if let Some(m) = metadata {
                     let mut x = rec.extra.as_deref().cloned().unwrap_or_else(|| Extra {
                         size: self.size_of(&rec),

@@ -5,7 +5,7 @@
 //! whole map (a checkpoint's frozen view) costs one pointer per chunk, and
 //! a write after it copies one chunk.
 //!
-//! A 30-byte key costs about 30 + 48 bytes here, against ~400 for a
+//! A 30-byte key costs about 30 + 44 bytes here, against ~400 for a
 //! `BTreeMap<String, Arc<Object>>` entry with its own strings.
 
 use std::ops::Bound;
@@ -35,38 +35,38 @@ pub struct Extra {
     pub etag: Option<String>,
 }
 
-/// One object's fixed fields (48 bytes).
+/// One object's fixed fields (40 bytes; its key is kept by its chunk).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjRec {
-    pub last_modified_ms: u64,
     pub etag_seq: u64,
     /// The one extent the object's bytes are, whole; 0: see `extra`
     /// (several pieces, or none for an empty object).
     pub extent: u64,
     pub extra: Option<Arc<Extra>>,
+    /// Modified time in ms (low 48 bits: until the year 10889) and the
+    /// part count (high 16 bits; the SPEC allows 10,000 parts).
+    time_parts: u64,
     pub crc32c: u32,
     /// Interned (content type, content encoding).
     pub media: u32,
-    pub part_count: u16,
-    key_len: u16,
-    key_off: u32,
 }
 
+const TIME_BITS: u32 = 48;
+const TIME_MASK: u64 = (1 << TIME_BITS) - 1;
+
 impl ObjRec {
-    /// Equal fields but the media id, wherever their keys sit.
+    /// Equal fields but the media id.
     pub fn same_fields_but_media(&self, o: &ObjRec) -> bool {
         ObjRec {
-            key_off: 0,
             media: 0,
             ..self.clone()
         } == ObjRec {
-            key_off: 0,
             media: 0,
             ..o.clone()
         }
     }
 
-    /// A record; its key is set when it is inserted.
+    /// A record.
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         last_modified_ms: u64,
@@ -77,76 +77,130 @@ impl ObjRec {
         media: u32,
         part_count: u16,
     ) -> ObjRec {
-        ObjRec {
-            last_modified_ms,
+        let mut r = ObjRec {
             etag_seq,
             extent,
             extra,
+            time_parts: u64::from(part_count) << TIME_BITS,
             crc32c,
             media,
-            part_count,
-            key_len: 0,
-            key_off: 0,
-        }
+        };
+        r.set_last_modified_ms(last_modified_ms);
+        r
+    }
+
+    /// Modified time, ms since the epoch.
+    pub fn last_modified_ms(&self) -> u64 {
+        self.time_parts & TIME_MASK
+    }
+
+    /// Sets the modified time (saturating at the year 10889).
+    pub fn set_last_modified_ms(&mut self, ms: u64) {
+        self.time_parts = (self.time_parts & !TIME_MASK) | ms.min(TIME_MASK);
+    }
+
+    /// Number of parts the object was assembled from (1 for a put).
+    pub fn part_count(&self) -> u16 {
+        (self.time_parts >> TIME_BITS) as u16
     }
 }
 
+/// A run of objects in key order: their keys back to back in one arena (in
+/// the same order), each key's end offset, and their records. A search
+/// reads only the offsets and the keys, side by side in memory.
 #[derive(Debug, Clone, Default)]
 struct Chunk {
     recs: Vec<ObjRec>,
-    /// Keys of `recs` (and of removed ones, until repacked).
+    ends: Vec<u32>,
     arena: String,
 }
 
 impl Chunk {
-    fn key(&self, r: &ObjRec) -> &str {
-        let at = r.key_off as usize;
-        self.arena.get(at..at + r.key_len as usize).unwrap_or("")
+    fn start(&self, i: usize) -> usize {
+        match i {
+            0 => 0,
+            _ => self.ends.get(i - 1).map_or(0, |e| *e as usize),
+        }
     }
 
     fn key_at(&self, i: usize) -> &str {
-        self.recs.get(i).map_or("", |r| self.key(r))
+        let end = self.ends.get(i).map_or(0, |e| *e as usize);
+        self.arena.get(self.start(i)..end).unwrap_or("")
     }
 
     fn last_key(&self) -> &str {
-        self.recs.last().map_or("", |r| self.key(r))
+        self.key_at(self.recs.len().wrapping_sub(1))
     }
 
     fn search(&self, key: &str) -> Result<usize, usize> {
-        self.recs.binary_search_by(|r| self.key(r).cmp(key))
+        let (mut lo, mut hi) = (0, self.recs.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.key_at(mid).cmp(key) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(mid),
+            }
+        }
+        Err(lo)
     }
 
-    /// Room for one more, growing by a quarter (not doubling): memory
-    /// tracks what is held.
-    fn reserve_one(&mut self, key_len: usize) {
+    /// Inserts `key` and `rec` at `pos` (the keys stay in order), growing
+    /// by a quarter (not doubling): memory tracks what is held.
+    fn insert_at(&mut self, pos: usize, key: &str, rec: ObjRec) {
         if self.recs.len() == self.recs.capacity() {
-            self.recs
-                .reserve_exact((self.recs.len() / 4).clamp(4, CHUNK_MAX));
+            let more = (self.recs.len() / 4).clamp(4, CHUNK_MAX);
+            self.recs.reserve_exact(more);
+            self.ends.reserve_exact(more);
         }
-        if self.arena.len() + key_len > self.arena.capacity() {
+        if self.arena.len() + key.len() > self.arena.capacity() {
             self.arena
-                .reserve_exact((self.arena.len() / 4).max(key_len).max(64));
+                .reserve_exact((self.arena.len() / 4).max(key.len()).max(64));
         }
+        let at = self.start(pos);
+        self.arena.insert_str(at, key);
+        let n = key.len() as u32;
+        for e in &mut self.ends[pos..] {
+            *e += n;
+        }
+        self.ends.insert(pos, at as u32 + n);
+        self.recs.insert(pos, rec);
     }
 
-    /// A chunk holding `recs` with their keys (read from `self`), packed.
-    fn packed(&self, recs: &[ObjRec]) -> Chunk {
-        let mut c = Chunk {
-            recs: Vec::with_capacity(recs.len()),
-            arena: String::with_capacity(recs.iter().map(|r| r.key_len as usize).sum()),
+    fn remove_at(&mut self, pos: usize) -> ObjRec {
+        let (start, end) = (self.start(pos), self.ends[pos] as usize);
+        self.arena.replace_range(start..end, "");
+        self.ends.remove(pos);
+        let n = (end - start) as u32;
+        for e in &mut self.ends[pos..] {
+            *e -= n;
+        }
+        let rec = self.recs.remove(pos);
+        if self.recs.len() * 4 < self.recs.capacity() {
+            self.recs.shrink_to_fit();
+            self.ends.shrink_to_fit();
+            self.arena.shrink_to_fit();
+        }
+        rec
+    }
+
+    /// Splits off the entries from `at` on.
+    fn split_off(&mut self, at: usize) -> Chunk {
+        let base = self.start(at);
+        let right = Chunk {
+            recs: self.recs.split_off(at),
+            ends: self
+                .ends
+                .split_off(at)
+                .iter()
+                .map(|e| e - base as u32)
+                .collect(),
+            arena: self.arena.split_off(base),
         };
-        for r in recs {
-            let mut r = r.clone();
-            let key = self.key(&r);
-            r.key_off = c.arena.len() as u32;
-            c.arena.push_str(key);
-            c.recs.push(r);
-        }
-        c
-    }
-
-    fn live_key_bytes(&self) -> usize {
-        self.recs.iter().map(|r| r.key_len as usize).sum()
+        self.recs.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.arena.shrink_to_fit();
+        right
     }
 }
 
@@ -243,7 +297,7 @@ impl ObjectMap {
         let i = c.search(key).ok()?;
         let rec = c.recs.get(i)?;
         Some(ObjRef {
-            key: c.key(rec),
+            key: c.key_at(i),
             rec,
         })
     }
@@ -254,8 +308,7 @@ impl ObjectMap {
     }
 
     /// Puts `rec` under `key`; returns the record it replaced.
-    pub fn insert(&mut self, key: &str, mut rec: ObjRec) -> Option<ObjRec> {
-        rec.key_len = key.len() as u16;
+    pub fn insert(&mut self, key: &str, rec: ObjRec) -> Option<ObjRec> {
         if self.chunks.is_empty() {
             self.chunks.push(Arc::new(Chunk::default()));
             self.fences.push(Fence::new(""));
@@ -264,16 +317,10 @@ impl ObjectMap {
         let last_chunk = ci + 1 == self.chunks.len();
         let c = Arc::make_mut(&mut self.chunks[ci]);
         let pos = match c.search(key) {
-            Ok(i) => {
-                rec.key_off = c.recs[i].key_off;
-                return Some(std::mem::replace(&mut c.recs[i], rec));
-            }
+            Ok(i) => return Some(std::mem::replace(&mut c.recs[i], rec)),
             Err(i) => i,
         };
-        c.reserve_one(key.len());
-        rec.key_off = c.arena.len() as u32;
-        c.arena.push_str(key);
-        c.recs.insert(pos, rec);
+        c.insert_at(pos, key, rec);
         self.len += 1;
         if c.recs.len() > CHUNK_MAX {
             // Appending at the very end fills chunks whole (keys arriving
@@ -283,8 +330,7 @@ impl ObjectMap {
             } else {
                 c.recs.len() / 2
             };
-            let (left, right) = (c.packed(&c.recs[..at]), c.packed(&c.recs[at..]));
-            self.chunks[ci] = Arc::new(left);
+            let right = c.split_off(at);
             self.chunks.insert(ci + 1, Arc::new(right));
             self.fences.insert(ci + 1, Fence::new(""));
             self.refence(ci + 1);
@@ -298,16 +344,12 @@ impl ObjectMap {
         let ci = self.chunk_for(key);
         let i = self.chunks.get(ci)?.search(key).ok()?;
         let c = Arc::make_mut(&mut self.chunks[ci]);
-        let rec = c.recs.remove(i);
+        let rec = c.remove_at(i);
         self.len -= 1;
         if c.recs.is_empty() {
             self.chunks.remove(ci);
             self.fences.remove(ci);
             return Some(rec);
-        } else if c.live_key_bytes() * 2 < c.arena.len() || c.recs.len() * 4 < c.recs.capacity() {
-            // Repack once half the arena is dead keys.
-            let packed = c.packed(&c.recs);
-            *c = packed;
         }
         self.refence(ci);
         Some(rec)
@@ -358,6 +400,7 @@ impl ObjectMap {
                 .map(|c| {
                     std::mem::size_of::<Chunk>()
                         + c.recs.capacity() * std::mem::size_of::<ObjRec>()
+                        + c.ends.capacity() * 4
                         + c.arena.capacity()
                 })
                 .sum::<usize>()
@@ -378,11 +421,9 @@ impl<'a> Iterator for Iter<'a> {
         loop {
             let c = self.map.chunks.get(self.chunk)?;
             if let Some(rec) = c.recs.get(self.pos) {
+                let key = c.key_at(self.pos);
                 self.pos += 1;
-                return Some(ObjRef {
-                    key: c.key(rec),
-                    rec,
-                });
+                return Some(ObjRef { key, rec });
             }
             self.chunk += 1;
             self.pos = 0;
@@ -465,7 +506,7 @@ mod tests {
         check(&fm, &fw);
     }
 
-    /// Keys arriving in order fill chunks whole: about 48 bytes of fixed
+    /// Keys arriving in order fill chunks whole: about 44 bytes of fixed
     /// fields plus the key per object.
     #[test]
     fn ordered_keys_pack_tightly() {
@@ -475,6 +516,6 @@ mod tests {
             m.insert(&format!("dir/object-{i:09}.bin"), rec(i));
         }
         let per = m.heap_bytes() as f64 / n as f64;
-        assert!(per < 48.0 + 24.0 + 12.0, "{per} bytes per object");
+        assert!(per < 40.0 + 4.0 + 24.0 + 10.0, "{per} bytes per object");
     }
 }
