@@ -211,22 +211,30 @@ pub struct ObjRef<'a> {
     pub rec: &'a ObjRec,
 }
 
-/// A chunk's last key, with its first 16 bytes inline: the search over
+/// A chunk's last key, with its first 32 bytes inline: the search over
 /// the chunks compares those side by side and reads the key itself only
 /// when they cannot tell.
 #[derive(Debug, Clone)]
 struct Fence {
-    head: u128,
+    head: Head,
     len: usize,
     key: Box<str>,
 }
 
-/// The first 16 bytes of `k`, big-endian, zero-padded.
-fn head(k: &str) -> u128 {
-    let mut h = [0u8; 16];
-    let n = k.len().min(16);
+/// The first 32 bytes of a key, big-endian, zero-padded: compared as a
+/// pair, they order as the bytes do.
+type Head = (u128, u128);
+
+fn head(k: &str) -> Head {
+    let mut h = [0u8; 32];
+    let n = k.len().min(32);
     h[..n].copy_from_slice(&k.as_bytes()[..n]);
-    u128::from_be_bytes(h)
+    let word = |s: &[u8]| {
+        let mut w = [0u8; 16];
+        w.copy_from_slice(s);
+        u128::from_be_bytes(w)
+    };
+    (word(&h[..16]), word(&h[16..]))
 }
 
 impl Fence {
@@ -239,11 +247,15 @@ impl Fence {
     }
 
     /// True when the fence sorts before `key` (whose head is `kh`).
-    fn before(&self, key: &str, kh: u128) -> bool {
-        let diff = self.head ^ kh;
-        if diff != 0 {
+    fn before(&self, key: &str, kh: Head) -> bool {
+        let (d0, d1) = (self.head.0 ^ kh.0, self.head.1 ^ kh.1);
+        if d0 != 0 || d1 != 0 {
             // The first differing byte decides, if both keys have it.
-            let i = (diff.leading_zeros() / 8) as usize;
+            let i = if d0 != 0 {
+                d0.leading_zeros() / 8
+            } else {
+                16 + d1.leading_zeros() / 8
+            } as usize;
             if i < self.len.min(key.len()) {
                 return self.head < kh;
             }
