@@ -177,29 +177,31 @@ impl Chunk {
         }
         let rec = self.recs.remove(pos);
         if self.recs.len() * 4 < self.recs.capacity() {
-            self.recs.shrink_to_fit();
-            self.ends.shrink_to_fit();
-            self.arena.shrink_to_fit();
+            // Fresh exact allocations (see `split_off`).
+            *self = Chunk {
+                recs: self.recs.to_vec(),
+                ends: self.ends.to_vec(),
+                arena: self.arena.as_str().to_string(),
+            };
         }
         rec
     }
 
-    /// Splits off the entries from `at` on.
+    /// Splits off the entries from `at` on. Both halves are fresh
+    /// allocations of their exact size: shrinking the old ones in place
+    /// leaves holes the allocator does not reuse well (RSS grew by half).
     fn split_off(&mut self, at: usize) -> Chunk {
         let base = self.start(at);
         let right = Chunk {
-            recs: self.recs.split_off(at),
-            ends: self
-                .ends
-                .split_off(at)
-                .iter()
-                .map(|e| e - base as u32)
-                .collect(),
-            arena: self.arena.split_off(base),
+            recs: self.recs[at..].to_vec(),
+            ends: self.ends[at..].iter().map(|e| e - base as u32).collect(),
+            arena: self.arena[base..].to_string(),
         };
-        self.recs.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.arena.shrink_to_fit();
+        *self = Chunk {
+            recs: self.recs[..at].to_vec(),
+            ends: self.ends[..at].to_vec(),
+            arena: self.arena[..base].to_string(),
+        };
         right
     }
 }
