@@ -1,0 +1,182 @@
+//! Multipart uploads in the index: open ones with their parts, completed
+//! ones' tombstones, and the retention window that decides which a query
+//! still sees.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::{bad_request, not_found, Reason, Result};
+use crate::index::{upload_name, Index, Object, Part};
+use crate::log::meta::Metadata;
+
+/// An open multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    pub layer: String,
+    pub key: String,
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+    pub started_ms: u64,
+    pub last_activity_ms: u64,
+    /// The current parts, by number.
+    pub parts: BTreeMap<u32, Part>,
+    /// The user metadata the object gets.
+    pub metadata: Metadata,
+}
+
+/// What a completed upload leaves behind (its tombstone): enough for
+/// `upload_status` to say `Completed`, for `upload_result` to return the
+/// object it published, and for part, complete and abort to stay
+/// BadRequest, while the retention window lasts ([`Retention`]). The
+/// upload's key, content type, encoding and metadata live on in the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedUpload {
+    /// The layer the token is bound to.
+    pub layer: String,
+    /// When it completed (the `UploadCompleted` record's time, ms since the
+    /// epoch): the retention window starts here.
+    pub completed_ms: u64,
+    pub outcome: Outcome,
+}
+
+/// What a completed upload published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object as published (no pieces: it is for reporting, never for
+    /// reading).
+    Published(Arc<Object>),
+    /// Completed before the store kept results (restored from a version-1
+    /// snapshot): only its key is known.
+    Unrecorded { key: Box<str> },
+}
+
+impl Outcome {
+    /// The key the upload published.
+    pub fn key(&self) -> &str {
+        match self {
+            Outcome::Published(o) => &o.key,
+            Outcome::Unrecorded { key } => key,
+        }
+    }
+}
+
+/// An upload as a query sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadState<'a> {
+    Open(&'a Upload),
+    Completed(&'a CompletedUpload),
+}
+
+/// Which completed uploads a query still sees: those completed at most the
+/// window before `now`. Plain data, so the index stays pure: the store reads
+/// the clock and its `Options::completed_upload_retention`.
+///
+/// The window is whole milliseconds rounded up, and an upload is forgotten
+/// only once the clock (in whole ms) is past its completion time plus the
+/// window, so it is remembered for at least the window. A window past what
+/// `u64` milliseconds hold is forever; a zero window remembers nothing (the
+/// completing call itself still reports its object).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    window_ms: u64,
+    now_ms: u64,
+}
+
+impl Retention {
+    /// Completed uploads within `window` of `now_ms` (ms since the epoch).
+    pub fn at(window: std::time::Duration, now_ms: u64) -> Retention {
+        let window_ms = u64::try_from(window.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX);
+        Retention { window_ms, now_ms }
+    }
+
+    /// Every completed upload, however old (validation and replay, which
+    /// must not depend on the clock).
+    pub fn forever() -> Retention {
+        Retention {
+            window_ms: u64::MAX,
+            now_ms: 0,
+        }
+    }
+
+    /// True if an upload completed at `completed_ms` is still remembered. A
+    /// completion time ahead of the clock (the clock stepped back) is.
+    pub fn remembers(&self, completed_ms: u64) -> bool {
+        self.window_ms > 0 && self.now_ms.saturating_sub(completed_ms) <= self.window_ms
+    }
+}
+
+impl Index {
+    /// An upload of `layer`, open or completed; NotFound if unknown,
+    /// aborted, bound to another layer, or completed and no longer
+    /// remembered at `retention`.
+    pub fn upload(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+        retention: Retention,
+    ) -> Result<UploadState<'_>> {
+        self.layer(layer)?;
+        if let Some(u) = self.uploads.get(upload).filter(|u| u.layer == layer) {
+            return Ok(UploadState::Open(u));
+        }
+        match self.completed.get(upload) {
+            Some(c) if c.layer == layer && retention.remembers(c.completed_ms) => {
+                Ok(UploadState::Completed(c))
+            }
+            _ => Err(not_found!(
+                Reason::UnknownUpload,
+                "upload {} does not exist in layer \"{layer}\"",
+                upload_name(upload)
+            )),
+        }
+    }
+
+    /// An open upload; BadRequest while it is remembered as completed,
+    /// NotFound as [`Index::upload`].
+    pub fn open_upload(
+        &self,
+        layer: &str,
+        upload: &[u8; 16],
+        retention: Retention,
+    ) -> Result<&Upload> {
+        match self.upload(layer, upload, retention)? {
+            UploadState::Open(u) => Ok(u),
+            UploadState::Completed(_) => Err(bad_request!(
+                Reason::UploadCompleted,
+                "upload {} is already completed",
+                upload_name(upload)
+            )),
+        }
+    }
+
+    /// A completed upload's tombstone, whatever its age and layer (for the
+    /// completing call, which reports its object even under a zero
+    /// retention).
+    pub fn completed_upload(&self, upload: &[u8; 16]) -> Option<&CompletedUpload> {
+        self.completed.get(upload)
+    }
+
+    /// Open uploads of a layer, by key then start time.
+    pub fn open_uploads(&self, layer: &str) -> Result<Vec<(&[u8; 16], &Upload)>> {
+        self.layer(layer)?;
+        let mut v: Vec<_> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.layer == layer)
+            .collect();
+        v.sort_by(|a, b| (&a.1.key, a.1.started_ms, a.0).cmp(&(&b.1.key, b.1.started_ms, b.0)));
+        Ok(v)
+    }
+
+    /// Every open upload whose last activity is at or before `cutoff_ms`.
+    pub fn idle_uploads(&self, cutoff_ms: u64) -> Vec<(String, [u8; 16])> {
+        let mut v: Vec<_> = self
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.last_activity_ms <= cutoff_ms)
+            .map(|(id, u)| (u.layer.clone(), *id))
+            .collect();
+        v.sort();
+        v
+    }
+}
