@@ -81,6 +81,7 @@ mod ingest;
 mod list_token;
 mod log;
 mod maintenance;
+mod multipart;
 mod recovery;
 mod spec;
 mod store;
