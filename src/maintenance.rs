@@ -78,6 +78,7 @@ impl Store {
             segments: ids.len(),
             objects,
             uploads,
+            replay_bytes: self.inner.checkpoints().lag(),
             per_segment,
         }
     }

@@ -32,6 +32,13 @@ pub(crate) const T_PART_SET_V2: u8 = 15;
 pub(crate) const T_OBJECT_PUT_V2: u8 = 16;
 pub(crate) const T_OBJECT_COPIED_V2: u8 = 17;
 pub(crate) const T_SNAPSHOT_V2: u8 = 18;
+// Checkpoints (src/log/checkpoint.rs): pages holding the state, then the
+// record that names them. Not `Meta` records: replay restores them, never
+// applies them.
+pub(crate) const T_CHECKPOINT_PAGE: u8 = 19;
+pub(crate) const T_CHECKPOINT: u8 = 20;
+/// The highest tag this build knows; a higher one is `Corrupt`.
+pub(crate) const T_LAST: u8 = T_CHECKPOINT;
 
 pub(crate) fn key_rules_code(r: KeyRules) -> u8 {
     match r {

@@ -386,6 +386,12 @@ impl Log {
     /// Appends a metadata record (the encoded `Meta`), stamped with how far
     /// its segment is known durable. Returns the position just past it.
     pub(crate) fn append_meta(&self, meta: &[u8]) -> Result<Pos> {
+        Ok(self.append_meta_at(meta)?.1)
+    }
+
+    /// [`Log::append_meta`], returning the record's position and the
+    /// position just past it.
+    pub(crate) fn append_meta_at(&self, meta: &[u8]) -> Result<(Pos, Pos)> {
         let total = framed_len(8 + meta.len() as u64);
         let mut t = self.tail.lock();
         if t.at + total > t.active.len() {
@@ -402,7 +408,27 @@ impl Log {
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);
         }
-        Ok((seg.id, at + total))
+        Ok(((seg.id, at), (seg.id, at + total)))
+    }
+
+    /// Appends one page of a checkpoint (an encoded page record) and starts
+    /// its writeback, so that the group fdatasync of the writers committing
+    /// meanwhile does not have to write a whole checkpoint. Its bytes count
+    /// as data bytes of the segment that are never live (garbage to
+    /// compaction). Returns the record's position.
+    pub(crate) fn append_page(&self, page: &[u8]) -> Result<Pos> {
+        let (start, end) = self.append_meta_at(page)?;
+        *self.region_bytes.lock().entry(start.0).or_default() += 8 + page.len() as u64;
+        if let Some(seg) = self.segment(start.0) {
+            seg.start_writeback(start.1, end.1 - start.1);
+        }
+        Ok(start)
+    }
+
+    /// Where the next record goes.
+    pub(crate) fn tail_pos(&self) -> Pos {
+        let t = self.tail.lock();
+        (t.active.id, t.at)
     }
 
     /// Writes `frame` at the tail and moves the tail `total` bytes on,
