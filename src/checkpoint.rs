@@ -8,24 +8,29 @@
 //!    locks): wait for nothing, take a clone of the index as applied so far
 //!    and the base = the position of the first appended record it does not
 //!    include (or the tail, when every appended record is applied);
-//! 2. with no lock held: encode the frozen state as page records of about
-//!    1 MiB and append them; writers keep committing, and their records land
-//!    between the base and the pages, or between pages; every 8 MiB of pages
-//!    the active segment is fdatasynced, so a writer's group fdatasync never
-//!    has more than that of checkpoint bytes to write;
-//! 3. append the checkpoint record naming the base and the pages, and
+//! 2. with no lock held: encode the frozen state as pages of about 1 MiB,
+//!    each written into a data region reserved at the tail (like a part
+//!    body: only the reservation takes the tail lock); writers keep
+//!    committing, and their records land between the base and the pages, or
+//!    between pages; every 8 MiB of pages the active segment is fdatasynced,
+//!    so a writer's group fdatasync never has more than that of checkpoint
+//!    bytes to write;
+//! 3. fdatasync the sealed segments that hold pages, append the checkpoint
+//!    record naming the base and the pages (with their CRC32Cs), and
 //!    fdatasync (in every durability mode).
 //!
 //! Recovery restores the last checkpoint whose record is in the log and
 //! replays every state record at or after its base. A checkpoint cut short
-//! by a crash has no checkpoint record (or a torn one, cut with the torn
-//! tail), so recovery falls back to the previous one.
+//! by a crash has no checkpoint record (or a torn one, or one whose pages
+//! fail their CRCs while it lies past the last durable point: a torn tail,
+//! cut), so recovery falls back to the previous one.
 //!
 //! Checkpoints are written by compaction (before it deletes segments), by a
 //! background thread once `Options::checkpoint_bytes` of records were
 //! appended since the last one, on a clean close when enough changed, and by
 //! [`crate::Store::checkpoint`].
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -33,7 +38,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::engine::Inner;
 use crate::error::Result;
-use crate::log::checkpoint::{write_pages, CheckpointEnd, Pos, PAGE_BYTES};
+use crate::log::checkpoint::{write_pages, CheckpointEnd, PageRef, Pos, PAGE_BYTES};
 
 /// The active segment is fdatasynced after this many bytes of pages.
 const SYNC_EVERY: usize = 8 << 20;
@@ -110,10 +115,15 @@ impl Checkpoints {
 
 impl Inner {
     /// Writes a checkpoint (the module doc's steps) unless nothing was
-    /// committed since the last one (`force` writes one anyway). Returns
-    /// whether one was written. Writers are held only while the index is
-    /// cloned.
-    pub(crate) fn checkpoint(&self, force: bool) -> Result<bool> {
+    /// committed since the last one. Returns whether one was written.
+    /// Writers are held only while the index is cloned.
+    ///
+    /// `for_compaction` writes one anyway, and lets its pages use the
+    /// metadata reserve that a full disk keeps for deletes (compaction is
+    /// what frees the disk); other checkpoints fail with `NoSpace` rather
+    /// than take it.
+    pub(crate) fn checkpoint(&self, for_compaction: bool) -> Result<bool> {
+        let force = for_compaction;
         let ck = self.checkpoints();
         let _one = ck.lock.lock();
         let log = self.log();
@@ -129,17 +139,36 @@ impl Inner {
         let max_id = snap.max_id;
         let mut unsynced = 0;
         let mut size = 0;
-        let mut emit = |page: &[u8]| -> Result<Pos> {
-            let pos = log.append_page(page)?;
-            size += page.len() as u64;
+        let mut segments = BTreeSet::new();
+        let mut emit = |page: &[u8]| -> Result<PageRef> {
+            let region = log.reserve_page(page.len() as u64, !for_compaction)?;
+            if let Err(e) = region.segment.write_at(page, region.data_at) {
+                log.release(&region);
+                return Err(e);
+            }
+            region.segment.start_writeback(region.data_at, region.len);
+            segments.insert(region.segment.id);
+            size += region.len;
             unsynced += page.len();
             if unsynced >= SYNC_EVERY {
                 log.sync_now()?;
                 unsynced = 0;
             }
-            Ok(pos)
+            Ok(PageRef {
+                segment: region.segment.id,
+                offset: region.data_at,
+                len: region.len,
+                crc32c: crc32c::crc32c(page),
+            })
         };
         let pages = write_pages(snap, base, PAGE_BYTES, &mut emit)?;
+        // A page in a segment sealed before it was written is not covered
+        // by the seal's fdatasync (nor by the active segment's).
+        for id in segments {
+            if id != log.active_id() {
+                log.sync_segment(id)?;
+            }
+        }
         // A store poisoned meanwhile may have lost a record the frozen
         // state holds: no checkpoint may claim it.
         log.check_poison()?;
@@ -149,8 +178,7 @@ impl Inner {
             pages,
         };
         log.append_meta(&end.encode())?;
-        // Pages in sealed segments were synced when the segment was sealed;
-        // the rest and the checkpoint record are in the active segment.
+        // The record, and the pages in the active segment.
         log.sync_now()?;
         *ck.durable_base.lock() = base;
         ck.last_size.store(size, Ordering::SeqCst);

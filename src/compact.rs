@@ -166,12 +166,16 @@ impl Store {
         // Step 4: a durable checkpoint past every victim, so that replay
         // reads none of their records.
         let last = victims.iter().copied().max().unwrap_or(0);
-        if inner.checkpoints().durable_base().0 <= last {
-            inner.checkpoint(true)?;
+        if inner.checkpoints().durable_base().0 <= last && inner.checkpoint(true)? {
+            // A record stamped with the checkpoint's durability: from now
+            // on damage to it is `Corrupt` at open, never taken for a torn
+            // tail (replay could not go back past it once the victims are
+            // gone).
+            log.append_meta(&Meta::Mark.encode())?;
         }
         let base = inner.checkpoints().durable_base();
 
-        // Step 4: drop the victims.
+        // Step 5: drop the victims.
         let mut report = CompactionReport {
             bytes_moved,
             bytes_reclaimed: punched,

@@ -26,10 +26,10 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::error::{conflict, corrupt, Error, Reason, Result};
 use crate::index::Index;
-use crate::log::checkpoint::{self, CheckpointEnd, Pos};
+use crate::log::checkpoint::{self, CheckpointEnd, PageRef, Pos};
 use crate::log::codec::{
-    T_CHECKPOINT, T_CHECKPOINT_PAGE, T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET,
-    T_PART_SET_V2, T_SNAPSHOT, T_SNAPSHOT_V2,
+    T_CHECKPOINT, T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET, T_PART_SET_V2, T_SNAPSHOT,
+    T_SNAPSHOT_V2,
 };
 use crate::log::format::{framed_len, split_meta_payload, ExtentDef, Meta, SEGMENT_HEADER_LEN};
 use crate::log::scan::{self, Reader, ScannedMeta, TailPolicy};
@@ -86,7 +86,7 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         };
         let mut scan = scan::scan(&seg, policy)?;
         if newest {
-            if let Some(cut) = first_torn_extent(&seg, &scan.metas)? {
+            if let Some(cut) = first_torn_extent(&seg, &segments, &scan.metas)? {
                 scan.torn = true;
                 scan.end = scan.end.min(cut);
                 scan.metas.retain(|m| m.offset < cut);
@@ -106,8 +106,7 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             seg = Segment::open(backend, &path)?;
         }
         metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
-        let start = last_checkpoint(&metas)?;
-        if let Some((_, base)) = start {
+        if let Some((_, base)) = last_checkpoint(&metas) {
             metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
         }
         region_bytes.insert(*id, scan.region_bytes);
@@ -117,20 +116,11 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         segments.insert(*id, Arc::new(seg));
     }
     let (index, checkpoint_base, replayed_bytes) = replay(&segments, &metas)?;
-    let checkpoint_size = match last_checkpoint(&metas)? {
+    let checkpoint_size = match last_checkpoint(&metas) {
         None => 0,
         Some((i, _)) => match &metas[i].1.end {
             None => metas[i].1.len,
-            Some(end) => end
-                .pages
-                .iter()
-                .filter_map(|p| {
-                    let j = metas
-                        .binary_search_by(|(s, m)| (*s, m.offset).cmp(p))
-                        .ok()?;
-                    Some(metas[j].1.len)
-                })
-                .sum(),
+            Some(end) => end.pages.iter().map(|p| p.len).sum(),
         },
     };
     check_extents(&index, &segments)?;
@@ -231,15 +221,17 @@ pub(crate) fn is_torn_creation(backend: &dyn Backend, path: &Path) -> Result<boo
 }
 
 /// The offset of the first record of the newest segment that lies past
-/// the last point known durable and is torn although the scan found it
-/// valid: a record whose new extent fails its block CRCs (read with
-/// positional reads, never through the map: the bytes may be a hole that
-/// was never written), or a checkpoint page (whose payload the scan left
-/// unchecked) that fails its CRC32C.
-fn first_torn_extent(seg: &Segment, metas: &[ScannedMeta]) -> Result<Option<u64>> {
+/// the last point known durable and whose data is torn: a record whose new
+/// extent fails its block CRCs, or a checkpoint record whose pages fail
+/// theirs (read with positional reads, never through the map: the bytes may
+/// be a hole that was never written). `sealed` are the segments before it.
+fn first_torn_extent(
+    seg: &Segment,
+    sealed: &BTreeMap<u64, Arc<Segment>>,
+    metas: &[ScannedMeta],
+) -> Result<Option<u64>> {
     let durable = metas
         .iter()
-        .filter(|m| m.checked)
         .map(|m| m.synced)
         .max()
         .unwrap_or(SEGMENT_HEADER_LEN);
@@ -247,9 +239,16 @@ fn first_torn_extent(seg: &Segment, metas: &[ScannedMeta]) -> Result<Option<u64>
     let mut r = Reader::new(seg);
     let defines = [T_PART_SET, T_PART_SET_V2, T_OBJECT_PUT, T_OBJECT_PUT_V2];
     for m in metas.iter().filter(|m| m.offset >= durable) {
-        if !m.checked {
-            if r.checked_payload(m.offset)?.is_err() {
-                return Ok(Some(m.offset));
+        if let Some(end) = &m.end {
+            for p in &end.pages {
+                let s = if p.segment == seg.id {
+                    seg
+                } else {
+                    segment(sealed, p.segment)?
+                };
+                if !page(s, p, &mut buf)? {
+                    return Ok(Some(m.offset));
+                }
             }
             continue;
         }
@@ -265,6 +264,17 @@ fn first_torn_extent(seg: &Segment, metas: &[ScannedMeta]) -> Result<Option<u64>
         }
     }
     Ok(None)
+}
+
+/// Reads the page `p` (in `seg`) into `buf`; true when it matches its
+/// CRC32C.
+fn page(seg: &Segment, p: &PageRef, buf: &mut Vec<u8>) -> Result<bool> {
+    if p.offset.checked_add(p.len).is_none_or(|e| e > seg.len()) {
+        return Ok(false);
+    }
+    buf.resize(p.len as usize, 0);
+    seg.read_at(buf, p.offset)?;
+    Ok(crc32c::crc32c(buf) == p.crc32c)
 }
 
 /// The metadata record at `offset` of the reader's segment, decoded.
@@ -295,36 +305,17 @@ fn extent_intact(seg: &Segment, e: &ExtentDef, buf: &mut Vec<u8>) -> Result<bool
 }
 
 /// Where replay starts: the last checkpoint of `metas` (its record's index
-/// there, and its base). A checkpoint record whose pages are not all found
-/// as page records after its base (they are written before it, so a crash
-/// cannot leave it without them) is `Corrupt`.
-fn last_checkpoint(metas: &[(u64, ScannedMeta)]) -> Result<Option<(usize, Pos)>> {
-    let Some(i) = metas
+/// there, and its base).
+fn last_checkpoint(metas: &[(u64, ScannedMeta)]) -> Option<(usize, Pos)> {
+    let i = metas
         .iter()
-        .rposition(|(_, m)| matches!(m.tag, T_CHECKPOINT | T_SNAPSHOT | T_SNAPSHOT_V2))
-    else {
-        return Ok(None);
-    };
+        .rposition(|(_, m)| matches!(m.tag, T_CHECKPOINT | T_SNAPSHOT | T_SNAPSHOT_V2))?;
     let (seg, m) = &metas[i];
-    let Some(end) = &m.end else {
+    match &m.end {
+        Some(end) => Some((i, end.base)),
         // An old snapshot: the state of every record before it.
-        return Ok(Some((i, (*seg, m.offset))));
-    };
-    for page in &end.pages {
-        let found = metas
-            .binary_search_by(|(s, m)| (*s, m.offset).cmp(page))
-            .is_ok_and(|j| metas[j].1.tag == T_CHECKPOINT_PAGE);
-        if !found || *page < end.base {
-            return Err(corrupt!(
-                "segment {seg} offset {}: checkpoint page at segment {} offset {} is missing",
-                m.offset,
-                page.0,
-                page.1
-            )
-            .at(*seg, m.offset));
-        }
+        None => Some((i, (*seg, m.offset))),
     }
-    Ok(Some((i, end.base)))
 }
 
 /// Restores the last checkpoint of `metas` (which start at its base) and
@@ -334,8 +325,7 @@ fn replay(
     segments: &BTreeMap<u64, Arc<Segment>>,
     metas: &[(u64, ScannedMeta)],
 ) -> Result<(Index, Pos, u64)> {
-    let start = last_checkpoint(metas)?;
-    let (mut index, base, skip) = match start {
+    let (mut index, base, skip) = match last_checkpoint(metas) {
         None => (Index::new(), (0, 0), None),
         Some((i, base)) => {
             let (seg, m) = &metas[i];
@@ -357,9 +347,8 @@ fn replay(
     let mut replayed = 0;
     let mut reader: Option<Reader> = None;
     for (i, (seg, m)) in metas.iter().enumerate() {
-        let skipped = Some(i) == skip
-            || (*seg, m.offset) < base
-            || matches!(m.tag, T_CHECKPOINT | T_CHECKPOINT_PAGE | T_MARK);
+        let skipped =
+            Some(i) == skip || (*seg, m.offset) < base || matches!(m.tag, T_CHECKPOINT | T_MARK);
         if skipped {
             continue;
         }
@@ -387,19 +376,21 @@ fn apply(index: &mut Index, meta: Meta, seg: u64, offset: u64) -> Result<()> {
     })
 }
 
-/// The index a checkpoint holds: its pages read and decoded in parallel,
-/// then restored.
+/// The index a checkpoint holds: its pages read, checked and decoded in
+/// parallel, then restored.
 fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd) -> Result<Index> {
     let pages = end
         .pages
         .par_iter()
         .enumerate()
-        .map(|(seq, (seg, offset))| {
-            let mut r = Reader::new(segment(segments, *seg)?);
-            let payload = r.meta_payload(*offset)?;
-            let (_, m) = split_meta_payload(payload)?;
-            checkpoint::decode_page(m, end.base, seq as u32)
-                .map_err(|e| corrupt!("segment {seg} offset {offset}: {e}").at(*seg, *offset))
+        .map(|(seq, p)| {
+            let mut buf = Vec::new();
+            let at = || format!("page {seq} (segment {} offset {})", p.segment, p.offset);
+            if !page(segment(segments, p.segment)?, p, &mut buf)? {
+                return Err(corrupt!("{} fails its CRC32C", at()));
+            }
+            checkpoint::decode_page(&buf, end.base, seq as u32)
+                .map_err(|e| corrupt!("{}: {e}", at()))
         })
         .collect::<Result<Vec<_>>>()?;
     let snap = checkpoint::assemble(end.max_id, pages)?;

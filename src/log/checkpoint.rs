@@ -1,14 +1,16 @@
-//! Checkpoints on disk: the whole index state as a run of page records,
-//! then one record that names them and the log position the state covers.
-//! Pure encoding and decoding; `docs/FORMAT.md` ("Checkpoints") has the
-//! layout in prose, `src/checkpoint.rs` writes them and `src/recovery.rs`
-//! restores them.
+//! Checkpoints on disk: the whole index state in pages (data regions, kind
+//! 1, written like part bodies with no lock held), then one metadata record
+//! that names them, with their CRC32Cs, and the log position the state
+//! covers. Pure encoding and decoding; `docs/FORMAT.md` ("Checkpoints") has
+//! the layout in prose, `src/checkpoint.rs` writes them and
+//! `src/recovery.rs` restores them.
 //!
 //! ```text
-//! page (tag 19)        base_segment u64, base_offset u64, seq u32,
-//!                      section u8, n u32, n items of that section
-//! checkpoint (tag 20)  base_segment u64, base_offset u64, max_id u64,
-//!                      n u32, n x (segment u64, offset u64): the pages
+//! page (a region's bytes)  19 u8, base_segment u64, base_offset u64, seq u32,
+//!                          section u8, n u32, n items of that section
+//! checkpoint (tag 20)      base_segment u64, base_offset u64, max_id u64,
+//!                          n u32, n x (segment u64, offset u64, len u64,
+//!                          crc32c u32): the pages, in order
 //! ```
 //! Sections, in this order (a section may span pages; an empty one has
 //! none): 1 layers, 2 extents, 3 uploads, 4 objects; each item is encoded
@@ -33,27 +35,40 @@ const SECTION_OBJECTS: u8 = 4;
 /// Offset of a page's item count in its encoding (tag, base, seq, section).
 const COUNT_AT: usize = 1 + 8 + 8 + 4 + 1;
 
-/// A checkpoint's last record: the state of every record before `base`,
-/// in `pages` (record positions, in order).
+/// Where a page of a checkpoint is: a data region's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageRef {
+    pub(crate) segment: u64,
+    /// File offset of the page's first byte (the region's data).
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    /// CRC32C of the page's bytes.
+    pub(crate) crc32c: u32,
+}
+
+/// A checkpoint's record: the state of every record before `base`, in
+/// `pages` (in order).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckpointEnd {
     pub(crate) base: Pos,
     pub(crate) max_id: u64,
-    pub(crate) pages: Vec<Pos>,
+    pub(crate) pages: Vec<PageRef>,
 }
 
 impl CheckpointEnd {
     /// The record's encoding (tag 20).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut e = Enc(Vec::with_capacity(32 + 16 * self.pages.len()));
+        let mut e = Enc(Vec::with_capacity(32 + 28 * self.pages.len()));
         e.u8(T_CHECKPOINT);
         e.u64(self.base.0);
         e.u64(self.base.1);
         e.u64(self.max_id);
         e.u32(self.pages.len() as u32);
-        for (seg, off) in &self.pages {
-            e.u64(*seg);
-            e.u64(*off);
+        for p in &self.pages {
+            e.u64(p.segment);
+            e.u64(p.offset);
+            e.u64(p.len);
+            e.u32(p.crc32c);
         }
         e.0
     }
@@ -67,15 +82,21 @@ impl CheckpointEnd {
         }
         let base = (d.u64()?, d.u64()?);
         let max_id = d.u64()?;
-        let n = d.count(16)?;
+        let n = d.count(28)?;
         let mut pages = Vec::with_capacity(n);
         for _ in 0..n {
-            pages.push((d.u64()?, d.u64()?));
+            pages.push(PageRef {
+                segment: d.u64()?,
+                offset: d.u64()?,
+                len: d.u64()?,
+                crc32c: d.u32()?,
+            });
         }
         if !d.0.is_empty() {
             return Err(corrupt!("{} trailing bytes after a checkpoint", d.0.len()));
         }
-        if pages.iter().any(|p| *p < base) || pages.windows(2).any(|w| w[0] >= w[1]) {
+        let at = |p: &PageRef| (p.segment, p.offset);
+        if pages.iter().any(|p| at(p) < base) || pages.windows(2).any(|w| at(&w[0]) >= at(&w[1])) {
             return Err(corrupt!(
                 "checkpoint pages are not in log order after its base {base:?}"
             ));
@@ -109,15 +130,15 @@ impl Page {
 }
 
 /// Cuts a stream of items into pages and hands each to `emit` (which
-/// appends it and returns its position).
+/// writes it and says where).
 struct Pager<'a> {
     base: Pos,
     target: usize,
     section: u8,
     count: u32,
     enc: Enc,
-    pages: Vec<Pos>,
-    emit: &'a mut dyn FnMut(&[u8]) -> Result<Pos>,
+    pages: Vec<PageRef>,
+    emit: &'a mut dyn FnMut(&[u8]) -> Result<PageRef>,
 }
 
 impl Pager<'_> {
@@ -157,15 +178,14 @@ impl Pager<'_> {
 }
 
 /// Writes `snap` as pages of about `target` bytes through `emit`, which
-/// appends one page record and returns its position; returns the pages'
-/// positions. `snap` is consumed item by item, so its memory goes as the
-/// pages are written.
+/// stores one page and says where; returns the pages in order. `snap` is
+/// consumed item by item, so its memory goes as the pages are written.
 pub(crate) fn write_pages(
     snap: Snapshot,
     base: Pos,
     target: usize,
-    emit: &mut dyn FnMut(&[u8]) -> Result<Pos>,
-) -> Result<Vec<Pos>> {
+    emit: &mut dyn FnMut(&[u8]) -> Result<PageRef>,
+) -> Result<Vec<PageRef>> {
     let mut p = Pager {
         base,
         target,
@@ -194,10 +214,10 @@ pub(crate) fn write_pages(
     Ok(p.pages)
 }
 
-/// Decodes page `seq` of the checkpoint whose base is `base` (the encoded
-/// `Meta` part of its payload).
-pub(crate) fn decode_page(meta: &[u8], base: Pos, seq: u32) -> Result<Page> {
-    let mut d = Dec(meta);
+/// Decodes page `seq` of the checkpoint whose base is `base` (the page's
+/// bytes, checked against its CRC32C by the caller).
+pub(crate) fn decode_page(bytes: &[u8], base: Pos, seq: u32) -> Result<Page> {
+    let mut d = Dec(bytes);
     let tag = d.u8()?;
     let page_base = (d.u64()?, d.u64()?);
     let page_seq = d.u32()?;
@@ -360,7 +380,12 @@ mod tests {
         let mut stored: Vec<Vec<u8>> = Vec::new();
         let mut emit = |b: &[u8]| {
             stored.push(b.to_vec());
-            Ok((5, stored.len() as u64 * 100))
+            Ok(PageRef {
+                segment: 5,
+                offset: stored.len() as u64 * 100,
+                len: b.len() as u64,
+                crc32c: crc32c::crc32c(b),
+            })
         };
         let pages = write_pages(snap.clone(), base, target, &mut emit).unwrap();
         assert_eq!(pages.len(), stored.len());
@@ -398,7 +423,12 @@ mod tests {
         let mut stored = Vec::new();
         let mut emit = |b: &[u8]| {
             stored.push(b.to_vec());
-            Ok((1, stored.len() as u64))
+            Ok(PageRef {
+                segment: 1,
+                offset: stored.len() as u64,
+                len: b.len() as u64,
+                crc32c: 0,
+            })
         };
         write_pages(sample(10), (1, 32), 1, &mut emit).unwrap();
         assert!(decode_page(&stored[0], (1, 40), 0).is_err());
@@ -416,7 +446,12 @@ mod tests {
         let bad = CheckpointEnd {
             base: (2, 32),
             max_id: 0,
-            pages: vec![(1, 40)],
+            pages: vec![PageRef {
+                segment: 1,
+                offset: 40,
+                len: 8,
+                crc32c: 0,
+            }],
         };
         assert!(CheckpointEnd::decode(&bad.encode()).is_err());
     }

@@ -105,12 +105,6 @@ pub(crate) struct ScannedMeta {
     /// The record's tag (the first byte of its encoded `Meta`): known to
     /// this build.
     pub(crate) tag: u8,
-    /// The payload was checked against its CRC32C. The scan reads and
-    /// checks every payload but a checkpoint page's (they are most of the
-    /// bytes of a large store's log, and only the last checkpoint's are
-    /// ever read): recovery checks the pages it restores and those the
-    /// newest segment holds past its last durable point (which may be torn).
-    pub(crate) checked: bool,
     /// For a checkpoint record (tag 20): the checkpoint.
     pub(crate) end: Option<Box<CheckpointEnd>>,
 }
@@ -120,9 +114,8 @@ pub(crate) struct Scan {
     pub(crate) metas: Vec<ScannedMeta>,
     /// Offset just past the last valid record: where appends continue.
     pub(crate) end: u64,
-    /// Data bytes of the regions in it (committed or not), headers and
-    /// padding excluded, plus the payload bytes of checkpoint pages (never
-    /// live: compaction counts them as garbage).
+    /// Data bytes of the regions in it (committed or not, checkpoint pages
+    /// included), headers and padding excluded.
     pub(crate) region_bytes: u64,
     /// A torn record was found at `end` (only ever in the newest segment).
     pub(crate) torn: bool,
@@ -133,9 +126,6 @@ struct MetaInfo {
     synced: u64,
     /// The first byte of the encoded `Meta` (0 when there is none).
     tag: u8,
-    /// The payload was checked against its CRC32C (always, but for
-    /// checkpoint pages in the forward scan: see [`scan`]).
-    checked: bool,
 }
 
 enum Step {
@@ -148,9 +138,7 @@ enum Step {
     Invalid(&'static str),
 }
 
-/// The record at `pos`. With `lazy_pages`, a checkpoint page's payload is
-/// neither read nor checked (its header is): see [`scan`].
-fn step(r: &mut Reader, pos: u64, lazy_pages: bool) -> Result<Step> {
+fn step(r: &mut Reader, pos: u64) -> Result<Step> {
     let seg_len = r.seg.len();
     let Some(h) = r.get(pos, RECORD_HEADER_LEN)? else {
         return Ok(Step::End); // no room for another header: the segment is full
@@ -168,18 +156,6 @@ fn step(r: &mut Reader, pos: u64, lazy_pages: bool) -> Result<Step> {
     if header.kind != RecordKind::Meta {
         return Ok(Step::Record(header, total, None));
     }
-    if lazy_pages && header.len > 9 {
-        if let Some(head) = r.get(pos + RECORD_HEADER_LEN, 9)? {
-            if head[8] == T_CHECKPOINT_PAGE {
-                let info = MetaInfo {
-                    synced: split_meta_payload(head).map_or(0, |(synced, _)| synced),
-                    tag: T_CHECKPOINT_PAGE,
-                    checked: false,
-                };
-                return Ok(Step::Record(header, total, Some(info)));
-            }
-        }
-    }
     let payload = r.get(pos + RECORD_HEADER_LEN, header.len)?.unwrap_or(&[]);
     if crc32c::crc32c(payload) != header.payload_crc {
         return Ok(Step::Invalid("record payload fails its CRC32C"));
@@ -187,7 +163,6 @@ fn step(r: &mut Reader, pos: u64, lazy_pages: bool) -> Result<Step> {
     let info = MetaInfo {
         synced: split_meta_payload(payload).map_or(0, |(synced, _)| synced),
         tag: payload.get(8).copied().unwrap_or(0),
-        checked: true,
     };
     Ok(Step::Record(header, total, Some(info)))
 }
@@ -205,8 +180,9 @@ pub(crate) enum TailPolicy {
     Salvage,
 }
 
-/// Reads every record of a segment: each header is checked, and every
-/// payload but a checkpoint page's (see [`ScannedMeta::checked`]).
+/// Reads every record of a segment: each header is checked, and each
+/// metadata record's payload (a data region's bytes are covered by the CRCs
+/// of the record that commits it, and skipped).
 ///
 /// Where the records stop (a zero header or an invalid record at `p`), the
 /// data after `p` is searched for valid records:
@@ -223,15 +199,11 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     let mut metas = Vec::new();
     let mut region_bytes = 0;
     loop {
-        let (why, invalid) = match step(&mut r, pos, true)? {
+        let (why, invalid) = match step(&mut r, pos)? {
             Step::Record(header, total, info) => {
                 match info {
                     None => region_bytes += header.len,
-                    Some(MetaInfo {
-                        synced,
-                        tag,
-                        checked,
-                    }) => {
+                    Some(MetaInfo { synced, tag }) => {
                         let bad = |e: Error| {
                             corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
                         };
@@ -241,11 +213,10 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                                 header.len
                             )));
                         }
-                        if tag == 0 || tag > T_LAST {
+                        // (19 marks a checkpoint page, which is a data
+                        // region, never a metadata record.)
+                        if tag == 0 || tag > T_LAST || tag == T_CHECKPOINT_PAGE {
                             return Err(bad(corrupt!("unknown metadata record tag {tag}")));
-                        }
-                        if tag == T_CHECKPOINT_PAGE {
-                            region_bytes += header.len;
                         }
                         let end = if tag == T_CHECKPOINT {
                             let payload = r.meta_payload(pos)?;
@@ -259,7 +230,6 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
                             len: header.len,
                             synced,
                             tag,
-                            checked,
                             end,
                         });
                     }
@@ -339,7 +309,7 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
         let mut p = range.start.max(from).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
         while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
             if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
-                if let Step::Record(_, _, info) = step(r, p, false)? {
+                if let Step::Record(_, _, info) = step(r, p)? {
                     found.push((p, info.map_or(0, |i| i.synced)));
                 }
             }

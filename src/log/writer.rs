@@ -320,6 +320,40 @@ impl Log {
         })
     }
 
+    /// Reserves a data region for one page of a checkpoint (see
+    /// `crate::checkpoint`): like [`Log::reserve`], but it rotates only when
+    /// the region itself does not fit (a page needs no room for a record
+    /// after it), and without `keep_reserve` it may take the metadata
+    /// reserve a full disk keeps (compaction's checkpoint: what frees the
+    /// disk); with it, a full disk is `NoSpace` and nothing changes.
+    pub(crate) fn reserve_page(&self, len: u64, keep_reserve: bool) -> Result<Region> {
+        self.check_poison()?;
+        let header = RecordHeader {
+            kind: RecordKind::Extent,
+            len,
+            payload_crc: 0,
+        }
+        .encode();
+        let total = framed_len(len);
+        let mut t = self.tail.lock();
+        if t.at + total > t.active.len() {
+            self.rotate(&mut t, total, 0)?;
+        }
+        if let Err(e) = self.allocate(&mut t, total + META_RESERVE) {
+            if keep_reserve {
+                return Err(e);
+            }
+            self.allocate(&mut t, total)?;
+        }
+        let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
+        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        Ok(Region {
+            segment: seg,
+            data_at: at + RECORD_HEADER_LEN,
+            len,
+        })
+    }
+
     /// Fits a region to the `used` bytes a body of unknown length wrote:
     /// when nothing was appended after it, its header is rewritten with the
     /// real length and the tail moves back to just past it (the rest is
@@ -409,20 +443,6 @@ impl Log {
             self.dirty.store(true, Ordering::SeqCst);
         }
         Ok(((seg.id, at), (seg.id, at + total)))
-    }
-
-    /// Appends one page of a checkpoint (an encoded page record) and starts
-    /// its writeback, so that the group fdatasync of the writers committing
-    /// meanwhile does not have to write a whole checkpoint. Its bytes count
-    /// as data bytes of the segment that are never live (garbage to
-    /// compaction). Returns the record's position.
-    pub(crate) fn append_page(&self, page: &[u8]) -> Result<Pos> {
-        let (start, end) = self.append_meta_at(page)?;
-        *self.region_bytes.lock().entry(start.0).or_default() += 8 + page.len() as u64;
-        if let Some(seg) = self.segment(start.0) {
-            seg.start_writeback(start.1, end.1 - start.1);
-        }
-        Ok(start)
     }
 
     /// Where the next record goes.
