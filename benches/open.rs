@@ -1,5 +1,5 @@
-//! `Store::open` (recovery: replay of every record) against the number of
-//! parts the store holds: 10k and 100k by default, 1M with
+//! `Store::open` (recovery: restore the last checkpoint, replay the records
+//! after it) against the number of parts the store holds: 10k and 100k by default, 1M with
 //! `PARTSTORE_BENCH_OPEN_1M=1`.
 //!
 //! ```text

@@ -2,17 +2,23 @@
 //! deleted objects.
 //!
 //! Steps, each safe to crash after:
+//! 0. punch holes over the regions of extents freed since the last
+//!    compaction (after a durable mark);
 //! 1. pick sealed segments whose garbage share is above
 //!    `Options::compact_threshold` (or that hold no live data);
 //! 2. copy their live extents into new data regions at the log's tail
 //!    (verifying every block first) and fsync them — until step 3 these are
 //!    unreferenced garbage;
-//! 3. under the commit lock, write one `Snapshot` record holding the whole
-//!    state with the new extent locations, fsync it, and apply the moves to
-//!    the index — replay starts at the last snapshot, so the victims' old
-//!    records are no longer needed;
-//! 4. remove the victims from the segment table and unlink their files,
-//!    then fsync the directory. Readers holding a `Blob` keep their maps.
+//! 3. commit `ExtentsMoved` records with the new locations (ordinary
+//!    records of at most 4096 moves each, made durable in every mode; no
+//!    lock is held across more than one);
+//! 4. unless the last durable checkpoint's base already lies past every
+//!    victim, write a checkpoint (`crate::checkpoint`, writers go on
+//!    meanwhile): its base lies after the moves, so replay needs no record
+//!    of a victim;
+//! 5. remove the victims (only segments wholly before that base) from the
+//!    segment table and unlink their files, then fsync the directory.
+//!    Readers holding a `Blob` keep their maps.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -24,6 +30,9 @@ use crate::types::{CompactionReport, Durability, SegmentStats};
 
 /// Bytes copied per write while moving an extent.
 const MOVE_CHUNK: u64 = 8 << 20;
+
+/// Extents read from the index, and moves recorded, at a time.
+const BATCH: usize = 4096;
 
 impl Store {
     /// Rewrites the live extents of mostly-garbage segments into new ones,
@@ -76,90 +85,108 @@ impl Store {
             });
         }
 
-        // Step 2: copy live extents out of the victims.
-        let to_move: Vec<ExtentView> = {
-            let index = inner.index();
-            let mut ids: Vec<u64> = index
-                .extent_locations()
-                .filter(|(_, e)| victims.contains(&e.segment))
-                .map(|(id, _)| id)
-                .collect();
-            ids.sort_unstable();
-            ids.iter()
-                .map(|id| inner.view(&index, *id))
-                .collect::<Result<_>>()?
-        };
+        // Step 2: copy live extents out of the victims. The index is read
+        // in short batches (a writer applying its record waits for none of
+        // this); extents deleted meanwhile are skipped.
+        let mut ids: Vec<u64> = inner
+            .index()
+            .extent_locations()
+            .filter(|(_, e)| victims.contains(&e.segment))
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort_unstable();
         let mut moved: HashMap<u64, (u64, u64)> = HashMap::new();
         let mut bytes_moved = 0;
-        for v in &to_move {
-            v.verify_range(0, v.len)?;
-            let region = log.reserve(v.len)?;
-            let mut off = 0;
-            while off < v.len {
-                let n = MOVE_CHUNK.min(v.len - off);
-                region
-                    .segment
-                    .write_at(v.bytes(off, n)?, region.data_at + off)?;
-                off += n;
+        for batch in ids.chunks(BATCH) {
+            let views: Vec<ExtentView> = {
+                let index = inner.index();
+                batch
+                    .iter()
+                    .filter(|id| index.extent(**id).is_some())
+                    .map(|id| inner.view(&index, *id))
+                    .collect::<Result<_>>()?
+            };
+            for v in &views {
+                v.verify_range(0, v.len)?;
+                let region = log.reserve(v.len)?;
+                let mut off = 0;
+                while off < v.len {
+                    let n = MOVE_CHUNK.min(v.len - off);
+                    region
+                        .segment
+                        .write_at(v.bytes(off, n)?, region.data_at + off)?;
+                    off += n;
+                }
+                moved.insert(v.id, (region.segment.id, region.data_at));
+                bytes_moved += v.len;
             }
-            moved.insert(v.id, (region.segment.id, region.data_at));
-            bytes_moved += v.len;
         }
-        // The copies are durable before the snapshot that points at them is
-        // written: a snapshot record carries no block CRCs for recovery to
-        // check them against.
+        // The copies are durable before the record that points at them is
+        // written: an `ExtentsMoved` record carries no block CRCs for
+        // recovery to check them against.
         for seg in moved.values().map(|(s, _)| *s).collect::<HashSet<_>>() {
             log.sync_segment(seg)?;
         }
 
-        // Step 3: one durable snapshot with the new locations; the index
-        // applies only the moves. Completed uploads past their retention
-        // are left out of it (and were dropped from memory above).
-        inner.commit_as(
-            |index| {
-                let mut snap = index.snapshot(self.retention());
-                let mut moves = Vec::new();
-                for e in &mut snap.extents {
-                    if !victims.contains(&e.segment) {
-                        continue;
-                    }
-                    let Some((seg, offset)) = moved.get(&e.id) else {
-                        // Only extents written before step 2 live in sealed
-                        // segments, and all of those were copied.
-                        return Err(corrupt!(
-                            "extent {} in segment {} was not moved by compaction",
-                            e.id,
-                            e.segment
-                        ));
-                    };
-                    e.segment = *seg;
-                    e.offset = *offset;
-                    moves.push(ExtentMove {
-                        extent: e.id,
-                        segment: *seg,
-                        offset: *offset,
-                    });
-                }
-                Ok((
-                    Meta::Snapshot(Box::new(snap)),
-                    Some(Meta::ExtentsMoved { moves }),
-                ))
-            },
-            |_| (),
-        )?;
-        // Always synced, whatever the durability mode: the old files go
-        // away next.
-        if inner.opts().durability != Durability::Sync {
+        // Step 3: the moves, as ordinary records of at most `BATCH` moves
+        // each (so no apply holds the index long). Extents deleted since
+        // step 2 are simply left out. A crash between two leaves some
+        // extents moved and the rest in place: both are valid.
+        for batch in ids.chunks(BATCH) {
+            inner.commit(
+                |index| {
+                    let moves: Vec<ExtentMove> = batch
+                        .iter()
+                        .filter(|id| index.extent(**id).is_some())
+                        .filter_map(|id| {
+                            moved.get(id).map(|(segment, offset)| ExtentMove {
+                                extent: *id,
+                                segment: *segment,
+                                offset: *offset,
+                            })
+                        })
+                        .collect();
+                    Ok(Meta::ExtentsMoved { moves })
+                },
+                |_| (),
+            )?;
+        }
+        // Durable whatever the mode: the old copies go away next.
+        if !ids.is_empty() && inner.opts().durability != Durability::Sync {
             log.sync_now()?;
         }
+        // No live byte is left in a victim: only extents written before step
+        // 2 live in sealed segments, and every one of them was moved.
+        {
+            let index = inner.index();
+            let live = index.live_by_segment();
+            if let Some(v) = victims.iter().find(|v| live.get(v).is_some_and(|n| *n > 0)) {
+                return Err(corrupt!(
+                    "segment {v} still holds {} live bytes after compaction moved its extents",
+                    live.get(v).copied().unwrap_or(0)
+                ));
+            }
+        }
 
-        // Step 4: drop the victims.
+        // Step 4: a durable checkpoint past every victim, so that replay
+        // reads none of their records.
+        let last = victims.iter().copied().max().unwrap_or(0);
+        if inner.checkpoints().durable_base().0 <= last && inner.checkpoint(true)? {
+            // A record stamped with the checkpoint's durability: from now
+            // on damage to it is `Corrupt` at open, never taken for a torn
+            // tail (replay could not go back past it once the victims are
+            // gone).
+            log.append_meta(&Meta::Mark.encode())?;
+        }
+        let base = inner.checkpoints().durable_base();
+
+        // Step 5: drop the victims.
         let mut report = CompactionReport {
             bytes_moved,
             bytes_reclaimed: punched,
             ..CompactionReport::default()
         };
-        let mut ids: Vec<u64> = victims.into_iter().collect();
+        let mut ids: Vec<u64> = victims.into_iter().filter(|id| *id < base.0).collect();
         ids.sort_unstable();
         for id in ids {
             report.bytes_reclaimed += log.remove_segment(id)?;

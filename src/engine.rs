@@ -8,6 +8,9 @@
 //! write that is not yet durable. A record is only validated while no
 //! pending (appended, not yet applied) record writes what its validation
 //! reads (see `index::footprint`), so replay in log order agrees.
+//!
+//! Checkpoints (`crate::checkpoint`) freeze the index here: a clone of the
+//! index as applied and the log position of the first record it lacks.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -18,12 +21,13 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 
 use crate::blob::ExtentView;
+use crate::checkpoint::Checkpoints;
 use crate::error::{corrupt, Result};
 use crate::index::footprint::{Footprint, ALL};
 use crate::index::Index;
 use crate::list_token::TokenKey;
-use crate::log::format::Meta;
-use crate::log::writer::Log;
+use crate::log::format::{framed_len, Meta};
+use crate::log::writer::{Log, Pos};
 use crate::types::{Durability, Options};
 
 /// Appended records not yet applied, by the domains they write.
@@ -35,6 +39,8 @@ struct Pipeline {
     writes: HashMap<u64, usize>,
     /// Pending records in all.
     pending: usize,
+    /// Where each pending record (by sequence number) starts in the log.
+    starts: BTreeMap<u64, Pos>,
 }
 
 impl Pipeline {
@@ -86,6 +92,7 @@ pub(crate) struct Inner {
     /// Parts streaming in or being copied, per upload: such an upload is
     /// not idle, whatever its last recorded activity.
     parts_in_flight: Mutex<HashMap<[u8; 16], usize>>,
+    checkpoints: Checkpoints,
 }
 
 /// Marks a part of an upload in flight until dropped.
@@ -131,6 +138,7 @@ impl Inner {
         index: Index,
         log: Arc<Log>,
         tokens: TokenKey,
+        checkpoints: Checkpoints,
     ) -> Inner {
         let next_id = index.max_id() + 1;
         Inner {
@@ -147,7 +155,47 @@ impl Inner {
             next_id: AtomicU64::new(next_id),
             tokens,
             parts_in_flight: Mutex::new(HashMap::new()),
+            checkpoints,
         }
+    }
+
+    pub(crate) fn checkpoints(&self) -> &Checkpoints {
+        &self.checkpoints
+    }
+
+    /// A checkpoint's frozen state: a clone of the index, the log position
+    /// of the first state record it does not hold (every state record
+    /// before it is applied in the clone, none at or after it), and the
+    /// state-record bytes appended so far. Holds off applies (and, unless
+    /// `Durability::Sync`, appends) only while the index is cloned; waits
+    /// for no fdatasync.
+    pub(crate) fn freeze(&self) -> (Index, Pos, u64) {
+        if self.opts.durability != Durability::Sync {
+            // Records are appended and applied together under the pipeline
+            // lock.
+            let _p = self.pipeline.lock();
+            let frozen = self.index.read().clone();
+            return (
+                frozen,
+                self.log.tail_pos(),
+                self.checkpoints.appended_total(),
+            );
+        }
+        // Records apply in sequence order while `applied` is held; the
+        // clone holds exactly those before sequence number `*next`.
+        let next = self.applied.lock();
+        let frozen = self.index.read().clone();
+        // (The index lock is released before the pipeline lock is taken:
+        // a committer holds the pipeline lock while it reads the index.)
+        let p = self.pipeline.lock();
+        // Record `*next`, if appended, is where the clone stops; if it is
+        // not appended yet, nothing after the clone is, and it goes at the
+        // tail (appends happen under the pipeline lock).
+        let base = match p.starts.range(*next..).next() {
+            Some((_, start)) => *start,
+            None => self.log.tail_pos(),
+        };
+        (frozen, base, self.checkpoints.appended_total())
     }
 
     pub(crate) fn opts(&self) -> &Options {
@@ -271,8 +319,10 @@ impl Inner {
     }
 
     /// [`Inner::commit`] where the record written and the change applied
-    /// differ: `prepare` returns `(record, Some(apply))` (compaction writes a
-    /// whole-state snapshot but applies only the extent moves).
+    /// may differ: `prepare` returns `(record, Some(apply))` to validate and
+    /// apply `apply` instead of `record` (replay then applies `record`: the
+    /// two must lead to the same state). Every caller today writes what it
+    /// applies (`None`).
     pub(crate) fn commit_as<T>(
         &self,
         prepare: impl FnMut(&Index) -> Result<(Meta, Option<Meta>)>,
@@ -322,10 +372,13 @@ impl Inner {
                 self.pipeline_cv.wait(&mut p);
                 continue;
             }
-            let pos = match data {
+            let mut meta_len = 0;
+            let (start, pos) = match data {
                 Some(bytes) => self.log.append_with_data(bytes, |segment, offset| {
                     record.place_new_extent(segment, offset);
-                    record.encode()
+                    let encoded = record.encode();
+                    meta_len = encoded.len();
+                    encoded
                 })?,
                 None => {
                     // A data region in a segment sealed after it was
@@ -336,9 +389,13 @@ impl Inner {
                             self.log.sync_region(&seg)?;
                         }
                     }
-                    self.log.append_meta(&record.encode())?
+                    let encoded = record.encode();
+                    meta_len = encoded.len();
+                    self.log.append_meta_at(&encoded)?
                 }
             };
+            self.checkpoints
+                .appended(framed_len(8 + meta_len as u64), self.opts.checkpoint_bytes);
             let apply = apply.unwrap_or(record);
             if !sync {
                 // Acknowledged without waiting for the disk: applied now,
@@ -350,6 +407,7 @@ impl Inner {
             let seq = p.next_seq;
             p.next_seq += 1;
             p.add(&footprint);
+            p.starts.insert(seq, start);
             break (apply, footprint, seq, pos);
         };
         drop(p);
@@ -368,7 +426,11 @@ impl Inner {
             self.applied_cv.notify_all();
             out
         };
-        self.pipeline.lock().remove(&footprint);
+        {
+            let mut p = self.pipeline.lock();
+            p.remove(&footprint);
+            p.starts.remove(&seq);
+        }
         self.pipeline_cv.notify_all();
         out
     }

@@ -71,6 +71,7 @@
 
 pub mod backend;
 mod blob;
+mod checkpoint;
 mod compact;
 mod digest;
 mod engine;

@@ -80,6 +80,7 @@ impl Store {
             objects,
             uploads,
             completed_uploads: index.completed_uploads(),
+            replay_bytes: self.inner.checkpoints().lag(),
             per_segment,
         }
     }

@@ -1,6 +1,14 @@
 //! `Store::open`'s body: lock the directory, list the segments, drop a
 //! newest segment whose creation was torn, scan every segment, cut a torn
-//! tail, and replay the records from the last snapshot into an [`Index`].
+//! tail, restore the last checkpoint and replay the records after its base
+//! into an [`Index`].
+//!
+//! The scan checks every record's framing and CRCs but decodes none: only
+//! the records replay needs (those at or after the checkpoint's base, and
+//! those the torn-tail check below reads) are read again and decoded. A
+//! checkpoint is the state of every record before its base; an old
+//! `Snapshot` record (compaction's, before checkpoints) is a checkpoint
+//! whose base is its own position.
 //!
 //! A record past the last point its segment knew durable may have been
 //! appended together with its data and never fsynced (group commit syncs
@@ -13,11 +21,18 @@ use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
+use rayon::prelude::*;
+
 use crate::backend::Backend;
 use crate::error::{conflict, corrupt, Error, Reason, Result};
 use crate::index::Index;
-use crate::log::format::{ExtentDef, Meta, SEGMENT_HEADER_LEN};
-use crate::log::scan::{self, ScannedMeta, TailPolicy};
+use crate::log::checkpoint::{self, CheckpointEnd, PageRef, Pos};
+use crate::log::codec::{
+    T_CHECKPOINT, T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET, T_PART_SET_V2, T_SNAPSHOT,
+    T_SNAPSHOT_V2,
+};
+use crate::log::format::{framed_len, split_meta_payload, ExtentDef, Meta, SEGMENT_HEADER_LEN};
+use crate::log::scan::{self, Reader, ScannedMeta, TailPolicy};
 use crate::log::segment::{self, Segment};
 use crate::log::writer::Recovered;
 use crate::spec::BLOCK_SIZE;
@@ -31,6 +46,12 @@ pub(crate) struct Opened {
     pub(crate) lock: File,
     pub(crate) index: Index,
     pub(crate) log: Recovered,
+    /// Base of the checkpoint the index was restored from (`(0, 0)`: none).
+    pub(crate) checkpoint_base: Pos,
+    /// Its size in bytes.
+    pub(crate) checkpoint_size: u64,
+    /// Bytes of the records replayed after it.
+    pub(crate) replayed_bytes: u64,
 }
 
 /// Opens the store directory `dir`: the steps of the module doc.
@@ -44,6 +65,8 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
     let mut segments = BTreeMap::new();
     let mut region_bytes = HashMap::new();
     let mut tail = SEGMENT_HEADER_LEN;
+    // The records from the last checkpoint's base on (earlier ones are
+    // dropped as each segment's scan ends).
     let mut metas: Vec<(u64, ScannedMeta)> = Vec::new();
     for (i, id) in ids.iter().enumerate() {
         let newest = i + 1 == ids.len();
@@ -63,7 +86,7 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         };
         let mut scan = scan::scan(&seg, policy)?;
         if newest {
-            if let Some(cut) = first_torn_extent(&seg, &scan.metas)? {
+            if let Some(cut) = first_torn_extent(&seg, &segments, &scan.metas)? {
                 scan.torn = true;
                 scan.end = scan.end.min(cut);
                 scan.metas.retain(|m| m.offset < cut);
@@ -83,13 +106,23 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             seg = Segment::open(backend, &path)?;
         }
         metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
+        if let Some((_, base)) = last_checkpoint(&metas) {
+            metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
+        }
         region_bytes.insert(*id, scan.region_bytes);
         tail = scan.end;
         // What open read from disk is durable.
         seg.mark_synced(scan.end);
         segments.insert(*id, Arc::new(seg));
     }
-    let index = replay(metas)?;
+    let (index, checkpoint_base, replayed_bytes) = replay(&segments, &metas)?;
+    let checkpoint_size = match last_checkpoint(&metas) {
+        None => 0,
+        Some((i, _)) => match &metas[i].1.end {
+            None => metas[i].1.len,
+            Some(end) => end.pages.iter().map(|p| p.len).sum(),
+        },
+    };
     check_extents(&index, &segments)?;
     Ok(Opened {
         lock,
@@ -99,6 +132,9 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             region_bytes,
             tail,
         },
+        checkpoint_base,
+        checkpoint_size,
+        replayed_bytes,
     })
 }
 
@@ -185,18 +221,42 @@ pub(crate) fn is_torn_creation(backend: &dyn Backend, path: &Path) -> Result<boo
 }
 
 /// The offset of the first record of the newest segment that lies past
-/// the last point known durable and whose new extent fails its block CRCs
-/// (read with positional reads, never through the map: the bytes may be a
-/// hole that was never written).
-fn first_torn_extent(seg: &Segment, metas: &[ScannedMeta]) -> Result<Option<u64>> {
+/// the last point known durable and whose data is torn: a record whose new
+/// extent fails its block CRCs, or a checkpoint record whose pages fail
+/// theirs (read with positional reads, never through the map: the bytes may
+/// be a hole that was never written). `sealed` are the segments before it.
+fn first_torn_extent(
+    seg: &Segment,
+    sealed: &BTreeMap<u64, Arc<Segment>>,
+    metas: &[ScannedMeta],
+) -> Result<Option<u64>> {
     let durable = metas
         .iter()
         .map(|m| m.synced)
         .max()
         .unwrap_or(SEGMENT_HEADER_LEN);
     let mut buf = Vec::new();
+    let mut r = Reader::new(seg);
+    let defines = [T_PART_SET, T_PART_SET_V2, T_OBJECT_PUT, T_OBJECT_PUT_V2];
     for m in metas.iter().filter(|m| m.offset >= durable) {
-        let Some(e) = m.meta.new_extent() else {
+        if let Some(end) = &m.end {
+            for p in &end.pages {
+                let s = if p.segment == seg.id {
+                    seg
+                } else {
+                    segment(sealed, p.segment)?
+                };
+                if !page(s, p, &mut buf)? {
+                    return Ok(Some(m.offset));
+                }
+            }
+            continue;
+        }
+        if !defines.contains(&m.tag) {
+            continue;
+        }
+        let meta = decode_at(&mut r, m.offset)?;
+        let Some(e) = meta.new_extent() else {
             continue;
         };
         if e.segment == seg.id && !extent_intact(seg, e, &mut buf)? {
@@ -204,6 +264,26 @@ fn first_torn_extent(seg: &Segment, metas: &[ScannedMeta]) -> Result<Option<u64>
         }
     }
     Ok(None)
+}
+
+/// Reads the page `p` (in `seg`) into `buf`; true when it matches its
+/// CRC32C.
+fn page(seg: &Segment, p: &PageRef, buf: &mut Vec<u8>) -> Result<bool> {
+    if p.offset.checked_add(p.len).is_none_or(|e| e > seg.len()) {
+        return Ok(false);
+    }
+    buf.resize(p.len as usize, 0);
+    seg.read_at(buf, p.offset)?;
+    Ok(crc32c::crc32c(buf) == p.crc32c)
+}
+
+/// The metadata record at `offset` of the reader's segment, decoded.
+fn decode_at(r: &mut Reader, offset: u64) -> Result<Meta> {
+    let id = r.segment_id();
+    let payload = r.meta_payload(offset)?;
+    split_meta_payload(payload)
+        .and_then(|(_, m)| Meta::decode(m))
+        .map_err(|e| corrupt!("segment {id} offset {offset}: {e}").at(id, offset))
 }
 
 /// True when every block of `e` (in `seg`) matches its stored CRC32C.
@@ -224,24 +304,102 @@ fn extent_intact(seg: &Segment, e: &ExtentDef, buf: &mut Vec<u8>) -> Result<bool
     Ok(true)
 }
 
-/// Replays the records from the last snapshot: it holds the whole state
-/// that every earlier record built.
-fn replay(metas: Vec<(u64, ScannedMeta)>) -> Result<Index> {
-    let start = metas
+/// Where replay starts: the last checkpoint of `metas` (its record's index
+/// there, and its base).
+fn last_checkpoint(metas: &[(u64, ScannedMeta)]) -> Option<(usize, Pos)> {
+    let i = metas
         .iter()
-        .rposition(|(_, m)| matches!(m.meta, Meta::Snapshot(_)))
-        .unwrap_or(0);
-    let mut index = Index::new();
-    for (id, m) in metas.into_iter().skip(start) {
-        index.apply(m.meta).map_err(|e| {
-            corrupt!(
-                "segment {id} offset {}: record does not apply ({e})",
-                m.offset
-            )
-            .at(id, m.offset)
-        })?;
+        .rposition(|(_, m)| matches!(m.tag, T_CHECKPOINT | T_SNAPSHOT | T_SNAPSHOT_V2))?;
+    let (seg, m) = &metas[i];
+    match &m.end {
+        Some(end) => Some((i, end.base)),
+        // An old snapshot: the state of every record before it.
+        None => Some((i, (*seg, m.offset))),
     }
-    Ok(index)
+}
+
+/// Restores the last checkpoint of `metas` (which start at its base) and
+/// replays every state record after it, in log order. Returns the index,
+/// the checkpoint's base and the bytes of the records replayed.
+fn replay(
+    segments: &BTreeMap<u64, Arc<Segment>>,
+    metas: &[(u64, ScannedMeta)],
+) -> Result<(Index, Pos, u64)> {
+    let (mut index, base, skip) = match last_checkpoint(metas) {
+        None => (Index::new(), (0, 0), None),
+        Some((i, base)) => {
+            let (seg, m) = &metas[i];
+            let index = match &m.end {
+                Some(end) => restore(segments, end).map_err(|e| {
+                    corrupt!("segment {seg} offset {}: checkpoint: {e}", m.offset)
+                        .at(*seg, m.offset)
+                })?,
+                None => {
+                    let meta = decode_at(&mut Reader::new(segment(segments, *seg)?), m.offset)?;
+                    let mut index = Index::new();
+                    apply(&mut index, meta, *seg, m.offset)?;
+                    index
+                }
+            };
+            (index, base, Some(i))
+        }
+    };
+    let mut replayed = 0;
+    let mut reader: Option<Reader> = None;
+    for (i, (seg, m)) in metas.iter().enumerate() {
+        let skipped =
+            Some(i) == skip || (*seg, m.offset) < base || matches!(m.tag, T_CHECKPOINT | T_MARK);
+        if skipped {
+            continue;
+        }
+        let r = match &mut reader {
+            Some(r) if r.segment_id() == *seg => r,
+            r => r.insert(Reader::new(segment(segments, *seg)?)),
+        };
+        let meta = decode_at(r, m.offset)?;
+        apply(&mut index, meta, *seg, m.offset)?;
+        replayed += framed_len(m.len);
+    }
+    Ok((index, base, replayed))
+}
+
+fn segment(segments: &BTreeMap<u64, Arc<Segment>>, id: u64) -> Result<&Segment> {
+    segments
+        .get(&id)
+        .map(|s| &**s)
+        .ok_or_else(|| corrupt!("segment {id} is gone"))
+}
+
+fn apply(index: &mut Index, meta: Meta, seg: u64, offset: u64) -> Result<()> {
+    index.apply(meta).map_err(|e| {
+        corrupt!("segment {seg} offset {offset}: record does not apply ({e})").at(seg, offset)
+    })
+}
+
+/// The index a checkpoint holds: its pages read, checked and decoded in
+/// parallel, then restored.
+fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd) -> Result<Index> {
+    let pages = end
+        .pages
+        .par_iter()
+        .enumerate()
+        .map(|(seq, p)| {
+            let mut buf = Vec::new();
+            let at = || format!("page {seq} (segment {} offset {})", p.segment, p.offset);
+            if !page(segment(segments, p.segment)?, p, &mut buf)? {
+                return Err(corrupt!("{} fails its CRC32C", at()));
+            }
+            checkpoint::decode_page(&buf, end.base, seq as u32)
+                .map_err(|e| corrupt!("{}: {e}", at()))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let snap = checkpoint::assemble(end.max_id, pages)?;
+    let index = Index::restore(&snap);
+    // Freeing a large snapshot takes a while; the store need not wait.
+    let _ = std::thread::Builder::new()
+        .name("partstore-free".into())
+        .spawn(move || drop(snap));
+    index
 }
 
 /// Every extent lies inside an existing segment.

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::blob::{Blob, BlobPiece};
+use crate::checkpoint::{Checkpointer, Checkpoints};
 use crate::engine::Inner;
 use crate::error::{bad_request, too_large};
 use crate::error::{Error, Reason, Result};
@@ -24,6 +25,8 @@ pub struct Store {
     pub(crate) inner: Arc<Inner>,
     // Dropped first: stops the flusher before the log's final sync.
     _flusher: Option<Flusher>,
+    /// Periodic checkpoints; stopped (and joined) first on drop.
+    checkpointer: Option<Checkpointer>,
 }
 
 /// Streams a body into a new extent: exactly its declared length, or (for
@@ -68,9 +71,27 @@ impl Store {
             opened.log,
         )?);
         let batched = (opts.durability == Durability::Batched).then_some(opts.batch_interval);
-        let inner = Arc::new(Inner::new(opts, opened.lock, opened.index, log, tokens));
+        let periodic = opts.checkpoint_bytes > 0;
+        let checkpoints = Checkpoints::new(
+            opened.checkpoint_base,
+            opened.checkpoint_size,
+            opened.replayed_bytes,
+        );
+        let inner = Arc::new(Inner::new(
+            opts,
+            opened.lock,
+            opened.index,
+            log,
+            tokens,
+            checkpoints,
+        ));
         let _flusher = batched.map(|every| Flusher::spawn(inner.log_weak(), every));
-        Ok(Store { inner, _flusher })
+        let checkpointer = periodic.then(|| Checkpointer::spawn(&inner));
+        Ok(Store {
+            inner,
+            _flusher,
+            checkpointer,
+        })
     }
 
     /// The store's directory.
@@ -362,6 +383,40 @@ impl Store {
     /// that has since been sealed is covered too.
     pub fn sync(&self) -> Result<()> {
         self.inner.log().sync_all()
+    }
+
+    /// Writes a checkpoint now: the whole index, into the log, made durable
+    /// in every mode. Writers go on meanwhile (they are held up only while
+    /// the index is copied in memory). The next `open` restores the newest
+    /// checkpoint and replays only what was committed after it. Does
+    /// nothing when nothing was committed since the last checkpoint.
+    ///
+    /// Checkpoints are also written in the background every
+    /// [`Options::checkpoint_bytes`] of records, by `compact()` and on a
+    /// clean close; this is for a caller that wants one at a moment of its
+    /// choosing (say, before a planned restart).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.inner.checkpoint(false).map(|_| ())
+    }
+
+    /// Waits until no periodic checkpoint is due or being written (for
+    /// tests that need the background checkpoint of the operations so far
+    /// to be done, deterministically). Not a stable API.
+    #[doc(hidden)]
+    pub fn wait_for_checkpoints(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.wait_idle();
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        // No periodic checkpoint runs past this point; then the close's
+        // own, if one is worth writing. The log's final sync and mark come
+        // when `inner` goes.
+        self.checkpointer.take();
+        self.inner.close_checkpoint();
     }
 }
 

@@ -122,6 +122,17 @@ pub struct Options {
     /// again an upload completed within the new window whose tombstone no
     /// sweep or compaction has dropped yet.
     pub completed_upload_retention: Duration,
+    /// A background thread writes a checkpoint (the whole index, into the
+    /// log, without holding writers up) once this many bytes of metadata
+    /// records were appended since the last one, so `open` restores the
+    /// checkpoint and replays at most about this much. Data bytes do not
+    /// count. Each checkpoint writes the whole index again (about 100 bytes
+    /// per object), so a larger value trades a slower `open` for less
+    /// writing. 0 turns periodic checkpoints off (compaction still writes
+    /// them; `open` then replays everything since the last). A clean close
+    /// also writes one when more than an eighth of this (and 1 MiB) would
+    /// be replayed. Default 64 MiB.
+    pub checkpoint_bytes: u64,
     /// Where files live; [`StdBackend`] (the real file system) by default.
     /// Tests pass a fault-injecting one.
     pub backend: Arc<dyn Backend>,
@@ -137,6 +148,7 @@ impl Default for Options {
             compact_threshold: 0.5,
             recovery: RecoveryMode::TruncateTornTail,
             completed_upload_retention: DEFAULT_COMPLETED_UPLOAD_RETENTION,
+            checkpoint_bytes: 64 << 20,
             backend: Arc::new(StdBackend),
         }
     }
@@ -179,6 +191,13 @@ impl Options {
         self.completed_upload_retention = window;
         self
     }
+
+    /// Sets [`Options::checkpoint_bytes`].
+    pub fn checkpoint_bytes(mut self, bytes: u64) -> Options {
+        self.checkpoint_bytes = bytes;
+        self
+    }
+
     /// Sets [`Options::backend`].
     pub fn backend(mut self, backend: Arc<dyn Backend>) -> Options {
         self.backend = backend;
@@ -620,7 +639,9 @@ pub struct ListPage {
 pub struct SegmentStats {
     /// Segment id.
     pub id: u64,
-    /// Bytes of data regions written into it.
+    /// Bytes of data regions written into it, and of checkpoint pages
+    /// (never live: a newer checkpoint makes them garbage, and compaction
+    /// removes a segment only once a checkpoint after it is durable).
     pub data_bytes: u64,
     /// Bytes of live extents in it.
     pub live_bytes: u64,
@@ -647,6 +668,9 @@ pub struct Stats {
     /// and expired ones that no `expire_uploads`, `compact` or reopen has
     /// dropped yet (queries already treat those as unknown).
     pub completed_uploads: usize,
+    /// Bytes of metadata records appended since the last checkpoint (at
+    /// open: those `open` replayed): roughly what the next `open` replays.
+    pub replay_bytes: u64,
     /// Per segment.
     pub per_segment: Vec<SegmentStats>,
 }

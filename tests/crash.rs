@@ -15,6 +15,11 @@
 //!   present or absent after reopening; after a failed fsync the store is
 //!   poisoned; after any other failure it keeps working.
 //!
+//! The store writes a periodic checkpoint every `CHECKPOINT_BYTES` of
+//! records (the test waits for each before the next operation, so runs are
+//! deterministic), and `compact` writes one before it deletes segments:
+//! crashes land in both.
+//!
 //! Seeds: PARTSTORE_CRASH_SEEDS (comma-separated) or the built-in ones; each
 //! failure message names the seed and the crash point.
 
@@ -215,11 +220,16 @@ fn run_op(run: &mut Run, op: &Op) -> partstore::Result<()> {
     }
 }
 
+/// Periodic checkpoints every few operations (a few hundred bytes of
+/// records each), so crashes land inside them too.
+const CHECKPOINT_BYTES: u64 = 1024;
+
 fn opts(backend: &Faulty) -> Options {
     Options::default()
         .durability(Durability::Sync)
         .segment_size(2 * MIB as u64)
         .compact_threshold(0.3)
+        .checkpoint_bytes(CHECKPOINT_BYTES)
         .backend(Arc::new(backend.clone()))
 }
 
@@ -314,7 +324,11 @@ fn drive(run: &mut Run, ops: &[Op], model: Model, base: &[u8]) -> (Model, Model,
     let mut m = model;
     for (i, op) in ops.iter().enumerate() {
         let after = model_apply(&m, op, base);
-        match run_op(run, op) {
+        let r = run_op(run, op);
+        // The periodic checkpoint this operation made due runs now, so
+        // every run makes the same calls in the same order.
+        run.store.wait_for_checkpoints();
+        match r {
             Ok(()) => m = after,
             Err(_) => return (m, after, Some(i)),
         }

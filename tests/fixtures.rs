@@ -8,9 +8,14 @@
 //!   mid-way (a crash before it was acknowledged): opens without it.
 //! - `corrupt_middle`: `clean` with one byte of a metadata record in its
 //!   first (sealed) segment flipped: `open` fails with `Corrupt`.
+//! - `snapshot_v2` / `snapshot_v1`: `clean` compacted by the build before
+//!   checkpoints, so it holds compaction's whole-state `Snapshot` record
+//!   (tag 18; for v1 rewritten in the version-1 layout, tag 10) with records
+//!   before it (not replayed) and after it (replayed).
 //!
 //! Regenerate (only on a deliberate format change, with a new version):
 //! `PARTSTORE_WRITE_FIXTURES=1 cargo test --test fixtures write_fixtures -- --ignored`
+//! (the snapshot ones: `--features fuzzing ... write_snapshot_fixtures`).
 
 mod common;
 
@@ -161,7 +166,9 @@ fn write_fixtures() {
         return;
     }
     let root = fixtures();
-    let _ = std::fs::remove_dir_all(&root);
+    for name in ["clean", "torn_tail", "corrupt_middle"] {
+        let _ = std::fs::remove_dir_all(root.join(name));
+    }
     let clean = root.join("clean");
     write_clean(&clean);
     std::fs::remove_file(clean.join("LOCK")).unwrap();
@@ -204,4 +211,201 @@ fn write_fixtures() {
     b[32 + 24 + 2] ^= 0x40;
     std::fs::write(&seg1, b).unwrap();
     std::fs::remove_file(bad.join("LOCK")).unwrap();
+}
+
+/// Compaction's old whole-state snapshot: `clean` with garbage compacted
+/// away (a snapshot record, tag 18 for `snapshot_v2`; rewritten as the
+/// version-1 layout, tag 10, for `snapshot_v1`), then more records after
+/// it. Both were written by the build before checkpoints.
+fn compact_opts() -> Options {
+    opts().compact_threshold(0.0)
+}
+
+fn write_after_snapshot(dir: &Path) {
+    let s = Store::open(dir, opts()).unwrap();
+    let b = common::gen(300, 7000);
+    s.put_object("maps", "after.bin", PartBody::new(&b[..], b.len() as u64))
+        .unwrap();
+    s.delete("maps", "tiles/4.bin").unwrap();
+    let up = s
+        .start_multipart("maps", "open2.bin", "application/octet-stream")
+        .unwrap();
+    let q = common::gen(301, 3000);
+    s.upload_part("maps", &up, 1, PartBody::new(&q[..], q.len() as u64))
+        .unwrap();
+}
+
+fn write_compacted(dir: &Path) {
+    write_clean(dir);
+    let s = Store::open(dir, compact_opts()).unwrap();
+    s.delete("maps", "tiles/0.bin").unwrap();
+    s.delete("maps", "tiles/3.bin").unwrap();
+    // Readers pin every segment, so nothing is punched: the garbage is
+    // compacted by moving the live extents.
+    let pins: Vec<_> = [
+        "tiles/1.bin",
+        "tiles/4.bin",
+        "tiles/5.bin",
+        "multi.bin",
+        "copy.bin",
+    ]
+    .iter()
+    .map(|k| s.get("maps", k).unwrap())
+    .collect();
+    let r = s.compact().unwrap();
+    drop(pins);
+    assert!(r.segments_removed > 0, "{r:?}");
+}
+
+/// Every record of a segment file: (offset, kind, payload).
+fn records(b: &[u8]) -> Vec<(usize, u8, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut pos = 32usize;
+    while pos + 24 <= b.len() && b[pos..pos + 24].iter().any(|x| *x != 0) {
+        let len = u64::from_le_bytes(b[pos + 8..pos + 16].try_into().unwrap()) as usize;
+        out.push((pos, b[pos + 4], b[pos + 24..pos + 24 + len].to_vec()));
+        pos += 24 + len.div_ceil(8) * 8;
+    }
+    out
+}
+
+fn check_snapshot_fixture(s: &Store, v1: bool) {
+    for i in [1u64, 5] {
+        let got = s
+            .get("maps", &format!("tiles/{i}.bin"))
+            .unwrap()
+            .to_vec()
+            .unwrap();
+        assert_eq!(
+            got,
+            common::gen(i, 10_000 + i as usize * 3000),
+            "tiles/{i}.bin"
+        );
+    }
+    for gone in [0, 2, 3, 4] {
+        assert_eq!(
+            s.head("maps", &format!("tiles/{gone}.bin"))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::NotFound
+        );
+    }
+    assert_eq!(
+        s.get("maps", "multi.bin").unwrap().to_vec().unwrap(),
+        common::gen(100, 20_000)
+    );
+    assert_eq!(
+        s.get("maps", "copy.bin").unwrap().to_vec().unwrap(),
+        common::gen(1, 13_000)
+    );
+    assert_eq!(
+        s.get("maps", "ranged.bin").unwrap().to_vec().unwrap(),
+        common::gen(100, 20_000)[..10_000].to_vec()
+    );
+    assert_eq!(
+        s.get("maps", "after.bin").unwrap().to_vec().unwrap(),
+        common::gen(300, 7000)
+    );
+    let mut uploads = s.list_uploads("maps").unwrap();
+    uploads.sort_by(|a, b| a.key.cmp(&b.key));
+    assert_eq!(
+        uploads.iter().map(|u| u.key.as_str()).collect::<Vec<_>>(),
+        ["open.bin", "open2.bin"]
+    );
+    for (u, (seed, len)) in uploads.iter().zip([(200u64, 5000usize), (301, 3000)]) {
+        let parts = s.list_parts("maps", &u.upload).unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].crc32c, crc32c::crc32c(&common::gen(seed, len)));
+    }
+    // A version-1 snapshot has no place for a layer's creation time.
+    assert_eq!(s.layer_info("maps").unwrap().created.is_none(), v1);
+    assert!(s.verify().unwrap().is_clean());
+}
+
+#[test]
+fn snapshot_v2_fixture_opens_with_everything() {
+    let dir = copy_fixture("snapshot_v2");
+    let s = Store::open(dir.path(), opts()).unwrap();
+    check_snapshot_fixture(&s, false);
+    s.put_object("maps", "new.bin", PartBody::new(&b"new"[..], 3))
+        .unwrap();
+    drop(s);
+    check_snapshot_fixture(&Store::open(dir.path(), opts()).unwrap(), false);
+}
+
+#[test]
+fn snapshot_v1_fixture_opens_with_everything() {
+    let dir = copy_fixture("snapshot_v1");
+    let s = Store::open(dir.path(), opts()).unwrap();
+    check_snapshot_fixture(&s, true);
+    s.put_object("maps", "new.bin", PartBody::new(&b"new"[..], 3))
+        .unwrap();
+    drop(s);
+    check_snapshot_fixture(&Store::open(dir.path(), opts()).unwrap(), true);
+}
+
+/// Writes `tests/fixtures/snapshot_v1` and `snapshot_v2` (stores with the
+/// pre-checkpoint snapshot record). Only on a deliberate format change.
+#[cfg(feature = "fuzzing")]
+#[test]
+#[ignore = "writes tests/fixtures; run only on a deliberate format change"]
+fn write_snapshot_fixtures() {
+    use partstore::internals::{frame_meta, Meta};
+    if std::env::var("PARTSTORE_WRITE_FIXTURES").is_err() {
+        return;
+    }
+    let root = fixtures();
+    let v2 = root.join("snapshot_v2");
+    let _ = std::fs::remove_dir_all(&v2);
+    write_compacted(&v2);
+    write_after_snapshot(&v2);
+    std::fs::remove_file(v2.join("LOCK")).unwrap();
+
+    // Version 1: the snapshot record rewritten in place with tag 10's
+    // layout (shorter), the close's mark moved up behind it.
+    let v1 = root.join("snapshot_v1");
+    let _ = std::fs::remove_dir_all(&v1);
+    write_compacted(&v1);
+    let mut done = false;
+    for e in std::fs::read_dir(&v1).unwrap() {
+        let path = e.unwrap().path();
+        if path.extension().is_none_or(|x| x != "log") {
+            continue;
+        }
+        let mut b = std::fs::read(&path).unwrap();
+        let recs = records(&b);
+        let Some(i) = recs
+            .iter()
+            .position(|(_, kind, p)| *kind == 2 && p[8] == 18)
+        else {
+            continue;
+        };
+        assert_eq!(
+            i + 2,
+            recs.len(),
+            "the snapshot is followed by the mark only"
+        );
+        let (at, _, payload) = &recs[i];
+        let end = recs[i + 1].0 + 24 + recs[i + 1].2.len().div_ceil(8) * 8;
+        let Ok(Meta::Snapshot(mut snap)) = Meta::decode(&payload[8..]) else {
+            panic!("not a snapshot");
+        };
+        snap.legacy = true;
+        let mut p = payload[..8].to_vec();
+        p.extend_from_slice(&Meta::Snapshot(snap).encode());
+        assert_eq!(p[8], 10);
+        let frame = frame_meta(&p);
+        let mark_at = at + frame.len();
+        let mut m = (mark_at as u64).to_le_bytes().to_vec();
+        m.extend_from_slice(&Meta::Mark.encode());
+        let mark = frame_meta(&m);
+        b[*at..end].fill(0);
+        b[*at..mark_at].copy_from_slice(&frame);
+        b[mark_at..mark_at + mark.len()].copy_from_slice(&mark);
+        std::fs::write(&path, b).unwrap();
+        done = true;
+    }
+    assert!(done, "no snapshot record found");
+    write_after_snapshot(&v1);
+    std::fs::remove_file(v1.join("LOCK")).unwrap();
 }

@@ -19,6 +19,12 @@
 //!   after a reopen;
 //! - a poisoned store (a failed fsync) refuses writes; reopened, it shows
 //!   the failed operation wholly present or wholly absent.
+//!
+//! The store writes a periodic checkpoint every few operations (waited for
+//! after each, so the calls are the same in every run) and each compaction
+//! writes one: their calls fail too. A failed periodic checkpoint fails no
+//! operation (unless its fsync failed: the next one finds the store
+//! poisoned).
 
 mod common;
 
@@ -83,6 +89,16 @@ struct Run {
 
 /// Runs `op` on the store and, when it succeeds, on the model.
 fn apply(s: &Store, run: &mut Run, op: &Op) -> partstore::Result<()> {
+    let r = run_op(s, run, op);
+    // The periodic checkpoint this made due is written now, so every run
+    // makes the same calls in the same order.
+    s.wait_for_checkpoints();
+    r?;
+    model(run, op);
+    Ok(())
+}
+
+fn run_op(s: &Store, run: &mut Run, op: &Op) -> partstore::Result<()> {
     match op {
         Op::Put(k, seed, len) => {
             let b = gen(*seed, *len);
@@ -108,7 +124,6 @@ fn apply(s: &Store, run: &mut Run, op: &Op) -> partstore::Result<()> {
             s.compact()?;
         }
     }
-    model(run, op);
     Ok(())
 }
 
@@ -209,6 +224,8 @@ fn opts(f: &Faulty) -> Options {
     Options::default()
         .segment_size(256 << 10)
         .compact_threshold(0.3)
+        // A periodic checkpoint every few operations.
+        .checkpoint_bytes(512)
         .backend(Arc::new(f.clone()))
 }
 

@@ -614,6 +614,112 @@ fn torn_tail_delete_copy_abort_start() {
 }
 
 /// Bytes left after the last record of the newest segment.
+/// A checkpoint written after an acknowledged delete, cut, zeroed or
+/// garbled at every header byte and along its page and checkpoint records
+/// (none of it durable yet: a crash while it was written): `open` ignores
+/// the torn checkpoint and replays every record (the delete included), so
+/// the state is always the one after the delete; a second open changes
+/// nothing. Once a later record says the checkpoint was durable, the same
+/// damage to a page is `Corrupt`.
+#[test]
+fn torn_tail_of_a_checkpoint() {
+    let work = tempfile::tempdir().unwrap();
+    let dir = work.path().join("store");
+    let (tokens, after, newest, start, end, img, img_durable) = {
+        let s = Store::open(&dir, opts()).unwrap();
+        let base = build_base(&s);
+        s.delete(L, "b/c").unwrap();
+        let files = segment_files(&dir);
+        let newest = files.last().unwrap().clone();
+        let (_, start) = records(&newest);
+        s.checkpoint().unwrap();
+        assert_eq!(segment_files(&dir), files, "the checkpoint fits");
+        let (_, end) = records(&newest);
+        assert!(end > start + 100, "a checkpoint was written");
+        let after = observe(&s, &base.tokens);
+        let img = image(&dir);
+        // One more record, stamped with the checkpoint's durability.
+        s.create_layer("later", LayerConfig::default()).unwrap();
+        let img_durable = image(&dir);
+        (base.tokens, after, newest, start, end, img, img_durable)
+    };
+    let name = newest.file_name().unwrap().to_owned();
+    let (recs, _) = records(&newest);
+    let mut damages = Vec::new();
+    for c in cut_points(&recs, start, end, 1, 13) {
+        damages.push(Damage::Cut(c));
+    }
+    for c in cut_points(&recs, start, end, 4, 41) {
+        damages.push(Damage::ZeroFrom(c, end));
+        damages.push(Damage::GarbageFrom(c, end));
+    }
+    for r in recs.iter().filter(|r| r.off >= start) {
+        let mut o = r.off;
+        while o < r.off + 24 + r.len {
+            damages.push(Damage::GarbageAt(o, 3));
+            o += if o < r.off + 24 { 2 } else { 17 };
+        }
+    }
+    let scratch = work.path().join("scratch");
+    let mut fell_back = 0;
+    for d in &damages {
+        restore(&img, &scratch);
+        let seg = scratch.join(&name);
+        let what = match *d {
+            Damage::Cut(c) => {
+                cut(&seg, c);
+                format!("cut at {c}")
+            }
+            Damage::ZeroFrom(c, e) => {
+                write_at(&seg, c, &vec![0u8; (e - c) as usize]);
+                format!("zeros {c}..{e}")
+            }
+            Damage::GarbageFrom(c, e) => {
+                write_at(&seg, c, &garbage(c, (e - c) as usize));
+                format!("garbage {c}..{e}")
+            }
+            Damage::GarbageAt(c, n) => {
+                write_at(&seg, c, &garbage(c, n));
+                format!("garbage {c}+{n}")
+            }
+        };
+        let ctx = format!("checkpoint: {what} (its bytes {start}..{end})");
+        let s = Store::open(&scratch, opts()).unwrap_or_else(|e| panic!("{ctx}: open: {e}"));
+        assert_eq!(observe(&s, &tokens), after, "{ctx}");
+        fell_back += usize::from(s.stats().replay_bytes > 0);
+        assert!(s.verify().unwrap().is_clean(), "{ctx}");
+        drop(s);
+        let files = fingerprint(&scratch);
+        let s = Store::open(&scratch, opts()).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+        assert_eq!(observe(&s, &tokens), after, "{ctx}: second open");
+        drop(s);
+        assert!(
+            fingerprint(&scratch) == files,
+            "{ctx}: second open changed files"
+        );
+    }
+    assert!(
+        fell_back * 2 > damages.len(),
+        "most damage makes open fall back to replay ({fell_back} of {})",
+        damages.len()
+    );
+    // Undamaged, the checkpoint is restored and nothing is replayed.
+    restore(&img, &scratch);
+    let s = Store::open(&scratch, opts()).unwrap();
+    assert_eq!(observe(&s, &tokens), after);
+    assert_eq!(s.stats().replay_bytes, 0);
+    drop(s);
+    // Durable, then damaged: a byte of a page (a data region) flipped.
+    let page = recs
+        .iter()
+        .find(|r| r.off >= start && r.kind == KIND_EXTENT)
+        .expect("a page");
+    restore(&img_durable, &scratch);
+    flip(&scratch.join(&name), page.off + 24 + page.len / 2);
+    let err = Store::open(&scratch, opts()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+}
+
 fn room(dir: &Path) -> u64 {
     let newest = segment_files(dir).pop().unwrap();
     let (_, end) = records(&newest);

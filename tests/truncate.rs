@@ -1,5 +1,6 @@
 //! Truncation at every byte offset of the last records of the newest
-//! segment: each cut is a crash during the last (unacknowledged) operation.
+//! segment: each cut is a crash during the last (unacknowledged) operation,
+//! or during a checkpoint written after it.
 //! `open` must succeed with that operation wholly absent (or, for a cut at
 //! its very end, wholly present) and everything before it intact; a second
 //! open must change nothing, neither the state nor a byte of any file.
@@ -75,6 +76,16 @@ fn copy_dir(src: &Path, dst: &Path) {
 /// every offset from where that operation started writing to where it
 /// ended. Returns the number of cuts checked.
 fn every_cut(name: &str, last: impl FnOnce(&Store)) -> u64 {
+    every_cut_after(name, |s, _| {
+        last(s);
+        None
+    })
+}
+
+/// [`every_cut`] where `last` may return the offset from which a cut
+/// leaves its change whole (its state-changing record ends there; what it
+/// writes after, such as a checkpoint, may be cut without losing it).
+fn every_cut_after(name: &str, last: impl FnOnce(&Store, &Path) -> Option<u64>) -> u64 {
     let work = tempfile::tempdir().unwrap();
     let dir = work.path().join("store");
     let (before, after, seg, start, end) = {
@@ -93,10 +104,11 @@ fn every_cut(name: &str, last: impl FnOnce(&Store)) -> u64 {
         let before = state(&s);
         let seg = dir.join("seg-00000001.log");
         let start = records_end(&seg);
-        last(&s);
+        let whole = last(&s, &seg);
         let end = records_end(&seg);
-        (before, state(&s), seg, start, end)
+        (before, state(&s), seg, start, (end, whole.unwrap_or(end)))
     };
+    let (end, whole) = end;
     assert!(
         !dir.join("seg-00000002.log").exists(),
         "{name}: stays in one segment"
@@ -117,10 +129,10 @@ fn every_cut(name: &str, last: impl FnOnce(&Store)) -> u64 {
         drop(f);
         let s = Store::open(&d, opts()).unwrap_or_else(|e| panic!("{name}: cut at {cut}: {e}"));
         let got = state(&s);
-        if cut >= end {
+        if cut >= whole {
             assert_eq!(
                 got, after,
-                "{name}: cut at {cut} (the end): the operation is there"
+                "{name}: cut at {cut} (its change ends at {whole}): the operation is there"
             );
         } else {
             assert_eq!(
@@ -164,6 +176,15 @@ fn truncate_at_every_offset_of_the_last_records() {
     total += every_cut("delete", |s| s.delete("l", "k2").unwrap());
     total += every_cut("copy_object", |s| {
         s.copy_object("l", "k9", "k1").unwrap();
+    });
+    // A checkpoint (its page and its record) after a delete: a cut
+    // anywhere in it falls back to replaying everything, delete included.
+    total += every_cut_after("delete, then checkpoint", |s, seg| {
+        s.delete("l", "k3").unwrap();
+        let whole = records_end(seg);
+        s.checkpoint().unwrap();
+        assert!(records_end(seg) > whole + 48, "a checkpoint was written");
+        Some(whole)
     });
     println!("offsets truncated: {total}");
     assert!(total > 1000, "{total}");

@@ -32,6 +32,13 @@ pub(crate) const T_PART_SET_V2: u8 = 15;
 pub(crate) const T_OBJECT_PUT_V2: u8 = 16;
 pub(crate) const T_OBJECT_COPIED_V2: u8 = 17;
 pub(crate) const T_SNAPSHOT_V2: u8 = 18;
+// Checkpoints (src/log/checkpoint.rs): pages holding the state, then the
+// record that names them. Not `Meta` records: replay restores them, never
+// applies them.
+pub(crate) const T_CHECKPOINT_PAGE: u8 = 19;
+pub(crate) const T_CHECKPOINT: u8 = 20;
+/// The highest tag this build knows; a higher one is `Corrupt`.
+pub(crate) const T_LAST: u8 = T_CHECKPOINT;
 
 pub(crate) fn key_rules_code(r: KeyRules) -> u8 {
     match r {
@@ -146,13 +153,7 @@ impl Enc {
         self.u64(s.max_id);
         self.u32(s.layers.len() as u32);
         for l in &s.layers {
-            self.str(&l.id);
-            self.opt_str(&l.content_type);
-            self.opt_str(&l.content_encoding);
-            if v2 {
-                self.u8(key_rules_code(l.key_rules));
-                self.u64(l.created_ms);
-            }
+            self.layer_snap(l, v2);
         }
         self.u32(s.extents.len() as u32);
         for e in &s.extents {
@@ -160,52 +161,81 @@ impl Enc {
         }
         self.u32(s.uploads.len() as u32);
         for u in &s.uploads {
-            self.bytes16(&u.id);
-            self.str(&u.layer);
-            self.str(&u.key);
-            self.str(&u.content_type);
-            self.opt_str(&u.content_encoding);
-            self.u64(u.started_ms);
-            self.u64(u.last_activity_ms);
-            self.u8(u.completed as u8);
-            self.u32(u.parts.len() as u32);
-            for p in &u.parts {
-                self.u32(p.number);
-                self.u64(p.id);
-                self.u64(p.size);
-                self.u32(p.crc32c);
-                self.u64(p.time_ms);
-                self.pieces(&p.pieces);
-                if v2 {
-                    self.opt_digest(&p.digest);
-                }
-            }
+            self.upload_snap(u, v2);
+        }
+        self.u32(s.objects.len() as u32);
+        for (layer, o) in &s.objects {
+            self.object_snap(layer, o, v2);
+        }
+    }
+    /// One layer of a snapshot.
+    pub(crate) fn layer_snap(&mut self, l: &LayerSnap, v2: bool) {
+        self.str(&l.id);
+        self.opt_str(&l.content_type);
+        self.opt_str(&l.content_encoding);
+        if v2 {
+            self.u8(key_rules_code(l.key_rules));
+            self.u64(l.created_ms);
+        }
+    }
+    /// One upload of a snapshot.
+    pub(crate) fn upload_snap(&mut self, u: &UploadSnap, v2: bool) {
+        self.bytes16(&u.id);
+        self.str(&u.layer);
+        self.str(&u.key);
+        self.str(&u.content_type);
+        self.opt_str(&u.content_encoding);
+        self.u64(u.started_ms);
+        self.u64(u.last_activity_ms);
+        self.u8(u.completed as u8);
+        self.u32(u.parts.len() as u32);
+        for p in &u.parts {
+            self.u32(p.number);
+            self.u64(p.id);
+            self.u64(p.size);
+            self.u32(p.crc32c);
+            self.u64(p.time_ms);
+            self.pieces(&p.pieces);
             if v2 {
-                self.metadata(&u.metadata);
-                if u.completed {
-                    match &u.result {
-                        None => self.u8(0),
-                        Some(o) => {
-                            self.u8(1);
-                            self.object_head(o);
-                            self.object_tail(o);
-                        }
+                self.opt_digest(&p.digest);
+            }
+        }
+        if v2 {
+            self.metadata(&u.metadata);
+            if u.completed {
+                match &u.result {
+                    None => self.u8(0),
+                    Some(o) => {
+                        self.u8(1);
+                        self.object_head(o);
+                        self.object_tail(o);
                     }
                 }
             }
         }
-        self.u32(s.objects.len() as u32);
-        for (layer, o) in &s.objects {
-            self.str(layer);
-            self.str(&o.key);
-            self.object_head(o);
-            self.pieces(&o.pieces);
-            if v2 {
-                self.object_tail(o);
-            }
+    }
+    /// One object of a snapshot, with its layer.
+    pub(crate) fn object_snap(&mut self, layer: &str, o: &ObjectSnap, v2: bool) {
+        self.str(layer);
+        self.str(&o.key);
+        self.object_head(o);
+        self.pieces(&o.pieces);
+        if v2 {
+            self.object_tail(o);
         }
     }
 }
+
+// The smallest encoding of each snapshot item (and what version 2 adds), so
+// a count can be checked against the bytes left before anything is
+// allocated.
+pub(crate) const LAYER_MIN: usize = 6;
+pub(crate) const LAYER_V2_EXTRA: usize = 9;
+pub(crate) const EXTENT_MIN: usize = 36;
+pub(crate) const UPLOAD_MIN: usize = 50;
+pub(crate) const UPLOAD_V2_EXTRA: usize = 4;
+pub(crate) const OBJECT_MIN: usize = 45;
+pub(crate) const OBJECT_V2_EXTRA: usize = 10;
 
 pub(crate) struct Dec<'a>(pub(crate) &'a [u8]);
 
@@ -365,97 +395,26 @@ impl<'a> Dec<'a> {
         Ok(pieces)
     }
     pub(crate) fn snapshot(&mut self, v2: bool) -> Result<Snapshot> {
-        let extra = usize::from(v2);
         let max_id = self.u64()?;
-        let n = self.count(6 + 9 * extra)?;
+        let n = self.count(LAYER_MIN + LAYER_V2_EXTRA * usize::from(v2))?;
         let mut layers = Vec::with_capacity(n);
         for _ in 0..n {
-            let mut l = LayerSnap {
-                id: self.str()?,
-                content_type: self.opt_str()?,
-                content_encoding: self.opt_str()?,
-                ..LayerSnap::default()
-            };
-            if v2 {
-                l.key_rules = self.key_rules()?;
-                l.created_ms = self.u64()?;
-            }
-            layers.push(l);
+            layers.push(self.layer_snap(v2)?);
         }
-        let n = self.count(36)?;
+        let n = self.count(EXTENT_MIN)?;
         let mut extents = Vec::with_capacity(n);
         for _ in 0..n {
             extents.push(self.extent_def()?);
         }
-        let n = self.count(50 + 4 * extra)?;
+        let n = self.count(UPLOAD_MIN + UPLOAD_V2_EXTRA * usize::from(v2))?;
         let mut uploads = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = self.bytes16()?;
-            let layer = self.str()?;
-            let key = self.str()?;
-            let content_type = self.str()?;
-            let content_encoding = self.opt_str()?;
-            let started_ms = self.u64()?;
-            let last_activity_ms = self.u64()?;
-            let completed = match self.u8()? {
-                0 => false,
-                1 => true,
-                t => return Err(corrupt!("bad completed flag {t} in snapshot")),
-            };
-            let np = self.count(32 + extra)?;
-            let mut parts = Vec::with_capacity(np);
-            for _ in 0..np {
-                parts.push(PartSnap {
-                    number: self.u32()?,
-                    id: self.u64()?,
-                    size: self.u64()?,
-                    crc32c: self.u32()?,
-                    time_ms: self.u64()?,
-                    pieces: self.pieces()?,
-                    digest: if v2 { self.opt_digest()? } else { None },
-                });
-            }
-            let mut metadata = Vec::new();
-            let mut result = None;
-            if v2 {
-                metadata = self.metadata()?;
-                if completed {
-                    result = match self.u8()? {
-                        0 => None,
-                        1 => {
-                            let mut o = self.object_head(key.clone())?;
-                            self.object_tail(&mut o)?;
-                            Some(o)
-                        }
-                        t => return Err(corrupt!("bad result tag {t} in snapshot")),
-                    };
-                }
-            }
-            uploads.push(UploadSnap {
-                id,
-                layer,
-                key,
-                content_type,
-                content_encoding,
-                started_ms,
-                last_activity_ms,
-                completed,
-                parts,
-                metadata,
-                result,
-            });
+            uploads.push(self.upload_snap(v2)?);
         }
-        let n = self.count(45 + 10 * extra)?;
+        let n = self.count(OBJECT_MIN + OBJECT_V2_EXTRA * usize::from(v2))?;
         let mut objects = Vec::with_capacity(n);
         for _ in 0..n {
-            let layer = self.str()?;
-            let key = self.str()?;
-            let mut o = self.object_head(key)?;
-            o.pieces = self.pieces()?;
-            if v2 {
-                self.object_tail(&mut o)?;
-            }
-            objects.push((layer, o));
+            objects.push(self.object_snap(v2)?);
         }
         Ok(Snapshot {
             legacy: !v2,
@@ -465,5 +424,88 @@ impl<'a> Dec<'a> {
             uploads,
             objects,
         })
+    }
+    /// One layer of a snapshot.
+    pub(crate) fn layer_snap(&mut self, v2: bool) -> Result<LayerSnap> {
+        let mut l = LayerSnap {
+            id: self.str()?,
+            content_type: self.opt_str()?,
+            content_encoding: self.opt_str()?,
+            ..LayerSnap::default()
+        };
+        if v2 {
+            l.key_rules = self.key_rules()?;
+            l.created_ms = self.u64()?;
+        }
+        Ok(l)
+    }
+    /// One upload of a snapshot.
+    pub(crate) fn upload_snap(&mut self, v2: bool) -> Result<UploadSnap> {
+        let extra = usize::from(v2);
+        let id = self.bytes16()?;
+        let layer = self.str()?;
+        let key = self.str()?;
+        let content_type = self.str()?;
+        let content_encoding = self.opt_str()?;
+        let started_ms = self.u64()?;
+        let last_activity_ms = self.u64()?;
+        let completed = match self.u8()? {
+            0 => false,
+            1 => true,
+            t => return Err(corrupt!("bad completed flag {t} in snapshot")),
+        };
+        let np = self.count(32 + extra)?;
+        let mut parts = Vec::with_capacity(np);
+        for _ in 0..np {
+            parts.push(PartSnap {
+                number: self.u32()?,
+                id: self.u64()?,
+                size: self.u64()?,
+                crc32c: self.u32()?,
+                time_ms: self.u64()?,
+                pieces: self.pieces()?,
+                digest: if v2 { self.opt_digest()? } else { None },
+            });
+        }
+        let mut metadata = Vec::new();
+        let mut result = None;
+        if v2 {
+            metadata = self.metadata()?;
+            if completed {
+                result = match self.u8()? {
+                    0 => None,
+                    1 => {
+                        let mut o = self.object_head(key.clone())?;
+                        self.object_tail(&mut o)?;
+                        Some(o)
+                    }
+                    t => return Err(corrupt!("bad result tag {t} in snapshot")),
+                };
+            }
+        }
+        Ok(UploadSnap {
+            id,
+            layer,
+            key,
+            content_type,
+            content_encoding,
+            started_ms,
+            last_activity_ms,
+            completed,
+            parts,
+            metadata,
+            result,
+        })
+    }
+    /// One object of a snapshot, with its layer.
+    pub(crate) fn object_snap(&mut self, v2: bool) -> Result<(String, ObjectSnap)> {
+        let layer = self.str()?;
+        let key = self.str()?;
+        let mut o = self.object_head(key)?;
+        o.pieces = self.pieces()?;
+        if v2 {
+            self.object_tail(&mut o)?;
+        }
+        Ok((layer, o))
     }
 }

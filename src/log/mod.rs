@@ -1,8 +1,9 @@
 //! The append-only segment log: the on-disk format (`format`), segment
 //! files (`segment`), their memory maps (`map`, the crate's only `unsafe`),
-//! the writer with rotation and group commit (`writer`), and the record
-//! scan of recovery (`scan`).
+//! the writer with rotation and group commit (`writer`), the record scan of
+//! recovery (`scan`), and the checkpoint records (`checkpoint`).
 
+pub(crate) mod checkpoint;
 pub(crate) mod codec;
 pub(crate) mod format;
 pub(crate) mod map;

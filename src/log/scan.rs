@@ -6,9 +6,11 @@ use std::path::Path;
 
 use crate::backend::Backend;
 use crate::error::{corrupt, Error, Result};
+use crate::log::checkpoint::CheckpointEnd;
+use crate::log::codec::{T_CHECKPOINT, T_CHECKPOINT_PAGE, T_LAST};
 use crate::log::format::{
-    framed_len, split_meta_payload, Meta, RecordHeader, RecordKind, RECORD_ALIGN,
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    framed_len, split_meta_payload, RecordHeader, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN,
+    SEGMENT_HEADER_LEN,
 };
 use crate::log::segment::Segment;
 
@@ -16,7 +18,7 @@ use crate::log::segment::Segment;
 /// the map, so a page that was never written (a hole, or a region reserved
 /// but not yet written when the process stopped) is read as zeros by the
 /// kernel instead of faulting in through a map (SIGBUS on a full tmpfs).
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     seg: &'a Segment,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
@@ -27,12 +29,17 @@ struct Reader<'a> {
 const READ_AHEAD: u64 = 64 << 10;
 
 impl<'a> Reader<'a> {
-    fn new(seg: &'a Segment) -> Reader<'a> {
+    pub(crate) fn new(seg: &'a Segment) -> Reader<'a> {
         Reader {
             seg,
             buf: Vec::new(),
             start: 0,
         }
+    }
+
+    /// The id of the segment read.
+    pub(crate) fn segment_id(&self) -> u64 {
+        self.seg.id
     }
 
     /// The bytes `off..off+len`, or `None` past the end of the segment.
@@ -50,15 +57,56 @@ impl<'a> Reader<'a> {
         let from = (off - self.start) as usize;
         Ok(self.buf.get(from..from + len as usize))
     }
+
+    /// The payload of the metadata record at `offset` (its `synced` prefix
+    /// included), read again and checked against its CRC32C: `Corrupt`
+    /// naming the segment and offset when it is not a valid metadata record.
+    pub(crate) fn meta_payload(&mut self, offset: u64) -> Result<&[u8]> {
+        let id = self.seg.id;
+        match self.checked_payload(offset)? {
+            Ok(payload) => Ok(payload),
+            Err(why) => Err(corrupt!("segment {id} offset {offset}: {why}").at(id, offset)),
+        }
+    }
+
+    /// The payload of the metadata record at `offset` if it is a valid
+    /// one, else why not.
+    pub(crate) fn checked_payload(
+        &mut self,
+        offset: u64,
+    ) -> Result<std::result::Result<&[u8], &'static str>> {
+        let Some(header) = self
+            .get(offset, RECORD_HEADER_LEN)?
+            .and_then(RecordHeader::decode)
+            .filter(|h| h.kind == RecordKind::Meta)
+        else {
+            return Ok(Err("not a valid metadata record"));
+        };
+        let Some(payload) = self.get(offset + RECORD_HEADER_LEN, header.len)? else {
+            return Ok(Err("record runs past the end of the segment"));
+        };
+        if crc32c::crc32c(payload) != header.payload_crc {
+            return Ok(Err("record payload fails its CRC32C"));
+        }
+        Ok(Ok(payload))
+    }
 }
 
-/// A metadata record found by a scan.
+/// A metadata record found by a scan. Its payload passed its CRC32C but is
+/// not decoded (recovery decodes only what it replays), except a
+/// checkpoint's last record, which is small and says where replay starts.
 pub(crate) struct ScannedMeta {
     pub(crate) offset: u64,
+    /// Payload length (its `synced` prefix included).
+    pub(crate) len: u64,
     /// Everything of the segment before this offset was durable when the
     /// record was written.
     pub(crate) synced: u64,
-    pub(crate) meta: Meta,
+    /// The record's tag (the first byte of its encoded `Meta`): known to
+    /// this build.
+    pub(crate) tag: u8,
+    /// For a checkpoint record (tag 20): the checkpoint.
+    pub(crate) end: Option<Box<CheckpointEnd>>,
 }
 
 /// What a scan of one segment found.
@@ -66,17 +114,24 @@ pub(crate) struct Scan {
     pub(crate) metas: Vec<ScannedMeta>,
     /// Offset just past the last valid record: where appends continue.
     pub(crate) end: u64,
-    /// Data bytes of the regions in it (committed or not), headers and
-    /// padding excluded.
+    /// Data bytes of the regions in it (committed or not, checkpoint pages
+    /// included), headers and padding excluded.
     pub(crate) region_bytes: u64,
     /// A torn record was found at `end` (only ever in the newest segment).
     pub(crate) torn: bool,
 }
 
+/// What a scan learns of a valid metadata record without decoding it.
+struct MetaInfo {
+    synced: u64,
+    /// The first byte of the encoded `Meta` (0 when there is none).
+    tag: u8,
+}
+
 enum Step {
-    /// A valid record of this total framed length (with its payload, for a
-    /// metadata record).
-    Record(RecordHeader, u64, Option<Vec<u8>>),
+    /// A valid record of this total framed length (with what its payload
+    /// starts with, for a metadata record).
+    Record(RecordHeader, u64, Option<MetaInfo>),
     /// Zero header: the end of the records.
     End,
     /// Not a valid record.
@@ -101,14 +156,15 @@ fn step(r: &mut Reader, pos: u64) -> Result<Step> {
     if header.kind != RecordKind::Meta {
         return Ok(Step::Record(header, total, None));
     }
-    let payload = r
-        .get(pos + RECORD_HEADER_LEN, header.len)?
-        .unwrap_or(&[])
-        .to_vec();
-    if crc32c::crc32c(&payload) != header.payload_crc {
+    let payload = r.get(pos + RECORD_HEADER_LEN, header.len)?.unwrap_or(&[]);
+    if crc32c::crc32c(payload) != header.payload_crc {
         return Ok(Step::Invalid("record payload fails its CRC32C"));
     }
-    Ok(Step::Record(header, total, Some(payload)))
+    let info = MetaInfo {
+        synced: split_meta_payload(payload).map_or(0, |(synced, _)| synced),
+        tag: payload.get(8).copied().unwrap_or(0),
+    };
+    Ok(Step::Record(header, total, Some(info)))
 }
 
 /// How a scan treats the end of a segment's records.
@@ -124,7 +180,9 @@ pub(crate) enum TailPolicy {
     Salvage,
 }
 
-/// Reads every record of a segment.
+/// Reads every record of a segment: each header is checked, and each
+/// metadata record's payload (a data region's bytes are covered by the CRCs
+/// of the record that commits it, and skipped).
 ///
 /// Where the records stop (a zero header or an invalid record at `p`), the
 /// data after `p` is searched for valid records:
@@ -142,19 +200,37 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
     let mut region_bytes = 0;
     loop {
         let (why, invalid) = match step(&mut r, pos)? {
-            Step::Record(header, total, payload) => {
-                match payload {
+            Step::Record(header, total, info) => {
+                match info {
                     None => region_bytes += header.len,
-                    Some(payload) => {
-                        let (synced, meta) = split_meta_payload(&payload)
-                            .and_then(|(synced, m)| Ok((synced, Meta::decode(m)?)))
-                            .map_err(|e| {
-                                corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
-                            })?;
+                    Some(MetaInfo { synced, tag }) => {
+                        let bad = |e: Error| {
+                            corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
+                        };
+                        if header.len < 9 {
+                            return Err(bad(corrupt!(
+                                "metadata record of {} bytes holds no record",
+                                header.len
+                            )));
+                        }
+                        // (19 marks a checkpoint page, which is a data
+                        // region, never a metadata record.)
+                        if tag == 0 || tag > T_LAST || tag == T_CHECKPOINT_PAGE {
+                            return Err(bad(corrupt!("unknown metadata record tag {tag}")));
+                        }
+                        let end = if tag == T_CHECKPOINT {
+                            let payload = r.meta_payload(pos)?;
+                            let (_, m) = split_meta_payload(payload).map_err(bad)?;
+                            Some(Box::new(CheckpointEnd::decode(m).map_err(bad)?))
+                        } else {
+                            None
+                        };
                         metas.push(ScannedMeta {
                             offset: pos,
+                            len: header.len,
                             synced,
-                            meta,
+                            tag,
+                            end,
                         });
                     }
                 }
@@ -233,12 +309,8 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
         let mut p = range.start.max(from).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
         while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
             if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
-                if let Step::Record(_, _, payload) = step(r, p)? {
-                    let synced = payload
-                        .as_deref()
-                        .and_then(|p| split_meta_payload(p).ok())
-                        .map_or(0, |(synced, _)| synced);
-                    found.push((p, synced));
+                if let Step::Record(_, _, info) = step(r, p)? {
+                    found.push((p, info.map_or(0, |i| i.synced)));
                 }
             }
             p += RECORD_ALIGN;

@@ -327,6 +327,40 @@ impl Log {
         })
     }
 
+    /// Reserves a data region for one page of a checkpoint (see
+    /// `crate::checkpoint`): like [`Log::reserve`], but it rotates only when
+    /// the region itself does not fit (a page needs no room for a record
+    /// after it), and without `keep_reserve` it may take the metadata
+    /// reserve a full disk keeps (compaction's checkpoint: what frees the
+    /// disk); with it, a full disk is `NoSpace` and nothing changes.
+    pub(crate) fn reserve_page(&self, len: u64, keep_reserve: bool) -> Result<Region> {
+        self.check_poison()?;
+        let header = RecordHeader {
+            kind: RecordKind::Extent,
+            len,
+            payload_crc: 0,
+        }
+        .encode();
+        let total = framed_len(len);
+        let mut t = self.tail.lock();
+        if t.at + total > t.active.len() {
+            self.rotate(&mut t, total, 0)?;
+        }
+        if let Err(e) = self.allocate(&mut t, total + META_RESERVE) {
+            if keep_reserve {
+                return Err(e);
+            }
+            self.allocate(&mut t, total)?;
+        }
+        let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
+        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        Ok(Region {
+            segment: seg,
+            data_at: at + RECORD_HEADER_LEN,
+            len,
+        })
+    }
+
     /// Fits a region to the `used` bytes a body of unknown length wrote:
     /// when nothing was appended after it, its header is rewritten with the
     /// real length and the tail moves back to just past it (the rest is
@@ -400,6 +434,12 @@ impl Log {
     /// Appends a metadata record (the encoded `Meta`), stamped with how far
     /// its segment is known durable. Returns the position just past it.
     pub(crate) fn append_meta(&self, meta: &[u8]) -> Result<Pos> {
+        Ok(self.append_meta_at(meta)?.1)
+    }
+
+    /// [`Log::append_meta`], returning the record's position and the
+    /// position just past it.
+    pub(crate) fn append_meta_at(&self, meta: &[u8]) -> Result<(Pos, Pos)> {
         let total = framed_len(8 + meta.len() as u64);
         let mut t = self.tail.lock();
         if t.at + total > t.active.len() {
@@ -416,7 +456,13 @@ impl Log {
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);
         }
-        Ok((seg.id, at + total))
+        Ok(((seg.id, at), (seg.id, at + total)))
+    }
+
+    /// Where the next record goes.
+    pub(crate) fn tail_pos(&self) -> Pos {
+        let t = self.tail.lock();
+        (t.active.id, t.at)
     }
 
     /// Appends a small body and the metadata record that references it in
@@ -424,13 +470,14 @@ impl Log {
     /// returns for where the region landed (segment id, offset of its first
     /// byte). One fdatasync makes both durable; recovery checks the data
     /// against the record's block CRCs when the record is past the durable
-    /// point, so a write torn between them is a torn tail. Returns the
-    /// position just past the record.
+    /// point, so a write torn between them is a torn tail. Returns where the
+    /// write starts (the region's header) and the position just past the
+    /// record.
     pub(crate) fn append_with_data(
         &self,
         data: &[u8],
         mut encode: impl FnMut(u64, u64) -> Vec<u8>,
-    ) -> Result<Pos> {
+    ) -> Result<(Pos, Pos)> {
         self.check_poison()?;
         let len = data.len() as u64;
         let data_total = framed_len(len);
@@ -465,7 +512,7 @@ impl Log {
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);
         }
-        Ok((seg.id, at + total))
+        Ok(((seg.id, at), (seg.id, at + total)))
     }
 
     /// Writes `frame` at the tail and moves the tail `total` bytes on,

@@ -1,0 +1,458 @@
+//! Checkpoints on disk: the whole index state in pages (data regions, kind
+//! 1, written like part bodies with no lock held), then one metadata record
+//! that names them, with their CRC32Cs, and the log position the state
+//! covers. Pure encoding and decoding; `docs/FORMAT.md` ("Checkpoints") has
+//! the layout in prose, `src/checkpoint.rs` writes them and
+//! `src/recovery.rs` restores them.
+//!
+//! ```text
+//! page (a region's bytes)  19 u8, base_segment u64, base_offset u64, seq u32,
+//!                          section u8, n u32, n items of that section
+//! checkpoint (tag 20)      base_segment u64, base_offset u64, max_id u64,
+//!                          n u32, n x (segment u64, offset u64, len u64,
+//!                          crc32c u32): the pages, in order
+//! ```
+//! Sections, in this order (a section may span pages; an empty one has
+//! none): 1 layers, 2 extents, 3 uploads, 4 objects; each item is encoded
+//! exactly as in a version-2 snapshot (tag 18).
+
+use crate::error::{corrupt, Result};
+use crate::log::codec::*;
+use crate::log::meta::{ExtentDef, LayerSnap, ObjectSnap, Snapshot, UploadSnap};
+
+/// A log position: (segment id, byte offset).
+pub(crate) type Pos = (u64, u64);
+
+/// A page is closed once its items reach this many bytes (an item is never
+/// split, so a page may be longer by one item).
+pub(crate) const PAGE_BYTES: usize = 1 << 20;
+
+const SECTION_LAYERS: u8 = 1;
+const SECTION_EXTENTS: u8 = 2;
+const SECTION_UPLOADS: u8 = 3;
+const SECTION_OBJECTS: u8 = 4;
+
+/// Offset of a page's item count in its encoding (tag, base, seq, section).
+const COUNT_AT: usize = 1 + 8 + 8 + 4 + 1;
+
+/// Where a page of a checkpoint is: a data region's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PageRef {
+    pub(crate) segment: u64,
+    /// File offset of the page's first byte (the region's data).
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
+    /// CRC32C of the page's bytes.
+    pub(crate) crc32c: u32,
+}
+
+/// A checkpoint's record: the state of every record before `base`, in
+/// `pages` (in order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CheckpointEnd {
+    pub(crate) base: Pos,
+    pub(crate) max_id: u64,
+    pub(crate) pages: Vec<PageRef>,
+}
+
+impl CheckpointEnd {
+    /// The record's encoding (tag 20).
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut e = Enc(Vec::with_capacity(32 + 28 * self.pages.len()));
+        e.u8(T_CHECKPOINT);
+        e.u64(self.base.0);
+        e.u64(self.base.1);
+        e.u64(self.max_id);
+        e.u32(self.pages.len() as u32);
+        for p in &self.pages {
+            e.u64(p.segment);
+            e.u64(p.offset);
+            e.u64(p.len);
+            e.u32(p.crc32c);
+        }
+        e.0
+    }
+
+    /// Decodes a tag-20 record (the encoded `Meta` part of its payload).
+    pub(crate) fn decode(meta: &[u8]) -> Result<CheckpointEnd> {
+        let mut d = Dec(meta);
+        let tag = d.u8()?;
+        if tag != T_CHECKPOINT {
+            return Err(corrupt!("record tag {tag} is not a checkpoint"));
+        }
+        let base = (d.u64()?, d.u64()?);
+        let max_id = d.u64()?;
+        let n = d.count(28)?;
+        let mut pages = Vec::with_capacity(n);
+        for _ in 0..n {
+            pages.push(PageRef {
+                segment: d.u64()?,
+                offset: d.u64()?,
+                len: d.u64()?,
+                crc32c: d.u32()?,
+            });
+        }
+        if !d.0.is_empty() {
+            return Err(corrupt!("{} trailing bytes after a checkpoint", d.0.len()));
+        }
+        let at = |p: &PageRef| (p.segment, p.offset);
+        if pages.iter().any(|p| at(p) < base) || pages.windows(2).any(|w| at(&w[0]) >= at(&w[1])) {
+            return Err(corrupt!(
+                "checkpoint pages are not in log order after its base {base:?}"
+            ));
+        }
+        Ok(CheckpointEnd {
+            base,
+            max_id,
+            pages,
+        })
+    }
+}
+
+/// The items of one page.
+#[derive(Debug)]
+pub(crate) enum Page {
+    Layers(Vec<LayerSnap>),
+    Extents(Vec<ExtentDef>),
+    Uploads(Vec<UploadSnap>),
+    Objects(Vec<(String, ObjectSnap)>),
+}
+
+impl Page {
+    fn section(&self) -> u8 {
+        match self {
+            Page::Layers(_) => SECTION_LAYERS,
+            Page::Extents(_) => SECTION_EXTENTS,
+            Page::Uploads(_) => SECTION_UPLOADS,
+            Page::Objects(_) => SECTION_OBJECTS,
+        }
+    }
+}
+
+/// Cuts a stream of items into pages and hands each to `emit` (which
+/// writes it and says where).
+struct Pager<'a> {
+    base: Pos,
+    target: usize,
+    section: u8,
+    count: u32,
+    enc: Enc,
+    pages: Vec<PageRef>,
+    emit: &'a mut dyn FnMut(&[u8]) -> Result<PageRef>,
+}
+
+impl Pager<'_> {
+    fn item(&mut self, f: impl FnOnce(&mut Enc)) -> Result<()> {
+        if self.count == 0 {
+            self.enc.0.clear();
+            self.enc.u8(T_CHECKPOINT_PAGE);
+            self.enc.u64(self.base.0);
+            self.enc.u64(self.base.1);
+            self.enc.u32(self.pages.len() as u32);
+            self.enc.u8(self.section);
+            self.enc.u32(0);
+        }
+        f(&mut self.enc);
+        self.count += 1;
+        if self.enc.0.len() >= self.target {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.count > 0 {
+            self.enc.0[COUNT_AT..COUNT_AT + 4].copy_from_slice(&self.count.to_le_bytes());
+            let pos = (self.emit)(&self.enc.0)?;
+            self.pages.push(pos);
+            self.count = 0;
+        }
+        Ok(())
+    }
+
+    fn section(&mut self, s: u8) -> Result<()> {
+        self.flush()?;
+        self.section = s;
+        Ok(())
+    }
+}
+
+/// Writes `snap` as pages of about `target` bytes through `emit`, which
+/// stores one page and says where; returns the pages in order. `snap` is
+/// consumed item by item, so its memory goes as the pages are written.
+pub(crate) fn write_pages(
+    snap: Snapshot,
+    base: Pos,
+    target: usize,
+    emit: &mut dyn FnMut(&[u8]) -> Result<PageRef>,
+) -> Result<Vec<PageRef>> {
+    let mut p = Pager {
+        base,
+        target,
+        section: SECTION_LAYERS,
+        count: 0,
+        enc: Enc(Vec::with_capacity(target + (64 << 10))),
+        pages: Vec::new(),
+        emit,
+    };
+    for l in &snap.layers {
+        p.item(|e| e.layer_snap(l, true))?;
+    }
+    p.section(SECTION_EXTENTS)?;
+    for x in snap.extents {
+        p.item(|e| e.extent_def(&x))?;
+    }
+    p.section(SECTION_UPLOADS)?;
+    for u in snap.uploads {
+        p.item(|e| e.upload_snap(&u, true))?;
+    }
+    p.section(SECTION_OBJECTS)?;
+    for (layer, o) in snap.objects {
+        p.item(|e| e.object_snap(&layer, &o, true))?;
+    }
+    p.flush()?;
+    Ok(p.pages)
+}
+
+/// Decodes page `seq` of the checkpoint whose base is `base` (the page's
+/// bytes, checked against its CRC32C by the caller).
+pub(crate) fn decode_page(bytes: &[u8], base: Pos, seq: u32) -> Result<Page> {
+    let mut d = Dec(bytes);
+    let tag = d.u8()?;
+    let page_base = (d.u64()?, d.u64()?);
+    let page_seq = d.u32()?;
+    if tag != T_CHECKPOINT_PAGE || page_base != base || page_seq != seq {
+        return Err(corrupt!(
+            "checkpoint page {seq} of base {base:?} is tag {tag}, page {page_seq} of base {page_base:?}"
+        ));
+    }
+    let section = d.u8()?;
+    let page = match section {
+        SECTION_LAYERS => {
+            let n = d.count(LAYER_MIN + LAYER_V2_EXTRA)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(d.layer_snap(true)?);
+            }
+            Page::Layers(v)
+        }
+        SECTION_EXTENTS => {
+            let n = d.count(EXTENT_MIN)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(d.extent_def()?);
+            }
+            Page::Extents(v)
+        }
+        SECTION_UPLOADS => {
+            let n = d.count(UPLOAD_MIN + UPLOAD_V2_EXTRA)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(d.upload_snap(true)?);
+            }
+            Page::Uploads(v)
+        }
+        SECTION_OBJECTS => {
+            let n = d.count(OBJECT_MIN + OBJECT_V2_EXTRA)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(d.object_snap(true)?);
+            }
+            Page::Objects(v)
+        }
+        s => return Err(corrupt!("checkpoint page {seq}: unknown section {s}")),
+    };
+    if !d.0.is_empty() {
+        return Err(corrupt!(
+            "checkpoint page {seq}: {} trailing bytes",
+            d.0.len()
+        ));
+    }
+    Ok(page)
+}
+
+/// The snapshot the pages of a checkpoint hold, in page order.
+pub(crate) fn assemble(max_id: u64, pages: Vec<Page>) -> Result<Snapshot> {
+    let mut snap = Snapshot {
+        legacy: false,
+        max_id,
+        ..Snapshot::default()
+    };
+    let mut lens = [0usize; 4];
+    for page in &pages {
+        let (i, n) = match page {
+            Page::Layers(v) => (0, v.len()),
+            Page::Extents(v) => (1, v.len()),
+            Page::Uploads(v) => (2, v.len()),
+            Page::Objects(v) => (3, v.len()),
+        };
+        lens[i] += n;
+    }
+    snap.layers.reserve_exact(lens[0]);
+    snap.extents.reserve_exact(lens[1]);
+    snap.uploads.reserve_exact(lens[2]);
+    snap.objects.reserve_exact(lens[3]);
+    let mut last = 0;
+    for page in pages {
+        let s = page.section();
+        if s < last {
+            return Err(corrupt!(
+                "checkpoint section {s} comes after section {last}"
+            ));
+        }
+        last = s;
+        match page {
+            Page::Layers(mut v) => snap.layers.append(&mut v),
+            Page::Extents(mut v) => snap.extents.append(&mut v),
+            Page::Uploads(mut v) => snap.uploads.append(&mut v),
+            Page::Objects(mut v) => snap.objects.append(&mut v),
+        }
+    }
+    Ok(snap)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::meta::{PartSnap, Piece};
+
+    fn sample(objects: usize) -> Snapshot {
+        Snapshot {
+            legacy: false,
+            max_id: 77,
+            layers: vec![LayerSnap {
+                id: "maps".into(),
+                created_ms: 5,
+                ..LayerSnap::default()
+            }],
+            extents: (1..=objects as u64)
+                .map(|id| ExtentDef {
+                    id,
+                    segment: 1,
+                    offset: 56 * id,
+                    len: 3,
+                    block_crcs: vec![id as u32],
+                })
+                .collect(),
+            uploads: vec![UploadSnap {
+                id: [3; 16],
+                layer: "maps".into(),
+                key: "u".into(),
+                content_type: "a/b".into(),
+                parts: vec![PartSnap {
+                    number: 1,
+                    id: 9,
+                    size: 3,
+                    pieces: vec![Piece {
+                        extent: 1,
+                        offset: 0,
+                        len: 3,
+                    }],
+                    ..PartSnap::default()
+                }],
+                ..UploadSnap::default()
+            }],
+            objects: (1..=objects as u64)
+                .map(|id| {
+                    (
+                        "maps".to_string(),
+                        ObjectSnap {
+                            key: format!("k{id:06}"),
+                            size: 3,
+                            content_type: "a/b".into(),
+                            etag: "e".into(),
+                            part_count: 1,
+                            pieces: vec![Piece {
+                                extent: id,
+                                offset: 0,
+                                len: 3,
+                            }],
+                            ..ObjectSnap::default()
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    fn round_trip(snap: &Snapshot, target: usize) -> (usize, Snapshot) {
+        let base = (4, 4096);
+        let mut stored: Vec<Vec<u8>> = Vec::new();
+        let mut emit = |b: &[u8]| {
+            stored.push(b.to_vec());
+            Ok(PageRef {
+                segment: 5,
+                offset: stored.len() as u64 * 100,
+                len: b.len() as u64,
+                crc32c: crc32c::crc32c(b),
+            })
+        };
+        let pages = write_pages(snap.clone(), base, target, &mut emit).unwrap();
+        assert_eq!(pages.len(), stored.len());
+        let end = CheckpointEnd {
+            base,
+            max_id: snap.max_id,
+            pages,
+        };
+        let end2 = CheckpointEnd::decode(&end.encode()).unwrap();
+        assert_eq!(end, end2);
+        let decoded = stored
+            .iter()
+            .enumerate()
+            .map(|(i, b)| decode_page(b, base, i as u32).unwrap())
+            .collect();
+        (stored.len(), assemble(end2.max_id, decoded).unwrap())
+    }
+
+    #[test]
+    fn pages_round_trip() {
+        let snap = sample(1000);
+        for target in [1, 100, 4096, PAGE_BYTES] {
+            let (n, back) = round_trip(&snap, target);
+            assert_eq!(back, snap, "target {target}");
+            if target == 1 {
+                assert_eq!(n, 2002, "one item per page");
+            }
+        }
+        let (n, back) = round_trip(&Snapshot::default(), 100);
+        assert_eq!((n, back), (0, Snapshot::default()));
+    }
+
+    #[test]
+    fn pages_of_another_checkpoint_or_order_are_corrupt() {
+        let mut stored = Vec::new();
+        let mut emit = |b: &[u8]| {
+            stored.push(b.to_vec());
+            Ok(PageRef {
+                segment: 1,
+                offset: stored.len() as u64,
+                len: b.len() as u64,
+                crc32c: 0,
+            })
+        };
+        write_pages(sample(10), (1, 32), 1, &mut emit).unwrap();
+        assert!(decode_page(&stored[0], (1, 40), 0).is_err());
+        assert!(decode_page(&stored[1], (1, 32), 0).is_err());
+        let mut trailing = stored[0].clone();
+        trailing.push(0);
+        assert!(decode_page(&trailing, (1, 32), 0).is_err());
+        let pages: Vec<Page> = stored
+            .iter()
+            .enumerate()
+            .map(|(i, b)| decode_page(b, (1, 32), i as u32).unwrap())
+            .rev()
+            .collect();
+        assert!(assemble(0, pages).is_err());
+        let bad = CheckpointEnd {
+            base: (2, 32),
+            max_id: 0,
+            pages: vec![PageRef {
+                segment: 1,
+                offset: 40,
+                len: 8,
+                crc32c: 0,
+            }],
+        };
+        assert!(CheckpointEnd::decode(&bad.encode()).is_err());
+    }
+}
