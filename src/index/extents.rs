@@ -20,6 +20,9 @@ pub const INLINE_VERIFY_MAX: u64 = 64 << 10;
 #[derive(Debug, Clone)]
 pub struct IdMap<T: Clone> {
     chunks: Vec<Arc<Vec<(u64, T)>>>,
+    /// Each chunk's last id, side by side (the search over chunks reads
+    /// only these).
+    lasts: Vec<u64>,
     len: usize,
 }
 
@@ -27,6 +30,7 @@ impl<T: Clone> Default for IdMap<T> {
     fn default() -> IdMap<T> {
         IdMap {
             chunks: Vec::new(),
+            lasts: Vec::new(),
             len: 0,
         }
     }
@@ -39,10 +43,14 @@ impl<T: Clone> IdMap<T> {
     }
 
     fn chunk_for(&self, id: u64) -> usize {
-        let i = self
-            .chunks
-            .partition_point(|c| c.last().is_some_and(|(last, _)| *last < id));
+        let i = self.lasts.partition_point(|last| *last < id);
         i.min(self.chunks.len().saturating_sub(1))
+    }
+
+    fn relast(&mut self, i: usize) {
+        if let (Some(c), Some(l)) = (self.chunks.get(i), self.lasts.get_mut(i)) {
+            *l = c.last().map_or(0, |(id, _)| *id);
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<&T> {
@@ -70,6 +78,7 @@ impl<T: Clone> IdMap<T> {
     pub fn insert(&mut self, id: u64, v: T) -> Option<T> {
         if self.chunks.is_empty() {
             self.chunks.push(Arc::new(Vec::new()));
+            self.lasts.push(0);
         }
         let ci = self.chunk_for(id);
         let last_chunk = ci + 1 == self.chunks.len();
@@ -94,7 +103,10 @@ impl<T: Clone> IdMap<T> {
             let right: Vec<(u64, T)> = c.split_off(at);
             c.shrink_to_fit();
             self.chunks.insert(ci + 1, Arc::new(right));
+            self.lasts.insert(ci + 1, 0);
+            self.relast(ci + 1);
         }
+        self.relast(ci);
         None
     }
 
@@ -110,9 +122,13 @@ impl<T: Clone> IdMap<T> {
         self.len -= 1;
         if c.is_empty() {
             self.chunks.remove(ci);
-        } else if c.len() * 4 < c.capacity() {
+            self.lasts.remove(ci);
+            return Some(v);
+        }
+        if c.len() * 4 < c.capacity() {
             c.shrink_to_fit();
         }
+        self.relast(ci);
         Some(v)
     }
 
@@ -125,7 +141,7 @@ impl<T: Clone> IdMap<T> {
     /// Heap bytes held.
     #[allow(dead_code)]
     pub fn heap_bytes(&self) -> usize {
-        self.chunks.capacity() * 8
+        self.chunks.capacity() * 16
             + self
                 .chunks
                 .iter()
@@ -308,6 +324,14 @@ impl Extents {
     /// Every live extent's location, in id order.
     pub fn locations(&self) -> impl Iterator<Item = (u64, Location)> + '_ {
         self.small.iter().map(|(id, r)| (id, self.loc_of(id, r)))
+    }
+
+    /// An extent no reference holds, if any.
+    pub fn unreferenced(&self) -> Option<u64> {
+        self.small
+            .iter()
+            .find(|(_, r)| r.refs & !BIG == 0)
+            .map(|(id, _)| id)
     }
 
     /// Every live extent with its CRCs, in id order.

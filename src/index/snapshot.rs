@@ -263,7 +263,7 @@ impl Index {
                 return Err(corrupt!("snapshot lists key \"{}\" twice", o.key));
             }
         }
-        if let Some((id, _)) = ix.extents.iter().find(|(_, e)| e.refs == 0) {
+        if let Some(id) = ix.extents.unreferenced() {
             return Err(corrupt!("snapshot extent {id} is referenced by nothing"));
         }
         Ok(ix)
