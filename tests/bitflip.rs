@@ -1,6 +1,6 @@
 //! Bit flips in a sealed segment are detected or harmless, never served.
 //!
-//! Every bit of the first record headers and 10,000 random payload bits of
+//! Every bit of the first record headers and 4,000 (by default) random payload bits of
 //! a sealed segment are flipped one at a time (and flipped back). After each
 //! flip, `open` either fails with `Corrupt`, or succeeds and every object
 //! reads back either its exact bytes or `Corrupt` — never wrong bytes — and
