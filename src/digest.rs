@@ -78,8 +78,19 @@ impl DigestState {
 /// Streams bytes once: a CRC32C per 1 MiB block (BLOCK_SIZE, aligned to the start of the stream; the last block may be short) plus, optionally, one requested digest.
 ///
 /// Holds per-block state only (plus one u32 per finished block), never the
-/// stream's bytes.
+/// stream's bytes. [`Hasher::split`] separates the two so that the digest
+/// can run on another thread (ingest's pipeline); [`Hasher::join`] puts
+/// them back together.
 pub(crate) struct Hasher {
+    /// The block CRCs.
+    crcs: BlockCrcs,
+    /// The requested digest.
+    digest: DigestState,
+}
+
+/// The block CRC32Cs of a stream, as they are fed: one half of a
+/// [`Hasher`].
+pub(crate) struct BlockCrcs {
     /// Bytes seen so far.
     len: u64,
     /// CRCs of the finished (full) blocks.
@@ -88,19 +99,18 @@ pub(crate) struct Hasher {
     block_crc: u32,
     /// Bytes in the current block, `0..BLOCK_SIZE`.
     block_len: u64,
-    /// The requested digest.
-    digest: DigestState,
 }
+
+/// The requested digest of a stream (if any), split off a [`Hasher`] so
+/// another thread can compute it: the other half.
+pub(crate) struct Digester(DigestState);
 
 impl Hasher {
     /// A hasher for a new stream; `requested` is the digest to compute beside
     /// the block CRCs, if any.
     pub(crate) fn new(requested: Option<DigestAlgorithm>) -> Hasher {
         Hasher {
-            len: 0,
-            block_crcs: Vec::new(),
-            block_crc: 0,
-            block_len: 0,
+            crcs: BlockCrcs::new(),
             digest: DigestState::new(requested),
         }
     }
@@ -121,13 +131,50 @@ impl Hasher {
         };
         for piece in data.chunks(slice) {
             self.digest.update(piece);
-            self.crc_blocks(piece);
+            self.crcs.update(piece);
         }
-        self.len += data.len() as u64;
     }
 
-    /// Adds `data` to the block CRCs, closing each block as it fills.
-    fn crc_blocks(&mut self, mut data: &[u8]) {
+    /// The block CRCs and the requested digest, to be fed the same bytes
+    /// separately (each exactly once, in order) and joined again.
+    pub(crate) fn split(self) -> (BlockCrcs, Digester) {
+        (self.crcs, Digester(self.digest))
+    }
+
+    /// The hasher whose halves [`Hasher::split`] gave.
+    pub(crate) fn join(crcs: BlockCrcs, digest: Digester) -> Hasher {
+        Hasher {
+            crcs,
+            digest: digest.0,
+        }
+    }
+
+    /// Ends the stream: its length, block CRCs, whole CRC32C and the
+    /// requested digest.
+    pub(crate) fn finish(self) -> Hashed {
+        let (len, block_crcs, crc32c) = self.crcs.finish();
+        Hashed {
+            len,
+            digest: self.digest.finish(crc32c),
+            block_crcs,
+            crc32c,
+        }
+    }
+}
+
+impl BlockCrcs {
+    fn new() -> BlockCrcs {
+        BlockCrcs {
+            len: 0,
+            block_crcs: Vec::new(),
+            block_crc: 0,
+            block_len: 0,
+        }
+    }
+
+    /// Adds the next bytes of the stream, closing each block as it fills.
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
         while !data.is_empty() {
             let room = BLOCK_SIZE - self.block_len;
             let take = usize::try_from(room).map_or(data.len(), |r| r.min(data.len()));
@@ -143,19 +190,21 @@ impl Hasher {
         }
     }
 
-    /// Ends the stream: its length, block CRCs, whole CRC32C and the
-    /// requested digest.
-    pub(crate) fn finish(mut self) -> Hashed {
+    /// The stream's length, its block CRCs and its whole CRC32C.
+    fn finish(mut self) -> (u64, Vec<u32>, u32) {
         if self.block_len > 0 {
             self.block_crcs.push(self.block_crc);
         }
         let crc32c = combine_blocks(&self.block_crcs, self.len);
-        Hashed {
-            len: self.len,
-            digest: self.digest.finish(crc32c),
-            block_crcs: self.block_crcs,
-            crc32c,
-        }
+        (self.len, self.block_crcs, crc32c)
+    }
+}
+
+impl Digester {
+    /// Feeds the next bytes of the stream to the requested digest (nothing
+    /// to do for none, or for CRC-32C, which comes from the block CRCs).
+    pub(crate) fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
     }
 }
 
@@ -460,6 +509,37 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn split_hasher_fed_separately_matches_one_hasher() {
+        let mib = MIB as usize;
+        let all = data(3 * mib + 77);
+        for requested in [
+            None,
+            Some(DigestAlgorithm::Crc32c),
+            Some(DigestAlgorithm::Md5),
+            Some(DigestAlgorithm::Sha1),
+            Some(DigestAlgorithm::Sha256),
+        ] {
+            for len in [0, 1, mib, 3 * mib + 77] {
+                let bytes = &all[..len];
+                let (mut crcs, mut digest) = Hasher::new(requested).split();
+                // The halves see the same bytes in different chunks.
+                for c in bytes.chunks(mib) {
+                    crcs.update(c);
+                }
+                for c in bytes.chunks(4099) {
+                    digest.update(c);
+                }
+                let split = Hasher::join(crcs, digest).finish();
+                assert_eq!(
+                    split,
+                    hash_in_chunks(bytes, 65536, requested),
+                    "{requested:?} len {len}"
+                );
             }
         }
     }
