@@ -136,11 +136,12 @@ impl Inner {
         }
         // Completed uploads past their retention are left out (queries
         // already treat them as unknown).
-        let snap = frozen.snapshot(crate::index::Retention::at(
+        // Encoded page by page straight from the frozen index: no copy of
+        // the whole state is ever held.
+        let snap = frozen.snapshot_stream(crate::index::Retention::at(
             self.opts().completed_upload_retention,
             crate::info::now_ms(),
         ));
-        drop(frozen);
         let max_id = snap.max_id;
         let mut unsynced = 0;
         let mut size = 0;

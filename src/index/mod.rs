@@ -28,6 +28,7 @@ mod plan;
 
 #[allow(unused_imports)] // used by the fuzz driver (feature `fuzzing`)
 pub use plan::CopyPlan;
+pub use snapshot::SnapshotStream;
 mod snapshot;
 
 pub use extents::{Extent, Extents, Location};

@@ -12,25 +12,44 @@ use crate::index::{
 use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
 
+/// A snapshot whose big parts (extents, objects) are produced one at a
+/// time, so a checkpoint encodes them page by page instead of holding a
+/// copy of the whole index.
+pub struct SnapshotStream<'a> {
+    pub max_id: u64,
+    pub layers: Vec<LayerSnap>,
+    pub uploads: Vec<UploadSnap>,
+    pub extents: Box<dyn Iterator<Item = ExtentDef> + 'a>,
+    pub objects: Box<dyn Iterator<Item = (String, ObjectSnap)> + 'a>,
+}
+
+impl From<Snapshot> for SnapshotStream<'static> {
+    fn from(s: Snapshot) -> SnapshotStream<'static> {
+        SnapshotStream {
+            max_id: s.max_id,
+            layers: s.layers,
+            uploads: s.uploads,
+            extents: Box::new(s.extents.into_iter()),
+            objects: Box::new(s.objects.into_iter()),
+        }
+    }
+}
+
 impl Index {
-    /// The whole state as one record's worth of data (compaction writes
+    /// The whole state, item by item (compaction writes
     /// it). Completed uploads no longer remembered at `retention` are left
     /// out; a remembered one is written as its tombstone: no parts, its
     /// result, the result's key, and its completion time as start and last
     /// activity (the rest of the upload is not kept).
-    pub fn snapshot(&self, retention: Retention) -> Snapshot {
-        let mut extents: Vec<ExtentDef> = self
-            .extents
-            .iter()
-            .map(|(id, e)| ExtentDef {
-                id,
-                segment: e.segment,
-                offset: e.offset,
-                len: e.len,
-                block_crcs: e.block_crcs.to_vec(),
-            })
-            .collect();
-        extents.sort_by_key(|e| e.id);
+    pub fn snapshot_stream(&self, retention: Retention) -> SnapshotStream<'_> {
+        // In id order: the table is kept so.
+        let extents = self.extents.iter().map(|(id, e)| ExtentDef {
+            id,
+            segment: e.segment,
+            offset: e.offset,
+            len: e.len,
+            block_crcs: e.block_crcs.to_vec(),
+        });
         let open = self.uploads.iter().map(|(id, u)| UploadSnap {
             id: *id,
             layer: u.layer.clone(),
@@ -75,27 +94,44 @@ impl Index {
             });
         let mut uploads: Vec<UploadSnap> = open.chain(completed).collect();
         uploads.sort_by_key(|u| u.id);
-        let mut layers = Vec::new();
-        let mut objects = Vec::new();
-        for (id, l) in &self.layers {
-            layers.push(LayerSnap {
+        let layers = self
+            .layers
+            .iter()
+            .map(|(id, l)| LayerSnap {
                 id: id.clone(),
                 content_type: l.content_type.clone(),
                 content_encoding: l.content_encoding.clone(),
                 key_rules: l.key_rules,
                 created_ms: l.created_ms,
-            });
-            for o in l.objects.iter() {
-                objects.push((id.clone(), ObjectSnap::from(&self.materialize(o))));
-            }
-        }
-        Snapshot {
-            legacy: false,
+            })
+            .collect();
+        let objects = self.layers.iter().flat_map(move |(id, l)| {
+            l.objects
+                .iter()
+                .map(move |o| (id.clone(), ObjectSnap::from(&self.materialize(o))))
+        });
+        SnapshotStream {
             max_id: self.max_id,
             layers,
-            extents,
             uploads,
-            objects,
+            extents: Box::new(extents),
+            objects: Box::new(objects),
+        }
+    }
+
+    /// The whole state as one record's worth of data (the snapshot
+    /// record; checkpoints write [`Index::snapshot_stream`] in pages).
+    /// Completed uploads no longer remembered at `retention` are left out.
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
+    pub fn snapshot(&self, retention: Retention) -> Snapshot {
+        let s = self.snapshot_stream(retention);
+        Snapshot {
+            legacy: false,
+            max_id: s.max_id,
+            layers: s.layers,
+            uploads: s.uploads,
+            extents: s.extents.collect(),
+            objects: s.objects.collect(),
         }
     }
 

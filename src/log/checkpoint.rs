@@ -180,8 +180,8 @@ impl Pager<'_> {
 /// Writes `snap` as pages of about `target` bytes through `emit`, which
 /// stores one page and says where; returns the pages in order. `snap` is
 /// consumed item by item, so its memory goes as the pages are written.
-pub(crate) fn write_pages(
-    snap: Snapshot,
+pub(crate) fn write_pages<'a>(
+    snap: impl Into<crate::index::SnapshotStream<'a>>,
     base: Pos,
     target: usize,
     emit: &mut dyn FnMut(&[u8]) -> Result<PageRef>,
@@ -195,6 +195,7 @@ pub(crate) fn write_pages(
         pages: Vec::new(),
         emit,
     };
+    let snap = snap.into();
     for l in &snap.layers {
         p.item(|e| e.layer_snap(l, true))?;
     }
