@@ -6,6 +6,9 @@
 //!   `complete_multipart` costs exactly one fdatasync (its data and its
 //!   record made durable together), once the store is open and the layer
 //!   created.
+//! - A part with a requested MD5/SHA digest of 4 MiB or more may cost one
+//!   more: the data's early fdatasync, run while the digest finishes
+//!   (`src/ingest.rs`); never more than two.
 //! - Eight writers committing 200 small objects each: one fdatasync serves
 //!   the whole group of writers waiting on it, so there are at most 0.5
 //!   syncs per write (the figure is printed).
@@ -267,6 +270,44 @@ fn one_writer_one_fdatasync_per_acknowledged_write() {
             (n.file_syncs(), n.sync_dir),
             (1, 0),
             "{what}: expected exactly one file sync and no directory sync, got {n:?}"
+        );
+    }
+}
+
+#[test]
+fn digest_part_costs_at_most_one_early_fdatasync_more() {
+    use md5::Digest as _;
+    let dir = disk_tempdir();
+    let (backend, store) = open(dir.path());
+    let up = store.start_multipart(LAYER, "big", CT).unwrap();
+    for (part, len, md5) in [
+        (1u32, 8usize << 20, true),
+        (2, (5 << 20) + 3, false),
+        (3, 8 << 20, true),
+    ] {
+        let data = bytes(u64::from(part) + 2000, len);
+        let digest = if md5 {
+            partstore::Digest::new(partstore::DigestAlgorithm::Md5, &md5::Md5::digest(&data))
+        } else {
+            partstore::Digest::new(partstore::DigestAlgorithm::Sha1, &sha1::Sha1::digest(&data))
+        }
+        .unwrap();
+        let (r, n) = counted(&backend, || {
+            store.upload_part(
+                LAYER,
+                &up,
+                part,
+                PartBody::new(&data[..], len as u64).digest(digest),
+            )
+        });
+        r.unwrap();
+        println!(
+            "upload_part {part} of {len} B with a digest: {} fdatasync, {} fsync, {} directory syncs",
+            n.sync_data, n.sync_all, n.sync_dir
+        );
+        assert!(
+            (1..=2).contains(&n.sync_data) && n.sync_all == 0 && n.sync_dir == 0,
+            "part {part}: expected one or two fdatasyncs and nothing else, got {n:?}"
         );
     }
 }
