@@ -259,6 +259,14 @@ impl Inner {
         }
     }
 
+    /// Registers the ingest of a body of `len` bytes (`None`: unknown),
+    /// unless it is small: a small body is written with its record at
+    /// commit and holds no region that compaction must leave alone.
+    pub(crate) fn begin_body(&self, len: Option<u64>) -> Option<WriteGuard<'_>> {
+        len.is_none_or(|n| n > crate::ingest::SMALL_BODY)
+            .then(|| self.begin_write())
+    }
+
     /// Registers a part of `upload` in flight (see `parts_in_flight`).
     pub(crate) fn begin_part(&self, upload: &[u8; 16]) -> PartGuard<'_> {
         *self.parts_in_flight.lock().entry(*upload).or_default() += 1;

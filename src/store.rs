@@ -201,12 +201,7 @@ impl Store {
         let metadata = body.metadata.unwrap_or_default();
         spec::validate_metadata(&metadata)?;
         let digest = body.digest.clone();
-        // A small body is written with its record, at commit: it holds no
-        // region that compaction must leave alone meanwhile.
-        let _writing = body
-            .len
-            .is_none_or(|n| n > crate::ingest::SMALL_BODY)
-            .then(|| inner.begin_write());
+        let _writing = inner.begin_body(body.len);
         let crate::ingest::Body {
             extent,
             hashed,
