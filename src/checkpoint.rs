@@ -44,10 +44,9 @@ use crate::log::checkpoint::{write_pages, CheckpointEnd, PageRef, Pos, PAGE_BYTE
 const SYNC_EVERY: usize = 8 << 20;
 
 /// A clean close writes a checkpoint when the next `open` would otherwise
-/// replay at least this share of `Options::checkpoint_bytes` of records, at
-/// least [`CLOSE_MIN_BYTES`], and at least half as many bytes as the last
-/// checkpoint had (writing one costs about what replaying as many bytes of
-/// records saves, so a large index is not rewritten for a short tail).
+/// replay at least this share of `Options::checkpoint_bytes` of records
+/// (and at least [`CLOSE_MIN_BYTES`]): a close that takes longer buys an
+/// open that restores the checkpoint and replays nothing.
 const CLOSE_SHARE: u64 = 8;
 
 /// See [`CLOSE_SHARE`].
@@ -66,21 +65,18 @@ pub(crate) struct Checkpoints {
     appended: AtomicU64,
     /// `appended` when the last checkpoint froze the index.
     at_last: AtomicU64,
-    /// Bytes of the last checkpoint's pages.
-    last_size: AtomicU64,
     trigger: Arc<Trigger>,
 }
 
 impl Checkpoints {
-    /// Bookkeeping after `open` restored the checkpoint at `base` (of
-    /// `size` bytes) and replayed `replayed` bytes of records after it.
-    pub(crate) fn new(base: Pos, size: u64, replayed: u64) -> Checkpoints {
+    /// Bookkeeping after `open` restored the checkpoint at `base` and
+    /// replayed `replayed` bytes of records after it.
+    pub(crate) fn new(base: Pos, replayed: u64) -> Checkpoints {
         Checkpoints {
             lock: Mutex::new(()),
             durable_base: Mutex::new(base),
             appended: AtomicU64::new(replayed),
             at_last: AtomicU64::new(0),
-            last_size: AtomicU64::new(size),
             trigger: Arc::new(Trigger::default()),
         }
     }
@@ -144,7 +140,6 @@ impl Inner {
         ));
         let max_id = snap.max_id;
         let mut unsynced = 0;
-        let mut size = 0;
         let mut segments = BTreeSet::new();
         let mut emit = |page: &[u8]| -> Result<PageRef> {
             let region = log.reserve_page(page.len() as u64, !for_compaction)?;
@@ -154,7 +149,6 @@ impl Inner {
             }
             region.segment.start_writeback(region.data_at, region.len);
             segments.insert(region.segment.id);
-            size += region.len;
             unsynced += page.len();
             if unsynced >= SYNC_EVERY {
                 log.sync_now()?;
@@ -187,7 +181,6 @@ impl Inner {
         // The record, and the pages in the active segment.
         log.sync_now()?;
         *ck.durable_base.lock() = base;
-        ck.last_size.store(size, Ordering::SeqCst);
         Ok(true)
     }
 
@@ -196,11 +189,8 @@ impl Inner {
     /// records are all there).
     pub(crate) fn close_checkpoint(&self) {
         let threshold = self.opts().checkpoint_bytes;
-        let ck = self.checkpoints();
-        let worth = CLOSE_MIN_BYTES
-            .max(threshold / CLOSE_SHARE)
-            .max(ck.last_size.load(Ordering::SeqCst) / 2);
-        if threshold > 0 && ck.lag() >= worth {
+        let worth = CLOSE_MIN_BYTES.max(threshold / CLOSE_SHARE);
+        if threshold > 0 && self.checkpoints().lag() >= worth {
             let _ = self.checkpoint(false);
         }
     }

@@ -48,8 +48,6 @@ pub(crate) struct Opened {
     pub(crate) log: Recovered,
     /// Base of the checkpoint the index was restored from (`(0, 0)`: none).
     pub(crate) checkpoint_base: Pos,
-    /// Its size in bytes.
-    pub(crate) checkpoint_size: u64,
     /// Bytes of the records replayed after it.
     pub(crate) replayed_bytes: u64,
 }
@@ -116,13 +114,6 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         segments.insert(*id, Arc::new(seg));
     }
     let (index, checkpoint_base, replayed_bytes) = replay(&segments, &metas)?;
-    let checkpoint_size = match last_checkpoint(&metas) {
-        None => 0,
-        Some((i, _)) => match &metas[i].1.end {
-            None => metas[i].1.len,
-            Some(end) => end.pages.iter().map(|p| p.len).sum(),
-        },
-    };
     check_extents(&index, &segments)?;
     Ok(Opened {
         lock,
@@ -133,7 +124,6 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             tail,
         },
         checkpoint_base,
-        checkpoint_size,
         replayed_bytes,
     })
 }

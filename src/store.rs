@@ -72,11 +72,7 @@ impl Store {
         )?);
         let batched = (opts.durability == Durability::Batched).then_some(opts.batch_interval);
         let periodic = opts.checkpoint_bytes > 0;
-        let checkpoints = Checkpoints::new(
-            opened.checkpoint_base,
-            opened.checkpoint_size,
-            opened.replayed_bytes,
-        );
+        let checkpoints = Checkpoints::new(opened.checkpoint_base, opened.replayed_bytes);
         let inner = Arc::new(Inner::new(
             opts,
             opened.lock,
