@@ -119,17 +119,15 @@ impl Inner {
     /// what frees the disk); other checkpoints fail with `NoSpace` rather
     /// than take it.
     pub(crate) fn checkpoint(&self, for_compaction: bool) -> Result<bool> {
-        let force = for_compaction;
         let ck = self.checkpoints();
         let _one = ck.lock.lock();
         let log = self.log();
         log.check_poison()?;
-        let (frozen, base, appended) = self.freeze();
-        let last = ck.at_last.swap(appended, Ordering::SeqCst);
-        if !force && appended == last && ck.durable_base() != (0, 0) {
-            drop(frozen);
+        if !for_compaction && ck.lag() == 0 && ck.durable_base() != (0, 0) {
             return Ok(false);
         }
+        let (frozen, base, appended) = self.freeze();
+        ck.at_last.store(appended, Ordering::SeqCst);
         let snap = frozen.snapshot();
         drop(frozen);
         let max_id = snap.max_id;
