@@ -60,8 +60,9 @@ fn stored_part(index: &Index, layer: &str, upload: &UploadId, n: u32) -> Result<
 impl Store {
     /// Opens (or creates) the store in `dir`: takes the directory's lock
     /// (`Conflict` if another `Store` holds it, in this process or another),
-    /// replays every segment's records, and truncates a torn tail of the
-    /// newest segment.
+    /// scans every segment, truncates a torn tail of the newest one,
+    /// restores the last checkpoint and replays the records written after
+    /// it (see [`Store::checkpoint`]).
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let dir = dir.as_ref();
         let opts = opts.checked()?;
