@@ -119,21 +119,18 @@ impl Inner {
     /// what frees the disk); other checkpoints fail with `NoSpace` rather
     /// than take it.
     pub(crate) fn checkpoint(&self, for_compaction: bool) -> Result<bool> {
-        let force = for_compaction;
         let ck = self.checkpoints();
         let _one = ck.lock.lock();
         let log = self.log();
         log.check_poison()?;
-        let (frozen, base, appended) = self.freeze();
-        let last = ck.at_last.swap(appended, Ordering::SeqCst);
-        if !force && appended == last && ck.durable_base() != (0, 0) {
-            drop(frozen);
+        if !for_compaction && ck.lag() == 0 && ck.durable_base() != (0, 0) {
             return Ok(false);
         }
+        let (frozen, base, appended) = self.freeze();
+        ck.at_last.store(appended, Ordering::SeqCst);
         // Completed uploads past their retention are left out (queries
-        // already treat them as unknown).
-        // Encoded page by page straight from the frozen index: no copy of
-        // the whole state is ever held.
+        // already treat them as unknown). Encoded page by page straight
+        // from the frozen index: no copy of the whole state is ever held.
         let snap = frozen.snapshot_stream(crate::index::Retention::at(
             self.opts().completed_upload_retention,
             crate::info::now_ms(),

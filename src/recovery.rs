@@ -103,8 +103,11 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             scan::truncate_tail(backend, &path, scan.end, len)?;
             seg = Segment::open(backend, &path)?;
         }
+        let from = metas.len();
         metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
-        if let Some((_, base)) = last_checkpoint(&metas) {
+        // A checkpoint in this segment: the records before its base are not
+        // needed (nor decoded) any more.
+        if let Some((_, base)) = last_checkpoint(&metas[from..]) {
             metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
         }
         region_bytes.insert(*id, scan.region_bytes);
@@ -320,10 +323,7 @@ fn replay(
         Some((i, base)) => {
             let (seg, m) = &metas[i];
             let index = match &m.end {
-                Some(end) => restore(segments, end).map_err(|e| {
-                    corrupt!("segment {seg} offset {}: checkpoint: {e}", m.offset)
-                        .at(*seg, m.offset)
-                })?,
+                Some(end) => restore(segments, end, (*seg, m.offset))?,
                 None => {
                     let meta = decode_at(&mut Reader::new(segment(segments, *seg)?), m.offset)?;
                     let mut index = Index::new();
@@ -366,25 +366,27 @@ fn apply(index: &mut Index, meta: Meta, seg: u64, offset: u64) -> Result<()> {
     })
 }
 
-/// The index a checkpoint holds: its pages read, checked and decoded in
-/// parallel, then restored.
-fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd) -> Result<Index> {
+/// The index a checkpoint holds (its record at `at`): its pages read,
+/// checked and decoded in parallel, then restored.
+fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd, at: Pos) -> Result<Index> {
+    let bad =
+        |e: Error| corrupt!("segment {} offset {}: checkpoint: {e}", at.0, at.1).at(at.0, at.1);
     let pages = end
         .pages
         .par_iter()
         .enumerate()
         .map(|(seq, p)| {
             let mut buf = Vec::new();
-            let at = || format!("page {seq} (segment {} offset {})", p.segment, p.offset);
-            if !page(segment(segments, p.segment)?, p, &mut buf)? {
-                return Err(corrupt!("{} fails its CRC32C", at()));
+            let (seg, offset) = (p.segment, p.offset);
+            let here = |e: Error| corrupt!("segment {seg} offset {offset}: {e}").at(seg, offset);
+            if !page(segment(segments, seg)?, p, &mut buf)? {
+                return Err(here(corrupt!("checkpoint page {seq} fails its CRC32C")));
             }
-            checkpoint::decode_page(&buf, end.base, seq as u32)
-                .map_err(|e| corrupt!("{}: {e}", at()))
+            checkpoint::decode_page(&buf, end.base, seq as u32).map_err(here)
         })
         .collect::<Result<Vec<_>>>()?;
-    let snap = checkpoint::assemble(end.max_id, pages)?;
-    let index = Index::restore(&snap);
+    let snap = checkpoint::assemble(end.max_id, pages).map_err(bad)?;
+    let index = Index::restore(&snap).map_err(bad);
     // Freeing a large snapshot takes a while; the store need not wait.
     let _ = std::thread::Builder::new()
         .name("partstore-free".into())

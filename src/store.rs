@@ -49,10 +49,11 @@ pub(crate) fn ingest_body<R: Read>(
 impl Store {
     /// Opens (or creates) the store in `dir`: takes the directory's lock
     /// (`Conflict` if another `Store` holds it, in this process or another),
-    /// replays every segment's records, and truncates a torn tail of the
-    /// newest segment. Completed uploads already past
-    /// `Options::completed_upload_retention` are dropped from memory after
-    /// the replay.
+    /// scans every segment, truncates a torn tail of the newest one,
+    /// restores the last checkpoint and replays the records written after
+    /// it (see [`Store::checkpoint`]).
+    /// Completed uploads already past `Options::completed_upload_retention`
+    /// are dropped from memory after the replay.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Store> {
         let dir = dir.as_ref();
         let opts = opts.checked()?;
