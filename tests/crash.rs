@@ -355,6 +355,8 @@ fn crash_at_every_sync_point() {
             };
             let (_, _, failed) = drive(&mut run, &ops, model, &base);
             assert_eq!(failed, None, "seed {seed}: clean run failed");
+            let checkpoints = common::checkpoints_in(dir.path());
+            assert!(checkpoints >= 2, "seed {seed}: {checkpoints} checkpoints");
             (before, f.syncs())
         };
         for k in total.0..total.1 {

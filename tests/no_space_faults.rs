@@ -248,6 +248,11 @@ fn enospc_and_eio_at_every_call_of_a_workload_ending_in_delete_and_compact() {
         let mut run = Run::default();
         let mut states = vec![shown(&s)];
         for op in &ops {
+            if matches!(op, Op::Compact) && states.len() < 16 {
+                // Periodic checkpoints before the first compaction.
+                let n = common::checkpoints_in(_dir.path());
+                assert!(n >= 2, "{n} periodic checkpoints in a clean run");
+            }
             apply(&s, &mut run, op).unwrap_or_else(|e| panic!("clean run: {op:?}: {e}"));
             states.push(shown(&s));
         }
