@@ -131,7 +131,7 @@ impl Inner {
         // Completed uploads past their retention are left out (queries
         // already treat them as unknown). Encoded page by page straight
         // from the frozen index: no copy of the whole state is ever held.
-        let snap = frozen.snapshot_stream(crate::index::Retention::at(
+        let snap = frozen.checkpoint_stream(crate::index::Retention::at(
             self.opts().completed_upload_retention,
             crate::info::now_ms(),
         ));

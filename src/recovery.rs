@@ -385,13 +385,7 @@ fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd, at: Pos)
             checkpoint::decode_page(&buf, end.base, seq as u32).map_err(here)
         })
         .collect::<Result<Vec<_>>>()?;
-    let snap = checkpoint::assemble(end.max_id, pages).map_err(bad)?;
-    let index = Index::restore(&snap).map_err(bad);
-    // Freeing a large snapshot takes a while; the store need not wait.
-    let _ = std::thread::Builder::new()
-        .name("partstore-free".into())
-        .spawn(move || drop(snap));
-    index
+    Index::restore_checkpoint(end.max_id, pages).map_err(bad)
 }
 
 /// Every extent lies inside an existing segment.

@@ -521,6 +521,14 @@ impl Driver {
                     self.index.snapshot(Retention::forever()),
                 )));
                 assert!(self.index == before, "a snapshot record changed the index");
+                // A checkpoint of the same state restores to it, pages of
+                // any size.
+                for page in [1, 300] {
+                    match self.index.checkpoint_round_trip(page) {
+                        Ok(back) => assert!(back == before, "checkpoint restored another index"),
+                        Err(e) => panic!("checkpoint of a valid index fails to restore: {e}"),
+                    }
+                }
             }
         }
     }

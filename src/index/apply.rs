@@ -280,7 +280,7 @@ impl Index {
                 self.bump(part_id);
                 let new_id = new_extent.as_ref().map(|e| e.id);
                 if let Some(e) = new_extent {
-                    self.define(e);
+                    self.define(&e);
                 }
                 self.retain(&pieces);
                 self.sweep(new_id);
@@ -423,7 +423,7 @@ impl Index {
                     } else {
                         pieces.push(p);
                     }
-                    self.define(e);
+                    self.define(&e);
                     self.retain(&[p]);
                 }
                 let extra =
@@ -498,7 +498,7 @@ impl Index {
         self.max_id = self.max_id.max(id);
     }
 
-    pub(super) fn define(&mut self, e: ExtentDef) {
+    pub(super) fn define(&mut self, e: &ExtentDef) {
         self.bump(e.id);
         self.extents
             .define(e.id, e.segment, e.offset, e.len, &e.block_crcs);

@@ -54,6 +54,9 @@ impl<T: Clone> IdMap<T> {
     }
 
     pub fn get(&self, id: u64) -> Option<&T> {
+        if self.lasts.last().is_some_and(|l| id > *l) {
+            return None;
+        }
         let c = self.chunks.get(self.chunk_for(id))?;
         let i = c.binary_search_by_key(&id, |(k, _)| *k).ok()?;
         c.get(i).map(|(_, v)| v)
@@ -80,12 +83,20 @@ impl<T: Clone> IdMap<T> {
             self.chunks.push(Arc::new(Vec::new()));
             self.lasts.push(0);
         }
-        let ci = self.chunk_for(id);
+        let after_all = self.len > 0 && self.lasts.last().is_some_and(|l| id > *l);
+        let ci = match after_all {
+            // Ids mostly arrive in order: no search.
+            true => self.chunks.len() - 1,
+            false => self.chunk_for(id),
+        };
         let last_chunk = ci + 1 == self.chunks.len();
         let c = Arc::make_mut(&mut self.chunks[ci]);
-        let pos = match c.binary_search_by_key(&id, |(k, _)| *k) {
-            Ok(i) => return Some(std::mem::replace(&mut c[i].1, v)),
-            Err(i) => i,
+        let pos = match after_all {
+            true => c.len(),
+            false => match c.binary_search_by_key(&id, |(k, _)| *k) {
+                Ok(i) => return Some(std::mem::replace(&mut c[i].1, v)),
+                Err(i) => i,
+            },
         };
         if c.len() == c.capacity() {
             c.reserve_exact((c.len() / 4).clamp(4, CHUNK_MAX));
@@ -130,6 +141,39 @@ impl<T: Clone> IdMap<T> {
         }
         self.relast(ci);
         Some(v)
+    }
+
+    /// Calls `f` on the entry of each id of `ids` (ascending; repeats
+    /// allowed) in one pass over the table; `Err(id)` at the first id that
+    /// is not in it.
+    pub fn walk_sorted_mut<A>(
+        &mut self,
+        items: impl Iterator<Item = (u64, A)>,
+        mut f: impl FnMut(u64, A, &mut T) -> bool,
+    ) -> Result<(), u64> {
+        let (mut ci, mut pos) = (0, 0);
+        for (id, a) in items {
+            while self.lasts.get(ci).is_some_and(|l| *l < id) {
+                ci += 1;
+                pos = 0;
+            }
+            let Some(c) = self.chunks.get_mut(ci) else {
+                return Err(id);
+            };
+            let c = Arc::make_mut(c);
+            while c.get(pos).is_some_and(|(k, _)| *k < id) {
+                pos += 1;
+            }
+            match c.get_mut(pos) {
+                Some((k, v)) if *k == id => {
+                    if !f(id, a, v) {
+                        return Err(id);
+                    }
+                }
+                _ => return Err(id),
+            }
+        }
+        Ok(())
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (u64, &T)> + '_ {
@@ -272,32 +316,69 @@ impl Extents {
     }
 
     fn loc_of(&self, id: u64, r: &ExtRec) -> Location {
-        let refs = u64::from(r.refs & !BIG);
-        if r.refs & BIG != 0 {
-            match self.big.get(id) {
-                Some(b) => Location {
-                    segment: b.segment,
-                    offset: b.offset,
-                    len: b.len,
-                    refs,
-                },
-                None => Location {
-                    segment: 0,
-                    offset: 0,
-                    len: 0,
-                    refs,
-                },
-            }
-        } else {
-            Location {
-                segment: u64::from(r.segment),
-                offset: r.off_len_hi & ((1 << 56) - 1),
-                len: ((r.off_len_hi >> 56) << 32) | u64::from(r.len_lo),
-                refs,
-            }
-        }
+        loc_of(&self.big, id, r)
     }
 
+    /// Takes one reference for each `(id, len, exact)` of `refs` (sorted by
+    /// id) in one pass over the table, where extent `id` must be at least
+    /// `len` bytes long (exactly, if `exact`); calls `first` with an
+    /// extent's location at its first reference. `Err(id)` at the first
+    /// reference to an unknown or shorter extent.
+    pub fn retain_sorted(
+        &mut self,
+        refs: &[(u64, u64, bool)],
+        mut first: impl FnMut(Location),
+    ) -> Result<(), u64> {
+        let big = &self.big;
+        self.small.walk_sorted_mut(
+            refs.iter().map(|(id, len, exact)| (*id, (*len, *exact))),
+            |id, (len, exact), r| {
+                let loc = loc_of(big, id, r);
+                if loc.len < len || (exact && loc.len != len) {
+                    return false;
+                }
+                let n = r.refs & !BIG;
+                if n + 1 < BIG {
+                    r.refs = (r.refs & BIG) | (n + 1);
+                }
+                if n == 0 {
+                    first(loc);
+                }
+                true
+            },
+        )
+    }
+}
+
+/// Where extent `id` (entry `r`) is; `big` holds the extents not inline.
+fn loc_of(big: &IdMap<Arc<Big>>, id: u64, r: &ExtRec) -> Location {
+    let refs = u64::from(r.refs & !BIG);
+    if r.refs & BIG != 0 {
+        match big.get(id) {
+            Some(b) => Location {
+                segment: b.segment,
+                offset: b.offset,
+                len: b.len,
+                refs,
+            },
+            None => Location {
+                segment: 0,
+                offset: 0,
+                len: 0,
+                refs,
+            },
+        }
+    } else {
+        Location {
+            segment: u64::from(r.segment),
+            offset: r.off_len_hi & ((1 << 56) - 1),
+            len: ((r.off_len_hi >> 56) << 32) | u64::from(r.len_lo),
+            refs,
+        }
+    }
+}
+
+impl Extents {
     /// Where extent `id` is, if live.
     pub fn location(&self, id: u64) -> Option<Location> {
         self.small.get(id).map(|r| self.loc_of(id, r))

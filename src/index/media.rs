@@ -40,8 +40,13 @@ impl Media {
 
     /// One more object using `id`.
     pub fn retain_id(&mut self, id: u32) {
-        if let Some(Some((_, n))) = self.slots.get_mut(id as usize) {
-            *n += 1;
+        self.retain_n(id, 1);
+    }
+
+    /// `n` more objects using `id`.
+    pub fn retain_n(&mut self, id: u32, n: u64) {
+        if let Some(Some((_, count))) = self.slots.get_mut(id as usize) {
+            *count += n;
         }
     }
 
@@ -71,6 +76,14 @@ impl Media {
             Some(Some(((ct, ce), _))) => (ct, ce.as_deref()),
             _ => ("", None),
         }
+    }
+
+    /// Every live pair with its id, in id order.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &str, Option<&str>)> + '_ {
+        self.slots.iter().enumerate().filter_map(|(id, s)| {
+            s.as_ref()
+                .map(|((ct, ce), _)| (id as u32, &**ct, ce.as_deref()))
+        })
     }
 
     /// Number of live pairs.

@@ -22,6 +22,7 @@ mod list;
 mod media;
 mod object;
 mod objects;
+mod packed;
 mod uploads;
 
 mod plan;
@@ -36,6 +37,10 @@ pub use list::{Cursor, Entry};
 pub use object::Object;
 pub(crate) use object::{etag, etag_seq};
 pub use objects::{Extra, ObjRec, ObjRef, ObjectMap};
+pub(crate) use packed::{
+    decode_media, decode_objects, encode_media, encode_object, MediaDef, PackedObjects,
+    MEDIA_ITEM_MIN, OBJECT_ITEM_MIN,
+};
 pub use uploads::{CompletedUpload, Outcome, Retention, Upload, UploadState};
 
 use crate::error::Reason;

@@ -45,7 +45,7 @@ pub struct ObjRec {
     pub extra: Option<Arc<Extra>>,
     /// Modified time in ms (low 48 bits: until the year 10889) and the
     /// part count (high 16 bits; the SPEC allows 10,000 parts).
-    time_parts: u64,
+    pub(super) time_parts: u64,
     pub crc32c: u32,
     /// Interned (content type, content encoding).
     pub media: u32,
@@ -87,6 +87,25 @@ impl ObjRec {
         };
         r.set_last_modified_ms(last_modified_ms);
         r
+    }
+
+    /// A record from its fields as stored (a checkpoint's).
+    pub(super) fn from_parts(
+        etag_seq: u64,
+        extent: u64,
+        extra: Option<Arc<Extra>>,
+        time_parts: u64,
+        crc32c: u32,
+        media: u32,
+    ) -> ObjRec {
+        ObjRec {
+            etag_seq,
+            extent,
+            extra,
+            time_parts,
+            crc32c,
+            media,
+        }
     }
 
     /// Modified time, ms since the epoch.
@@ -421,6 +440,66 @@ impl ObjectMap {
     }
 }
 
+/// Builds a map from objects given in strictly increasing key order (a
+/// checkpoint's restore): chunks filled whole, in fresh exact allocations,
+/// with no search per object.
+#[derive(Debug, Default)]
+pub struct Builder {
+    map: ObjectMap,
+    cur: Chunk,
+}
+
+impl Builder {
+    /// Appends `key` (which must sort after every key so far; `false`, and
+    /// nothing appended, if it does not).
+    pub fn push(&mut self, key: &str, rec: ObjRec) -> bool {
+        let last = match self.cur.recs.is_empty() {
+            false => Some(self.cur.last_key()),
+            true => self.map.fences.last().map(|f| &*f.key),
+        };
+        if last.is_some_and(|l| l >= key) {
+            return false;
+        }
+        if self.cur.recs.is_empty() {
+            self.cur.recs.reserve(CHUNK_MAX);
+            self.cur.ends.reserve(CHUNK_MAX);
+        }
+        self.cur.arena.push_str(key);
+        self.cur.ends.push(self.cur.arena.len() as u32);
+        self.cur.recs.push(rec);
+        if self.cur.recs.len() == CHUNK_MAX {
+            self.seal();
+        }
+        true
+    }
+
+    fn seal(&mut self) {
+        if self.cur.recs.is_empty() {
+            return;
+        }
+        let mut recs = std::mem::take(&mut self.cur.recs);
+        recs.shrink_to_fit();
+        let c = Chunk {
+            recs,
+            ends: self.cur.ends.to_vec(),
+            arena: self.cur.arena.as_str().to_string(),
+        };
+        self.cur.ends.clear();
+        self.cur.arena.clear();
+        self.map.len += c.recs.len();
+        self.map.fences.push(Fence::new(c.last_key()));
+        self.map.chunks.push(Arc::new(c));
+    }
+
+    /// The map.
+    pub fn finish(mut self) -> ObjectMap {
+        self.seal();
+        self.map.chunks.shrink_to_fit();
+        self.map.fences.shrink_to_fit();
+        self.map
+    }
+}
+
 /// Objects in key order.
 pub struct Iter<'a> {
     map: &'a ObjectMap,
@@ -522,6 +601,43 @@ mod tests {
 
     /// Keys arriving in order fill chunks whole: about 44 bytes of fixed
     /// fields plus the key per object.
+    #[test]
+    fn built_maps_equal_inserted_ones() {
+        for n in [0usize, 1, 127, 128, 129, 1000] {
+            let keys: Vec<String> = (0..n).map(|i| format!("k{i:05}")).collect();
+            let mut b = Builder::default();
+            let mut m = ObjectMap::default();
+            for (i, k) in keys.iter().enumerate() {
+                assert!(b.push(k, rec(i as u64)));
+                m.insert(k, rec(i as u64));
+            }
+            if let Some(k) = keys.last() {
+                assert!(!b.push(k, rec(0)), "a repeated key is refused");
+                assert!(!b.push("a", rec(0)), "an earlier key is refused");
+            }
+            let built = b.finish();
+            assert_eq!(built.len(), n);
+            let got: Vec<(String, ObjRec)> = built
+                .iter()
+                .map(|o| (o.key.to_string(), o.rec.clone()))
+                .collect();
+            let want: Vec<(String, ObjRec)> = m
+                .iter()
+                .map(|o| (o.key.to_string(), o.rec.clone()))
+                .collect();
+            assert_eq!(got, want);
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(built.get(k).map(|o| o.rec.etag_seq), Some(i as u64));
+            }
+            // Still a working map: inserts and removes after the build.
+            let mut built = built;
+            built.insert("k00000a", rec(9));
+            assert_eq!(built.get("k00000a").map(|o| o.rec.etag_seq), Some(9));
+            assert_eq!(built.remove("k00000a").map(|r| r.etag_seq), Some(9));
+            assert_eq!(built.len(), n);
+        }
+    }
+
     #[test]
     fn ordered_keys_pack_tightly() {
         let mut m = ObjectMap::default();

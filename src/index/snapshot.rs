@@ -1,16 +1,23 @@
 //! The whole index as one record (compaction's snapshot), and the index
 //! rebuilt from one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
+
+use rayon::prelude::*;
 
 use crate::error::{corrupt, Result};
 use crate::index::apply::check_crc_digest;
+use crate::index::objects::Builder;
+use crate::index::packed::{MediaDef, PackedObjects};
 use crate::index::{
-    upload_name, CompletedUpload, Index, Layer, Object, Outcome, Part, Retention, Upload,
+    upload_name, CompletedUpload, Index, Layer, ObjRec, ObjRef, Object, ObjectMap, Outcome, Part,
+    Retention, Upload,
 };
+use crate::log::checkpoint::Page;
 use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
+use crate::spec::KeyRules;
 
 /// A snapshot whose big parts (extents, objects) are produced one at a
 /// time, so a checkpoint encodes them page by page instead of holding a
@@ -21,6 +28,12 @@ pub struct SnapshotStream<'a> {
     pub uploads: Vec<UploadSnap>,
     pub extents: Box<dyn Iterator<Item = ExtentDef> + 'a>,
     pub objects: Box<dyn Iterator<Item = (String, ObjectSnap)> + 'a>,
+    /// The interned media the packed objects use (checkpoints).
+    pub media: Vec<MediaDef>,
+    /// Objects packed as the index holds them, by layer, in key order,
+    /// each with its media's id in `media` (checkpoints; a stream has
+    /// either these or `objects`).
+    pub packed: Box<dyn Iterator<Item = (&'a str, ObjRef<'a>, u32)> + 'a>,
 }
 
 impl From<Snapshot> for SnapshotStream<'static> {
@@ -31,6 +44,8 @@ impl From<Snapshot> for SnapshotStream<'static> {
             uploads: s.uploads,
             extents: Box::new(s.extents.into_iter()),
             objects: Box::new(s.objects.into_iter()),
+            media: Vec::new(),
+            packed: Box::new(std::iter::empty()),
         }
     }
 }
@@ -116,7 +131,37 @@ impl Index {
             uploads,
             extents: Box::new(extents),
             objects: Box::new(objects),
+            media: Vec::new(),
+            packed: Box::new(std::iter::empty()),
         }
+    }
+
+    /// [`Index::snapshot_stream`] with the objects packed as this index
+    /// holds them (what a checkpoint writes: no object is materialised).
+    pub fn checkpoint_stream(&self, retention: Retention) -> SnapshotStream<'_> {
+        let mut s = self.snapshot_stream(retention);
+        s.objects = Box::new(std::iter::empty());
+        // Media renumbered 0.. (the index's ids may have gaps).
+        let mut dense = Vec::new();
+        for (n, (id, ct, ce)) in self.media.iter().enumerate() {
+            if dense.len() <= id as usize {
+                dense.resize(id as usize + 1, 0);
+            }
+            dense[id as usize] = n as u32;
+            s.media.push(MediaDef {
+                id: n as u32,
+                content_type: ct.to_string(),
+                content_encoding: ce.map(str::to_string),
+            });
+        }
+        s.packed = Box::new(self.layers.iter().flat_map(move |(id, l)| {
+            let dense = dense.clone();
+            l.objects.iter().map(move |o| {
+                let media = dense.get(o.rec.media as usize).copied().unwrap_or(u32::MAX);
+                (id.as_str(), o, media)
+            })
+        }));
+        s
     }
 
     /// The whole state as one record's worth of data (the snapshot
@@ -138,6 +183,21 @@ impl Index {
     /// Rebuilds an index from a snapshot, recounting references; `Corrupt`
     /// if it is inconsistent.
     pub fn restore(snap: &Snapshot) -> Result<Index> {
+        let ix = Index::restore_items(snap, &[])?;
+        ix.check_all_referenced()?;
+        Ok(ix)
+    }
+
+    fn check_all_referenced(&self) -> Result<()> {
+        match self.extents.unreferenced() {
+            Some(id) => Err(corrupt!("snapshot extent {id} is referenced by nothing")),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Index::restore`] but for the check that every extent is
+    /// referenced; the extents are `snap`'s, then those of `more`.
+    fn restore_items(snap: &Snapshot, more: &[Vec<ExtentDef>]) -> Result<Index> {
         let mut ix = Index {
             max_id: snap.max_id,
             ..Index::default()
@@ -168,9 +228,9 @@ impl Index {
                 },
             );
         }
-        for e in &snap.extents {
+        for e in snap.extents.iter().chain(more.iter().flatten()) {
             ix.check_pieces(Some(e), &[], 0)?;
-            ix.define(e.clone());
+            ix.define(e);
         }
         let check = |ix: &Index, pieces: &[Piece], size: u64| -> Result<()> {
             ix.check_pieces(None, pieces, size)
@@ -299,11 +359,266 @@ impl Index {
                 return Err(corrupt!("snapshot lists key \"{}\" twice", o.key));
             }
         }
-        if let Some(id) = ix.extents.unreferenced() {
-            return Err(corrupt!("snapshot extent {id} is referenced by nothing"));
-        }
         Ok(ix)
     }
+
+    /// Rebuilds an index from a checkpoint's decoded pages, in order. The
+    /// packed form (media and packed objects) is restored in bulk: checks
+    /// page by page in parallel, every reference taken in one pass over
+    /// the extent table in id order, each layer's map built whole.
+    pub(crate) fn restore_checkpoint(max_id: u64, pages: Vec<Page>) -> Result<Index> {
+        let mut items = Snapshot {
+            legacy: false,
+            max_id,
+            ..Snapshot::default()
+        };
+        let (mut media, mut packed, mut extents) = (Vec::new(), Vec::new(), Vec::new());
+        let mut last = 0;
+        for page in pages {
+            let s = page.section();
+            if s < last {
+                return Err(corrupt!(
+                    "checkpoint section {s} comes after section {last}"
+                ));
+            }
+            last = s;
+            match page {
+                Page::Layers(mut v) => items.layers.append(&mut v),
+                Page::Extents(v) => extents.push(v),
+                Page::Uploads(mut v) => items.uploads.append(&mut v),
+                Page::Objects(mut v) => items.objects.append(&mut v),
+                Page::Media(mut v) => media.append(&mut v),
+                Page::Packed(p) => packed.push(p),
+            }
+        }
+        let packed_form = !media.is_empty() || !packed.is_empty();
+        if packed_form && !items.objects.is_empty() {
+            return Err(corrupt!("checkpoint holds objects in two forms"));
+        }
+        let mut ix = Index::restore_items(&items, &extents)?;
+        // Freeing a million small allocations takes a while: not on the
+        // way to opening the store.
+        let _ = std::thread::Builder::new()
+            .name("partstore-free".into())
+            .spawn(move || drop((items, extents)));
+        ix.restore_packed(media, packed)?;
+        ix.check_all_referenced()?;
+        Ok(ix)
+    }
+
+    /// This index written as a checkpoint's pages of about `page_bytes`
+    /// (in memory) and restored from them (tests and fuzzing).
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub fn checkpoint_round_trip(&self, page_bytes: usize) -> Result<Index> {
+        Index::restore_checkpoint(self.max_id, self.checkpoint_pages(page_bytes)?)
+    }
+
+    /// This index written as a checkpoint's pages of about `page_bytes`
+    /// (in memory), decoded.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn checkpoint_pages(&self, page_bytes: usize) -> Result<Vec<Page>> {
+        use crate::log::checkpoint::{decode_page, write_pages, PageRef};
+        let base = (1, 64);
+        let mut stored: Vec<Vec<u8>> = Vec::new();
+        let mut emit = |b: &[u8]| {
+            stored.push(b.to_vec());
+            Ok(PageRef {
+                segment: 1,
+                offset: 64 + stored.len() as u64,
+                len: b.len() as u64,
+                crc32c: 0,
+            })
+        };
+        write_pages(
+            self.checkpoint_stream(Retention::forever()),
+            base,
+            page_bytes,
+            &mut emit,
+        )?;
+        stored
+            .iter()
+            .enumerate()
+            .map(|(i, b)| decode_page(b, base, i as u32))
+            .collect()
+    }
+
+    fn restore_packed(&mut self, media: Vec<MediaDef>, pages: Vec<PackedObjects>) -> Result<()> {
+        // The checkpoint's media ids, mapped to this index's (each holding
+        // one reference until the end).
+        // Numbered densely by the writer.
+        let slots = media.len();
+        if let Some(m) = media.iter().find(|m| m.id as usize >= slots) {
+            return Err(corrupt!(
+                "checkpoint media id {} of {slots} is out of range",
+                m.id
+            ));
+        }
+        let mut remap: Vec<Option<u32>> = vec![None; slots];
+        for m in &media {
+            let id = self
+                .media
+                .retain(&m.content_type, m.content_encoding.as_deref());
+            match remap.get_mut(m.id as usize) {
+                Some(slot @ None) => *slot = Some(id),
+                _ => return Err(corrupt!("checkpoint lists media {} twice", m.id)),
+            }
+        }
+        let mut uses = vec![0u64; slots];
+        let rules: HashMap<&str, KeyRules> = self
+            .layers
+            .iter()
+            .map(|(id, l)| (id.as_str(), l.key_rules))
+            .collect();
+        pages
+            .par_iter()
+            .try_for_each(|p| check_packed(p, &rules, &remap))?;
+        // Every reference, in extent order, taken in one pass.
+        let mut refs = Vec::with_capacity(pages.iter().map(|p| p.recs.len()).sum());
+        for r in pages.iter().flat_map(|p| p.recs.iter()) {
+            match (r.extent, r.extra.as_deref()) {
+                (0, Some(x)) => refs.extend(
+                    x.pieces
+                        .iter()
+                        .map(|p| (p.extent, p.offset.saturating_add(p.len), false)),
+                ),
+                (0, None) => {}
+                (e, Some(x)) => refs.push((e, x.size, true)),
+                (e, None) => refs.push((e, 1, false)),
+            }
+        }
+        refs.par_sort_unstable_by_key(|r| r.0);
+        // Live bytes by segment, added up per run of one segment.
+        let mut run = (0, 0);
+        let live = &mut self.live_by_segment;
+        let taken = self.extents.retain_sorted(&refs, |loc| {
+            if loc.segment != run.0 {
+                if run.1 > 0 {
+                    *live.entry(run.0).or_default() += run.1;
+                }
+                run = (loc.segment, 0);
+            }
+            run.1 += loc.len;
+        });
+        if run.1 > 0 {
+            *live.entry(run.0).or_default() += run.1;
+        }
+        taken.map_err(|id| {
+            corrupt!("checkpoint object refers to extent {id}: unknown, or not of its size")
+        })?;
+        drop(refs);
+        // Each layer's map, from its pages in key order.
+        let mut done: HashSet<String> = HashSet::new();
+        let mut current: Option<(String, Builder)> = None;
+        for p in pages {
+            if current.as_ref().is_none_or(|(l, _)| *l != p.layer) {
+                if let Some((l, b)) = current.take() {
+                    self.set_objects(&l, b.finish())?;
+                    done.insert(l);
+                }
+                if done.contains(&p.layer) {
+                    return Err(corrupt!(
+                        "checkpoint objects of layer \"{}\" are not in one run",
+                        p.layer
+                    ));
+                }
+                current = Some((p.layer.clone(), Builder::default()));
+            }
+            let Some((_, b)) = current.as_mut() else {
+                continue;
+            };
+            let mut start = 0;
+            for (rec, end) in p.recs.into_iter().zip(p.ends) {
+                let key = p.arena.get(start..end as usize).unwrap_or("");
+                start = end as usize;
+                let Some((Some(media), n)) = remap
+                    .get(rec.media as usize)
+                    .zip(uses.get_mut(rec.media as usize))
+                else {
+                    return Err(corrupt!(
+                        "checkpoint object has unknown media {}",
+                        rec.media
+                    ));
+                };
+                *n += 1;
+                let media = *media;
+                if !b.push(key, ObjRec { media, ..rec }) {
+                    return Err(corrupt!(
+                        "checkpoint lists key \"{key}\" twice or out of order"
+                    ));
+                }
+            }
+        }
+        if let Some((l, b)) = current.take() {
+            self.set_objects(&l, b.finish())?;
+        }
+        for (id, n) in remap.into_iter().zip(uses) {
+            if let Some(id) = id {
+                self.media.retain_n(id, n);
+                self.media.release(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_objects(&mut self, layer: &str, objects: ObjectMap) -> Result<()> {
+        match self.layers.get_mut(layer) {
+            Some(l) => {
+                l.objects = objects;
+                Ok(())
+            }
+            None => Err(corrupt!("checkpoint object in unknown layer \"{layer}\"")),
+        }
+    }
+}
+
+/// What can be checked of a page of packed objects on its own: keys by
+/// their layer's rules, media known, fields consistent.
+fn check_packed(
+    p: &PackedObjects,
+    rules: &HashMap<&str, KeyRules>,
+    media: &[Option<u32>],
+) -> Result<()> {
+    let rule = |r: Result<()>| r.map_err(|e| corrupt!("checkpoint breaks a rule: {e}"));
+    let Some(rules) = rules.get(p.layer.as_str()) else {
+        return Err(corrupt!(
+            "checkpoint object in unknown layer \"{}\"",
+            p.layer
+        ));
+    };
+    for (key, r) in p.iter() {
+        rule(rules.validate(key))?;
+        if media.get(r.media as usize).is_none_or(|m| m.is_none()) {
+            return Err(corrupt!(
+                "checkpoint object \"{key}\" has unknown media {}",
+                r.media
+            ));
+        }
+        let Some(x) = r.extra.as_deref() else {
+            continue;
+        };
+        rule(spec::validate_metadata(&x.metadata))?;
+        check_crc_digest(x.digest.as_ref(), r.crc32c)?;
+        let total = x.pieces.iter().try_fold(0u64, |a, p| {
+            (p.len > 0)
+                .then(|| p.offset.checked_add(p.len))
+                .flatten()
+                .and_then(|_| a.checked_add(p.len))
+        });
+        let pieces_ok = match r.extent {
+            0 => total == Some(x.size),
+            _ => x.pieces.is_empty(),
+        };
+        let sum = x.part_sizes.iter().try_fold(0u64, |a, n| a.checked_add(*n));
+        let parts_ok = x.part_sizes.is_empty()
+            || (x.part_sizes.len() == usize::from(r.part_count()) && sum == Some(x.size));
+        if !pieces_ok || !parts_ok {
+            return Err(corrupt!(
+                "checkpoint object \"{key}\": its pieces, part sizes and size of {} bytes disagree",
+                x.size
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A multipart object's part sizes number its parts and add up to its size.

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::error::ErrorKind;
+use crate::index::objects::Extra;
+use crate::index::packed::{decode_objects, encode_object, PackedObjects};
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec::ByteRange;
 
@@ -257,6 +259,200 @@ fn snapshot_leaves_expired_tombstones_out() {
     let mut swept = ix.clone();
     swept.forget_completed(at(200, DONE + 201));
     assert!(back == swept);
+}
+
+#[test]
+fn a_checkpoint_restores_the_same_index() {
+    let ix = completed();
+    for page in [1, 64, 4096] {
+        let back = ix.checkpoint_round_trip(page).expect("restores");
+        assert!(back == ix, "page size {page}");
+    }
+}
+
+/// `completed()` plus objects "o000".."o009" (each its own 10-byte extent)
+/// and one in layer "b".
+fn with_objects() -> Index {
+    let mut ix = completed();
+    rec(
+        &mut ix,
+        Meta::LayerCreated {
+            layer: "b".into(),
+            content_type: None,
+            content_encoding: None,
+            key_rules: KeyRules::Utf8,
+            time_ms: 1,
+        },
+    );
+    for i in 0..11u64 {
+        let (layer, key) = match i {
+            10 => ("b", "b-key".to_string()),
+            _ => ("a", format!("o{i:03}")),
+        };
+        rec(
+            &mut ix,
+            Meta::ObjectPut {
+                layer: layer.into(),
+                key,
+                new_extent: Some(ExtentDef {
+                    id: 100 + i,
+                    segment: 1,
+                    offset: 4096 * (i + 1),
+                    len: 10,
+                    block_crcs: vec![0],
+                }),
+                size: 10,
+                crc32c: 0,
+                content_type: ["x/y", "t/u"][i as usize % 2].into(),
+                content_encoding: None,
+                etag_seq: 200 + i,
+                time_ms: 5,
+                metadata: Vec::new(),
+                digest: None,
+            },
+        );
+    }
+    ix
+}
+
+/// Restores `pages` after `damage`; the error kind.
+fn restored_after(
+    ix: &Index,
+    damage: impl FnOnce(&mut Vec<crate::log::checkpoint::Page>),
+) -> std::result::Result<(), ErrorKind> {
+    let mut pages = ix.checkpoint_pages(128).expect("pages");
+    damage(&mut pages);
+    Index::restore_checkpoint(ix.max_id, pages)
+        .map(|_| ())
+        .map_err(|e| e.kind())
+}
+
+fn packed(pages: &mut [crate::log::checkpoint::Page]) -> Vec<&mut PackedObjects> {
+    pages
+        .iter_mut()
+        .filter_map(|p| match p {
+            crate::log::checkpoint::Page::Packed(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn damaged_packed_pages_are_corrupt() {
+    use crate::log::checkpoint::Page;
+    let ix = with_objects();
+    assert_eq!(restored_after(&ix, |_| ()), Ok(()));
+    assert!(ix.checkpoint_round_trip(128).expect("restores") == ix);
+    let corrupt = Err(ErrorKind::Corrupt);
+    // A media id the checkpoint does not list.
+    assert_eq!(
+        restored_after(&ix, |p| packed(p)[0].recs[0].media = 7),
+        corrupt
+    );
+    // A reference to an extent that is not there.
+    assert_eq!(
+        restored_after(&ix, |p| packed(p)[0].recs[0].extent = 999),
+        corrupt
+    );
+    // Two objects on one extent: fine (a copy shares it) -- but then
+    // another extent is referenced by nothing.
+    assert_eq!(
+        restored_after(&ix, |p| {
+            let e = packed(p)[0].recs[0].extent;
+            packed(p)[0].recs[1].extent = e;
+        }),
+        corrupt
+    );
+    // A layer's objects in two runs, or a page repeated.
+    assert_eq!(
+        restored_after(&ix, |p| {
+            let i = p
+                .iter()
+                .position(|p| matches!(p, Page::Packed(_)))
+                .expect("a packed page");
+            let first = match &p[i] {
+                Page::Packed(q) => PackedObjects {
+                    layer: q.layer.clone(),
+                    arena: q.arena.clone(),
+                    ends: q.ends.clone(),
+                    recs: q.recs.clone(),
+                },
+                _ => unreachable!(),
+            };
+            p.push(Page::Packed(first));
+        }),
+        corrupt
+    );
+    // An object in a layer the checkpoint does not have.
+    assert_eq!(
+        restored_after(&ix, |p| packed(p)[0].layer = "zz".into()),
+        corrupt
+    );
+    // A key its layer's rules refuse.
+    assert_eq!(
+        restored_after(&ix, |p| {
+            let q = &mut packed(p)[0];
+            let n = q.arena.len();
+            q.arena.replace_range(n - 1.., "\u{7}");
+        }),
+        corrupt
+    );
+    // Pieces that do not add up to the size.
+    assert_eq!(
+        restored_after(&ix, |p| {
+            let q = &mut packed(p)[0];
+            let r = &mut q.recs[0];
+            r.extra = Some(Arc::new(Extra {
+                size: 11,
+                pieces: vec![Piece {
+                    extent: r.extent,
+                    offset: 0,
+                    len: 10,
+                }],
+                ..Extra::default()
+            }));
+            r.extent = 0;
+        }),
+        corrupt
+    );
+    // Sections out of order.
+    assert_eq!(restored_after(&ix, |p| p.reverse()), corrupt);
+}
+
+#[test]
+fn damaged_packed_bytes_are_corrupt() {
+    use crate::log::codec::{Dec, Enc};
+    let ix = with_objects();
+    let l = ix.layers.get("a").expect("layer");
+    let objs: Vec<_> = l.objects.iter().take(3).collect();
+    let encode = |keys: &[&str], prev_first: &str| {
+        let mut e = Enc(Vec::new());
+        let mut prev = prev_first.to_string();
+        for (k, o) in keys.iter().zip(&objs) {
+            encode_object(&mut e, &prev, k, o.rec, 0);
+            prev = k.to_string();
+        }
+        e.0
+    };
+    let decode = |b: &[u8], n| {
+        decode_objects(&mut Dec(b), n, "a".into())
+            .map(|p| p.iter().map(|(k, _)| k.to_string()).collect::<Vec<_>>())
+            .map_err(|e| e.kind())
+    };
+    let good = encode(&["ab", "abc", "abd"], "");
+    assert_eq!(
+        decode(&good, 3),
+        Ok(vec!["ab".to_string(), "abc".into(), "abd".into()])
+    );
+    // Keys out of order, or repeated.
+    assert_eq!(decode(&encode(&["b", "a"], ""), 2), Err(ErrorKind::Corrupt));
+    assert_eq!(decode(&encode(&["a", "a"], ""), 2), Err(ErrorKind::Corrupt));
+    // A first key that claims to share bytes with a key before it.
+    assert_eq!(decode(&encode(&["abc"], "abz"), 1), Err(ErrorKind::Corrupt));
+    // Cut short anywhere: an error, never a panic.
+    for n in 0..good.len() {
+        assert_eq!(decode(&good[..n], 3), Err(ErrorKind::Corrupt), "cut at {n}");
+    }
 }
 
 #[test]

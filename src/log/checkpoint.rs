@@ -13,12 +13,22 @@
 //!                          crc32c u32): the pages, in order
 //! ```
 //! Sections, in this order (a section may span pages; an empty one has
-//! none): 1 layers, 2 extents, 3 uploads, 4 objects; each item is encoded
-//! exactly as in a version-2 snapshot (tag 18).
+//! none): 1 layers, 2 extents, 3 uploads, each item encoded exactly as in a
+//! version-2 snapshot (tag 18); then the objects, either as 4 objects
+//! (snapshot items; written by the first builds with checkpoints, still
+//! read) or as 5 media and 6 packed objects (`src/index/packed.rs`: one
+//! layer's objects per page, the layer's name after the item count,
+//! keys prefix-compressed within the page).
 
 use crate::error::{corrupt, Result};
+use crate::index::{
+    decode_media, decode_objects, encode_media, encode_object, MediaDef, ObjRef, PackedObjects,
+    MEDIA_ITEM_MIN, OBJECT_ITEM_MIN,
+};
 use crate::log::codec::*;
-use crate::log::meta::{ExtentDef, LayerSnap, ObjectSnap, Snapshot, UploadSnap};
+#[cfg(test)]
+use crate::log::meta::Snapshot;
+use crate::log::meta::{ExtentDef, LayerSnap, ObjectSnap, UploadSnap};
 
 /// A log position: (segment id, byte offset).
 pub(crate) type Pos = (u64, u64);
@@ -31,6 +41,8 @@ const SECTION_LAYERS: u8 = 1;
 const SECTION_EXTENTS: u8 = 2;
 const SECTION_UPLOADS: u8 = 3;
 const SECTION_OBJECTS: u8 = 4;
+const SECTION_MEDIA: u8 = 5;
+const SECTION_PACKED: u8 = 6;
 
 /// Offset of a page's item count in its encoding (tag, base, seq, section).
 const COUNT_AT: usize = 1 + 8 + 8 + 4 + 1;
@@ -116,15 +128,20 @@ pub(crate) enum Page {
     Extents(Vec<ExtentDef>),
     Uploads(Vec<UploadSnap>),
     Objects(Vec<(String, ObjectSnap)>),
+    Media(Vec<MediaDef>),
+    Packed(PackedObjects),
 }
 
 impl Page {
-    fn section(&self) -> u8 {
+    /// The page's section (pages come in section order).
+    pub(crate) fn section(&self) -> u8 {
         match self {
             Page::Layers(_) => SECTION_LAYERS,
             Page::Extents(_) => SECTION_EXTENTS,
             Page::Uploads(_) => SECTION_UPLOADS,
             Page::Objects(_) => SECTION_OBJECTS,
+            Page::Media(_) => SECTION_MEDIA,
+            Page::Packed(_) => SECTION_PACKED,
         }
     }
 }
@@ -135,6 +152,10 @@ struct Pager<'a> {
     base: Pos,
     target: usize,
     section: u8,
+    /// The layer of the packed objects being paged.
+    layer: String,
+    /// The previous key of the page (packed objects).
+    prev: String,
     count: u32,
     enc: Enc,
     pages: Vec<PageRef>,
@@ -151,6 +172,9 @@ impl Pager<'_> {
             self.enc.u32(self.pages.len() as u32);
             self.enc.u8(self.section);
             self.enc.u32(0);
+            if self.section == SECTION_PACKED {
+                self.enc.str(&self.layer);
+            }
         }
         f(&mut self.enc);
         self.count += 1;
@@ -175,6 +199,24 @@ impl Pager<'_> {
         self.section = s;
         Ok(())
     }
+
+    /// One packed object of `layer` (a new layer starts a new page).
+    fn packed(&mut self, layer: &str, o: ObjRef<'_>, media: u32) -> Result<()> {
+        if self.section != SECTION_PACKED || self.layer != layer {
+            self.section(SECTION_PACKED)?;
+            self.layer = layer.to_string();
+        }
+        let mut prev = std::mem::take(&mut self.prev);
+        if self.count == 0 {
+            // A page's first key shares nothing: pages decode on their own.
+            prev.clear();
+        }
+        self.item(|e| encode_object(e, &prev, o.key, o.rec, media))?;
+        prev.clear();
+        prev.push_str(o.key);
+        self.prev = prev;
+        Ok(())
+    }
 }
 
 /// Writes `snap` as pages of about `target` bytes through `emit`, which
@@ -190,6 +232,8 @@ pub(crate) fn write_pages<'a>(
         base,
         target,
         section: SECTION_LAYERS,
+        layer: String::new(),
+        prev: String::new(),
         count: 0,
         enc: Enc(Vec::with_capacity(target + (64 << 10))),
         pages: Vec::new(),
@@ -210,6 +254,13 @@ pub(crate) fn write_pages<'a>(
     p.section(SECTION_OBJECTS)?;
     for (layer, o) in snap.objects {
         p.item(|e| e.object_snap(&layer, &o, true))?;
+    }
+    p.section(SECTION_MEDIA)?;
+    for m in &snap.media {
+        p.item(|e| encode_media(e, m.id, &m.content_type, m.content_encoding.as_deref()))?;
+    }
+    for (layer, o, media) in snap.packed {
+        p.packed(layer, o, media)?;
     }
     p.flush()?;
     Ok(p.pages)
@@ -261,6 +312,19 @@ pub(crate) fn decode_page(bytes: &[u8], base: Pos, seq: u32) -> Result<Page> {
             }
             Page::Objects(v)
         }
+        SECTION_MEDIA => {
+            let n = d.count(MEDIA_ITEM_MIN)?;
+            let mut v = Vec::with_capacity(n);
+            for _ in 0..n {
+                v.push(decode_media(&mut d)?);
+            }
+            Page::Media(v)
+        }
+        SECTION_PACKED => {
+            let n = d.count(OBJECT_ITEM_MIN)?;
+            let layer = d.str()?;
+            Page::Packed(decode_objects(&mut d, n, layer)?)
+        }
         s => return Err(corrupt!("checkpoint page {seq}: unknown section {s}")),
     };
     if !d.0.is_empty() {
@@ -272,27 +336,16 @@ pub(crate) fn decode_page(bytes: &[u8], base: Pos, seq: u32) -> Result<Page> {
     Ok(page)
 }
 
-/// The snapshot the pages of a checkpoint hold, in page order.
+/// The snapshot the pages of a checkpoint in the snapshot-item form hold,
+/// in page order (the store restores pages with
+/// `Index::restore_checkpoint`).
+#[cfg(test)]
 pub(crate) fn assemble(max_id: u64, pages: Vec<Page>) -> Result<Snapshot> {
     let mut snap = Snapshot {
         legacy: false,
         max_id,
         ..Snapshot::default()
     };
-    let mut lens = [0usize; 4];
-    for page in &pages {
-        let (i, n) = match page {
-            Page::Layers(v) => (0, v.len()),
-            Page::Extents(v) => (1, v.len()),
-            Page::Uploads(v) => (2, v.len()),
-            Page::Objects(v) => (3, v.len()),
-        };
-        lens[i] += n;
-    }
-    snap.layers.reserve_exact(lens[0]);
-    snap.extents.reserve_exact(lens[1]);
-    snap.uploads.reserve_exact(lens[2]);
-    snap.objects.reserve_exact(lens[3]);
     let mut last = 0;
     for page in pages {
         let s = page.section();
@@ -307,6 +360,9 @@ pub(crate) fn assemble(max_id: u64, pages: Vec<Page>) -> Result<Snapshot> {
             Page::Extents(mut v) => snap.extents.append(&mut v),
             Page::Uploads(mut v) => snap.uploads.append(&mut v),
             Page::Objects(mut v) => snap.objects.append(&mut v),
+            Page::Media(_) | Page::Packed(_) => {
+                return Err(corrupt!("packed objects are not snapshot items"))
+            }
         }
     }
     Ok(snap)
