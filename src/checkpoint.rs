@@ -38,7 +38,9 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::engine::Inner;
 use crate::error::Result;
-use crate::log::checkpoint::{write_pages, CheckpointEnd, PageRef, Pos, PAGE_BYTES};
+use crate::log::checkpoint::{
+    write_pages, write_pointer, CheckpointEnd, PageRef, Pointer, Pos, PAGE_BYTES,
+};
 
 /// The active segment is fdatasynced after this many bytes of pages.
 const SYNC_EVERY: usize = 8 << 20;
@@ -66,13 +68,18 @@ pub(crate) struct Checkpoints {
     /// `appended` when the last checkpoint froze the index.
     at_last: AtomicU64,
     trigger: Arc<Trigger>,
+    /// Sequence number of the last hint written to the checkpoint pointer
+    /// file (`log::checkpoint::POINTER_FILE`).
+    pointer_seq: AtomicU64,
 }
 
 impl Checkpoints {
     /// Bookkeeping after `open` restored the checkpoint at `base` and
-    /// replayed `replayed` bytes of records after it.
-    pub(crate) fn new(base: Pos, replayed: u64) -> Checkpoints {
+    /// replayed `replayed` bytes of records after it; `pointer_seq` is the
+    /// pointer file's last sequence number.
+    pub(crate) fn new(base: Pos, replayed: u64, pointer_seq: u64) -> Checkpoints {
         Checkpoints {
+            pointer_seq: AtomicU64::new(pointer_seq),
             lock: Mutex::new(()),
             durable_base: Mutex::new(base),
             appended: AtomicU64::new(replayed),
@@ -94,13 +101,17 @@ impl Checkpoints {
     }
 
     /// Counts an appended state record of `bytes` bytes (called under the
-    /// pipeline lock); wakes the checkpoint thread once `threshold` bytes
-    /// were appended since the last checkpoint (0: never).
-    pub(crate) fn appended(&self, bytes: u64, threshold: u64) {
+    /// pipeline lock); true once `threshold` bytes were appended since the
+    /// last checkpoint (0: never): the committer then [`Checkpoints::request`]s
+    /// one when its commit is done.
+    pub(crate) fn appended(&self, bytes: u64, threshold: u64) -> bool {
         let total = self.appended.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        if threshold > 0 && total.saturating_sub(self.at_last.load(Ordering::SeqCst)) >= threshold {
-            self.trigger.request();
-        }
+        threshold > 0 && total.saturating_sub(self.at_last.load(Ordering::SeqCst)) >= threshold
+    }
+
+    /// Wakes the checkpoint thread.
+    pub(crate) fn request(&self) {
+        self.trigger.request();
     }
 
     /// `appended` now (read under the pipeline lock by the freeze).
@@ -174,10 +185,20 @@ impl Inner {
             max_id,
             pages,
         };
-        log.append_meta(&end.encode())?;
+        let encoded = end.encode();
+        let (record, _) = log.append_meta_at(&encoded)?;
         // The record, and the pages in the active segment.
         log.sync_now()?;
         *ck.durable_base.lock() = base;
+        // The hint for the next open (written after the checkpoint is
+        // durable; a failure only makes that open scan every segment).
+        let hint = Pointer {
+            seq: ck.pointer_seq.fetch_add(1, Ordering::SeqCst) + 1,
+            base,
+            record,
+            crc32c: crc32c::crc32c(&encoded),
+        };
+        let _ = write_pointer(&*self.opts().backend, self.dir(), &hint);
         Ok(true)
     }
 

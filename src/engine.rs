@@ -367,6 +367,7 @@ impl Inner {
     ) -> Result<T> {
         let sync = self.opts.durability == Durability::Sync;
         let mut p = self.pipeline.lock();
+        let due: bool;
         let (apply, footprint, seq, pos) = loop {
             self.log.check_poison()?;
             let (mut record, apply, footprint) = {
@@ -402,7 +403,12 @@ impl Inner {
                     self.log.append_meta_at(&encoded)?
                 }
             };
-            self.checkpoints
+            // A checkpoint this record makes due starts once the commit is
+            // done: it does not compete with the commit's own fdatasync,
+            // and a caller that waits for checkpoints after each call sees
+            // the same calls in the same order every run.
+            let due_now = self
+                .checkpoints
                 .appended(framed_len(8 + meta_len as u64), self.opts.checkpoint_bytes);
             let apply = apply.unwrap_or(record);
             if !sync {
@@ -410,8 +416,13 @@ impl Inner {
                 // in record order because the pipeline lock is held.
                 let mut index = self.index.write();
                 index.apply_validated(apply);
-                return Ok(after(&index));
+                let out = after(&index);
+                if due_now {
+                    self.checkpoints.request();
+                }
+                return Ok(out);
             }
+            due = due_now;
             let seq = p.next_seq;
             p.next_seq += 1;
             p.add(&footprint);
@@ -440,6 +451,9 @@ impl Inner {
             p.starts.remove(&seq);
         }
         self.pipeline_cv.notify_all();
+        if due {
+            self.checkpoints.request();
+        }
         out
     }
 }

@@ -50,6 +50,8 @@ pub(crate) struct Opened {
     pub(crate) checkpoint_base: Pos,
     /// Bytes of the records replayed after it.
     pub(crate) replayed_bytes: u64,
+    /// Sequence number of the checkpoint hint file's newest slot.
+    pub(crate) pointer_seq: u64,
 }
 
 /// Opens the store directory `dir`: the steps of the module doc.
@@ -60,8 +62,73 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let lock = lock_dir(dir)?;
     let ids = segment_ids(backend, dir, opts.recovery)?;
+    // The last checkpoint's base, as its hint file says: the records
+    // before it need no scan. A stale or damaged hint only costs the full
+    // scan below.
+    let pointer = checkpoint::read_pointer(backend, dir);
+    let seq = pointer.map_or(0, |p| p.seq);
+    if let Some(p) = pointer.filter(|p| names_a_checkpoint(dir, opts, &ids, p)) {
+        if let Ok(Some(r)) = recover(dir, opts, &ids, p.base) {
+            return Ok(r.opened(lock, seq));
+        }
+    }
+    match recover(dir, opts, &ids, (0, 0))? {
+        Some(r) => Ok(r.opened(lock, seq)),
+        None => Err(corrupt!("recovery found no state")),
+    }
+}
+
+/// True when the checkpoint record hint `p` names is in the log, intact,
+/// with the CRC and base the hint says (else the hint is stale: a store
+/// rebuilt in the same directory, say).
+fn names_a_checkpoint(dir: &Path, opts: &Options, ids: &[u64], p: &checkpoint::Pointer) -> bool {
+    let found = || -> Result<bool> {
+        if !ids.contains(&p.base.0) || !ids.contains(&p.record.0) || p.record <= p.base {
+            return Ok(false);
+        }
+        let path = dir.join(segment::segment_file_name(p.record.0));
+        let seg = Segment::open(&*opts.backend, &path)?;
+        let mut r = Reader::new(&seg);
+        let Ok(payload) = r.checked_payload(p.record.1)? else {
+            return Ok(false);
+        };
+        let (_, meta) = split_meta_payload(payload)?;
+        Ok(crc32c::crc32c(meta) == p.crc32c
+            && CheckpointEnd::decode(meta).is_ok_and(|end| end.base == p.base))
+    };
+    found().unwrap_or(false)
+}
+
+/// What [`recover`] rebuilt.
+struct Recovery {
+    index: Index,
+    log: Recovered,
+    checkpoint_base: Pos,
+    replayed_bytes: u64,
+}
+
+impl Recovery {
+    fn opened(self, lock: File, pointer_seq: u64) -> Opened {
+        Opened {
+            lock,
+            index: self.index,
+            log: self.log,
+            checkpoint_base: self.checkpoint_base,
+            replayed_bytes: self.replayed_bytes,
+            pointer_seq,
+        }
+    }
+}
+
+/// Scans segments `ids` from `from` on (the segments before `from`'s are
+/// opened, not scanned; `(0, 0)`: from the start), cuts a torn tail,
+/// restores the last checkpoint and replays what follows it. `None` when
+/// no checkpoint at or after `from` turned up (a stale hint).
+fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<Recovery>> {
+    let backend: &dyn Backend = &*opts.backend;
     let mut segments = BTreeMap::new();
     let mut region_bytes = HashMap::new();
+    let mut uncounted = Vec::new();
     let mut tail = SEGMENT_HEADER_LEN;
     // The records from the last checkpoint's base on (earlier ones are
     // dropped as each segment's scan ends).
@@ -77,12 +144,26 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
                 seg.id
             ));
         }
+        let start = match (*id).cmp(&from.0) {
+            std::cmp::Ordering::Less if !newest => {
+                // Wholly before the base: its regions are counted later.
+                uncounted.push((*id, u64::MAX));
+                region_bytes.insert(*id, 0);
+                segments.insert(*id, Arc::new(seg));
+                continue;
+            }
+            std::cmp::Ordering::Equal => {
+                uncounted.push((*id, from.1));
+                from.1
+            }
+            _ => SEGMENT_HEADER_LEN,
+        };
         let policy = match (newest, opts.recovery) {
             (false, _) => TailPolicy::Sealed,
             (true, RecoveryMode::SalvageTail) => TailPolicy::Salvage,
             (true, _) => TailPolicy::Newest,
         };
-        let mut scan = scan::scan(&seg, policy)?;
+        let mut scan = scan::scan_from(&seg, policy, start)?;
         if newest {
             if let Some(cut) = first_torn_extent(&seg, &segments, &scan.metas)? {
                 scan.torn = true;
@@ -103,11 +184,11 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
             scan::truncate_tail(backend, &path, scan.end, len)?;
             seg = Segment::open(backend, &path)?;
         }
-        let from = metas.len();
+        let first = metas.len();
         metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
         // A checkpoint in this segment: the records before its base are not
         // needed (nor decoded) any more.
-        if let Some((_, base)) = last_checkpoint(&metas[from..]) {
+        if let Some((_, base)) = last_checkpoint(&metas[first..]) {
             metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
         }
         region_bytes.insert(*id, scan.region_bytes);
@@ -117,18 +198,21 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         segments.insert(*id, Arc::new(seg));
     }
     let (index, checkpoint_base, replayed_bytes) = replay(&segments, &metas)?;
+    if checkpoint_base < from {
+        return Ok(None);
+    }
     check_extents(&index, &segments)?;
-    Ok(Opened {
-        lock,
+    Ok(Some(Recovery {
         index,
         log: Recovered {
             segments,
             region_bytes,
+            uncounted,
             tail,
         },
         checkpoint_base,
         replayed_bytes,
-    })
+    }))
 }
 
 /// Takes the directory's lock file: `Conflict` if another `Store` holds it,

@@ -73,7 +73,11 @@ impl Store {
         )?);
         let batched = (opts.durability == Durability::Batched).then_some(opts.batch_interval);
         let periodic = opts.checkpoint_bytes > 0;
-        let checkpoints = Checkpoints::new(opened.checkpoint_base, opened.replayed_bytes);
+        let checkpoints = Checkpoints::new(
+            opened.checkpoint_base,
+            opened.replayed_bytes,
+            opened.pointer_seq,
+        );
         let inner = Arc::new(Inner::new(
             opts,
             opened.lock,
@@ -83,6 +87,16 @@ impl Store {
             checkpoints,
         ));
         let _flusher = batched.map(|every| Flusher::spawn(inner.log_weak(), every));
+        // The data bytes of the log before the restored checkpoint's base
+        // (open did not scan it), counted off the open's path.
+        let log = inner.log_weak();
+        let _ = std::thread::Builder::new()
+            .name("partstore-count".into())
+            .spawn(move || {
+                if let Some(log) = log.upgrade() {
+                    log.count_regions();
+                }
+            });
         let checkpointer = periodic.then(|| Checkpointer::spawn(&inner));
         Ok(Store {
             inner,

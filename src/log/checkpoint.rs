@@ -20,6 +20,9 @@
 //! layer's objects per page, the layer's name after the item count,
 //! keys prefix-compressed within the page).
 
+use std::path::Path;
+
+use crate::backend::Backend;
 use crate::error::{corrupt, Result};
 use crate::index::{
     decode_media, decode_objects, encode_media, encode_object, MediaDef, ObjRef, PackedObjects,
@@ -119,6 +122,72 @@ impl CheckpointEnd {
             pages,
         })
     }
+}
+
+/// The file that says where the last checkpoint is: a hint that lets
+/// `open` scan the log from its base instead of from the start (the
+/// records before a checkpoint's base are not needed to rebuild the
+/// index). Two 48-byte slots written in turn, in place, never synced:
+/// `seq u64, base_segment u64, base_offset u64, record_segment u64,
+/// record_offset u64, record_crc32c u32` (of the checkpoint record's
+/// encoded `Meta`), `crc32c u32` (of the 44 bytes before it). The slot
+/// with the highest sequence number whose CRC matches wins, and is used
+/// only if the record it names is there, intact, with that CRC and base;
+/// a torn, stale or lost file only makes open scan every segment.
+pub(crate) const POINTER_FILE: &str = "checkpoint.pos";
+
+const SLOT: usize = 48;
+
+/// A checkpoint as the pointer file names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Pointer {
+    pub(crate) seq: u64,
+    pub(crate) base: Pos,
+    /// Where the checkpoint's record is.
+    pub(crate) record: Pos,
+    /// CRC32C of the record's encoded `Meta` (`CheckpointEnd::encode`).
+    pub(crate) crc32c: u32,
+}
+
+/// The newest valid hint of [`POINTER_FILE`], if any.
+pub(crate) fn read_pointer(backend: &dyn Backend, dir: &Path) -> Option<Pointer> {
+    let file = backend.open(&dir.join(POINTER_FILE)).ok()?;
+    let mut buf = [0u8; 2 * SLOT];
+    file.read_exact_at(&mut buf, 0).ok()?;
+    buf.chunks_exact(SLOT)
+        .filter_map(|s| {
+            let word = |i: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&s[i * 8..i * 8 + 8]);
+                u64::from_le_bytes(w)
+            };
+            let half = |i: usize| u32::from_le_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+            (crc32c::crc32c(&s[..44]) == half(44)).then(|| Pointer {
+                seq: word(0),
+                base: (word(1), word(2)),
+                record: (word(3), word(4)),
+                crc32c: half(40),
+            })
+        })
+        .max_by_key(|p| p.seq)
+}
+
+/// Writes hint `p` into slot `p.seq % 2`.
+pub(crate) fn write_pointer(backend: &dyn Backend, dir: &Path, p: &Pointer) -> std::io::Result<()> {
+    let path = dir.join(POINTER_FILE);
+    let file = match backend.open(&path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => backend.create_new(&path)?,
+        Err(e) => return Err(e),
+    };
+    let mut slot = Vec::with_capacity(SLOT);
+    for w in [p.seq, p.base.0, p.base.1, p.record.0, p.record.1] {
+        slot.extend_from_slice(&w.to_le_bytes());
+    }
+    slot.extend_from_slice(&p.crc32c.to_le_bytes());
+    let crc = crc32c::crc32c(&slot);
+    slot.extend_from_slice(&crc.to_le_bytes());
+    file.write_all_at(&slot, (p.seq % 2) * SLOT as u64)
 }
 
 /// The items of one page.
@@ -473,6 +542,34 @@ mod tests {
         }
         let (n, back) = round_trip(&Snapshot::default(), 100);
         assert_eq!((n, back), (0, Snapshot::default()));
+    }
+
+    #[test]
+    fn the_pointer_keeps_its_newest_valid_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = crate::backend::StdBackend;
+        let p = |seq, base, record, crc32c| Pointer {
+            seq,
+            base,
+            record,
+            crc32c,
+        };
+        assert_eq!(read_pointer(&b, dir.path()), None);
+        write_pointer(&b, dir.path(), &p(1, (3, 64), (4, 9), 7)).unwrap();
+        assert_eq!(read_pointer(&b, dir.path()), Some(p(1, (3, 64), (4, 9), 7)));
+        write_pointer(&b, dir.path(), &p(2, (4, 128), (4, 300), 8)).unwrap();
+        assert_eq!(
+            read_pointer(&b, dir.path()),
+            Some(p(2, (4, 128), (4, 300), 8))
+        );
+        // A torn write of the newer slot: the older one is the hint.
+        let path = dir.path().join(POINTER_FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[0] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read_pointer(&b, dir.path()), Some(p(1, (3, 64), (4, 9), 7)));
+        std::fs::write(&path, [0u8; 7]).unwrap();
+        assert_eq!(read_pointer(&b, dir.path()), None);
     }
 
     #[test]

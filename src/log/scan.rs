@@ -193,9 +193,12 @@ pub(crate) enum TailPolicy {
 ///   writes) unless one of them records that `p` was already durable when
 ///   it was written; then `p` was damaged after the fact: `Corrupt`;
 /// - with `Salvage`, the newest segment is cut at `p` regardless.
-pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
+///
+/// The scan starts at the record at `start`: the segment's first, or a
+/// checkpoint's base (the records before it are not needed).
+pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result<Scan> {
     let mut r = Reader::new(seg);
-    let mut pos = SEGMENT_HEADER_LEN;
+    let mut pos = start;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
     loop {
@@ -281,6 +284,29 @@ pub(crate) fn scan(seg: &Segment, policy: TailPolicy) -> Result<Scan> {
             torn,
         });
     }
+}
+
+/// Data-region bytes of the records of `seg` before offset `upto` (the
+/// part of the log `open` did not scan): headers are walked, payloads not
+/// read. Stops early at the end of the records or an invalid one (`verify`
+/// reports those).
+pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<u64> {
+    let mut r = Reader::new(seg);
+    let mut pos = SEGMENT_HEADER_LEN;
+    let mut bytes = 0;
+    while pos < upto {
+        let Some(header) = r
+            .get(pos, RECORD_HEADER_LEN)?
+            .and_then(RecordHeader::decode)
+        else {
+            break;
+        };
+        if header.kind != RecordKind::Meta {
+            bytes += header.len;
+        }
+        pos = pos.saturating_add(framed_len(header.len));
+    }
+    Ok(bytes)
 }
 
 fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {

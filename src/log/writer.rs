@@ -90,6 +90,9 @@ impl Region {
 pub(crate) struct Recovered {
     pub(crate) segments: BTreeMap<u64, Arc<Segment>>,
     pub(crate) region_bytes: HashMap<u64, u64>,
+    /// Parts of segments open did not scan (before a checkpoint's base):
+    /// (segment, end offset) whose regions are not in `region_bytes` yet.
+    pub(crate) uncounted: Vec<(u64, u64)>,
     /// End of the newest segment's records.
     pub(crate) tail: u64,
 }
@@ -102,8 +105,14 @@ pub(crate) struct Log {
     durability: Durability,
     tail: Mutex<Tail>,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
-    /// Data-region bytes written per segment (live or not).
+    /// Data-region bytes written per segment (live or not). Until
+    /// `uncounted` is counted in, a value may have wrapped below zero (a
+    /// region given back before the part of the segment holding it was
+    /// counted): read it through [`Log::region_bytes`].
     region_bytes: Mutex<HashMap<u64, u64>>,
+    /// What recovery left uncounted of `region_bytes` (counted by the
+    /// first reader, or in the background after open).
+    uncounted: Mutex<Vec<(u64, u64)>>,
     poison: Mutex<Option<String>>,
     durable: Mutex<Durable>,
     durable_cv: Condvar,
@@ -145,6 +154,7 @@ impl Log {
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(rec.region_bytes),
+            uncounted: Mutex::new(rec.uncounted),
             poison: Mutex::new(None),
             durable: Mutex::new(Durable {
                 upto,
@@ -199,7 +209,33 @@ impl Log {
 
     /// Data-region bytes written into segment `id`.
     pub(crate) fn region_bytes(&self, id: u64) -> u64 {
-        self.region_bytes.lock().get(&id).copied().unwrap_or(0)
+        self.count_regions();
+        // (Below zero only if more was given back than counted: none.)
+        let n = self.region_bytes.lock().get(&id).copied().unwrap_or(0);
+        if n > i64::MAX as u64 {
+            0
+        } else {
+            n
+        }
+    }
+
+    /// Counts the regions of the parts of segments open did not scan into
+    /// the data bytes (once; a caller meanwhile waits for it). A segment
+    /// that cannot be read is left as counted so far (`verify` reports
+    /// it).
+    pub(crate) fn count_regions(&self) {
+        let mut uncounted = self.uncounted.lock();
+        for (id, upto) in std::mem::take(&mut *uncounted) {
+            let Some(seg) = self.segments.read().get(&id).cloned() else {
+                continue;
+            };
+            let Ok(n) = crate::log::scan::count_regions(&seg, upto) else {
+                continue;
+            };
+            if let Some(v) = self.region_bytes.lock().get_mut(&id) {
+                *v = v.wrapping_add(n);
+            }
+        }
     }
 
     /// Takes `bytes` of a region that will never be written (the unused
@@ -207,7 +243,7 @@ impl Log {
     /// segment `id`'s data bytes.
     pub(crate) fn unused_region_bytes(&self, id: u64, bytes: u64) {
         if let Some(n) = self.region_bytes.lock().get_mut(&id) {
-            *n = n.saturating_sub(bytes);
+            *n = n.wrapping_sub(bytes);
         }
     }
 
@@ -267,7 +303,7 @@ impl Log {
             }
         }
         if let Some(n) = self.region_bytes.lock().get_mut(&id) {
-            *n = n.saturating_sub(dead);
+            *n = n.wrapping_sub(dead);
         }
         let after = self.backend.allocated_bytes(&seg.path).map_err(io)?;
         Ok(Some(before.saturating_sub(after)))
@@ -410,7 +446,7 @@ impl Log {
             t.dirty_until = t.dirty_until.max(region.end());
             let mut rb = self.region_bytes.lock();
             if let Some(n) = rb.get_mut(&region.segment.id) {
-                *n = n.saturating_sub(region.len);
+                *n = n.wrapping_sub(region.len);
             }
         }
     }
