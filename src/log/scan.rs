@@ -292,28 +292,42 @@ fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64
 /// for a metadata record, its `synced` watermark (0 for data regions); and
 /// whether every byte from `end` (the end of the records) on is zero. Only the file's
 /// data extents are read, once (holes of the preallocated tail are
-/// skipped), so this is cheap on a healthy segment.
+/// skipped), and only their non-zero stretches are searched for records
+/// (a record starts with its non-zero magic), so this is cheap on a
+/// healthy segment, also one whose tail the pre-writer filled with zeros.
 fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64, u64)>, bool)> {
     let mut found = Vec::new();
     let mut zeros = true;
     let seg_len = r.seg.len();
     for range in data_ranges_after(r.seg, end)? {
-        let mut at = range.start;
+        // Stretches of READ_AHEAD bytes, aligned to RECORD_ALIGN: a magic
+        // at an aligned offset lies wholly inside one.
+        let mut at = range.start / RECORD_ALIGN * RECORD_ALIGN;
         while at < range.end {
             let n = READ_AHEAD.min(range.end - at);
-            if r.get(at, n)?.is_some_and(|b| b.iter().any(|b| *b != 0)) {
-                zeros = false;
-            }
+            let stretch = at..at + n;
             at += n;
-        }
-        let mut p = range.start.max(from).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-        while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
-            if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
-                if let Step::Record(_, _, info) = step(r, p)? {
-                    found.push((p, info.map_or(0, |i| i.synced)));
-                }
+            if !r
+                .get(stretch.start, n)?
+                .is_some_and(|b| b.iter().any(|b| *b != 0))
+            {
+                continue;
             }
-            p += RECORD_ALIGN;
+            zeros = false;
+            let mut p = stretch
+                .start
+                .max(range.start)
+                .max(from)
+                .div_ceil(RECORD_ALIGN)
+                * RECORD_ALIGN;
+            while p < stretch.end && p + RECORD_HEADER_LEN <= seg_len {
+                if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
+                    if let Step::Record(_, _, info) = step(r, p)? {
+                        found.push((p, info.map_or(0, |i| i.synced)));
+                    }
+                }
+                p += RECORD_ALIGN;
+            }
         }
     }
     Ok((found, zeros))
