@@ -288,6 +288,10 @@ fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64
         .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 
+/// How much the look past the end reads (and compares with zeros) at once.
+const ZERO_STRETCH: u64 = 1 << 20;
+static ZEROS: [u8; ZERO_STRETCH as usize] = [0; ZERO_STRETCH as usize];
+
 /// Every valid record at or after `from` (8-byte aligned): its offset and,
 /// for a metadata record, its `synced` watermark (0 for data regions); and
 /// whether every byte from `end` (the end of the records) on is zero. Only the file's
@@ -300,16 +304,15 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
     let mut zeros = true;
     let seg_len = r.seg.len();
     for range in data_ranges_after(r.seg, end)? {
-        // Stretches of READ_AHEAD bytes, aligned to RECORD_ALIGN: a magic
+        // Stretches of ZERO_STRETCH bytes, aligned to RECORD_ALIGN: a magic
         // at an aligned offset lies wholly inside one.
         let mut at = range.start / RECORD_ALIGN * RECORD_ALIGN;
         while at < range.end {
-            let n = READ_AHEAD.min(range.end - at);
+            let n = ZERO_STRETCH.min(range.end - at);
             let stretch = at..at + n;
             at += n;
-            if !r
-                .get(stretch.start, n)?
-                .is_some_and(|b| b.iter().any(|b| *b != 0))
+            if r.get(stretch.start, n)?
+                .is_none_or(|b| b == &ZEROS[..b.len()])
             {
                 continue;
             }
