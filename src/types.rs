@@ -139,11 +139,14 @@ pub struct Options {
     /// allocated and written and their `fdatasync` flushes data only, with
     /// no file-system metadata to commit. It stays 4 MiB ahead while
     /// records come in and, after 100 ms without one, up to 64 MiB ahead
-    /// (never past the segment's end), in 1 MiB chunks. On ext4 it makes
-    /// 64 KiB `Sync` puts 1.3–2x faster (BENCHMARKS.md); it costs the
-    /// bandwidth of writing each byte of the log twice while it keeps up,
-    /// and up to 64 MiB of disk ahead of the tail (given back when the
-    /// segment is sealed or the store is closed).
+    /// (never past the segment's end), in 1 MiB chunks; while parts of more
+    /// than 1 MiB come in, only when idle. Measured on ext4 (BENCHMARKS.md):
+    /// one writer's 64 KiB `Sync` puts ran at 0.59–0.87x of raw writes
+    /// into a pre-written file instead of 0.39–0.40x; with 4 writers, and
+    /// for 8 MiB parts, no clear change either way. It costs the bandwidth
+    /// of writing the log's bytes twice while it keeps up, and up to
+    /// 64 MiB of disk ahead of the tail (given back when the segment is
+    /// sealed or the store is closed).
     ///
     /// It is safe to turn on or off at any time: it writes only zeros, only
     /// past every record, and its failures (a full disk included) fail no
@@ -153,7 +156,8 @@ pub struct Options {
     /// `None` (the default): on when the backend asks for it
     /// ([`Backend::prewrite_by_default`]: [`StdBackend`] does, test backends
     /// do not) and the durability is not [`Durability::None`], whose writes
-    /// wait for no `fdatasync` for it to speed up.
+    /// wait for no `fdatasync` for it to speed up (not measured: there it
+    /// could only cost bandwidth).
     pub prewrite: Option<bool>,
     /// Where files live; [`StdBackend`] (the real file system) by default.
     /// Tests pass a fault-injecting one.
