@@ -41,7 +41,9 @@
 //! (other variant's time / engine's time: > 1 means the engine was faster),
 //! with their min..max; also appended to `target/bench-ratios.tsv`.
 //!
-//! Knobs: `PARTSTORE_BENCH_SCALE` (work per round times this, default 1),
+//! Knobs: `PARTSTORE_BENCH_PREWRITE` (`0`: the engine's pre-writer off,
+//! anything else: on; unset: the default, `Options::prewrite`),
+//! `PARTSTORE_BENCH_SCALE` (work per round times this, default 1),
 //! `PARTSTORE_BENCH_SAMPLES` (criterion samples per point, default 10, plus
 //! one warm-up round), `PARTSTORE_BENCH_DIR` (default `target/benchdata`:
 //! keep it on the disk, not a tmpfs, or the fsyncs are free).
@@ -100,11 +102,11 @@ fn group<'a>(
 
 fn fresh_store() -> (tempfile::TempDir, Store) {
     let dir = common::tempdir("conc-");
-    let store = Store::open(
-        dir.path().join("store"),
-        Options::default().durability(Durability::Sync),
-    )
-    .expect("open");
+    let mut opts = Options::default().durability(Durability::Sync);
+    if let Ok(v) = std::env::var("PARTSTORE_BENCH_PREWRITE") {
+        opts = opts.prewrite(v != "0");
+    }
+    let store = Store::open(dir.path().join("store"), opts).expect("open");
     store
         .create_layer(LAYER, LayerConfig::default())
         .expect("layer");

@@ -28,6 +28,13 @@ pub trait Backend: Send + Sync + Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Bytes of disk a file occupies (its allocated blocks).
     fn allocated_bytes(&self, path: &Path) -> io::Result<u64>;
+    /// Whether a store runs its pre-writer when `Options::prewrite` is left
+    /// unset (`crate::Options::prewrite`). The default is `false`: a test
+    /// backend that counts or fails calls gets none from a background
+    /// thread unless the test asks for it. [`StdBackend`] says `true`.
+    fn prewrite_by_default(&self) -> bool {
+        false
+    }
 }
 
 /// One open file.
@@ -161,6 +168,10 @@ impl Backend for StdBackend {
 
     fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
         Ok(std::fs::metadata(path)?.blocks() * 512)
+    }
+
+    fn prewrite_by_default(&self) -> bool {
+        true
     }
 }
 

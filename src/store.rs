@@ -15,7 +15,7 @@ use crate::index::{Entry, Index, Retention};
 use crate::info::{now_ms, object_info, packed_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::Meta;
-use crate::log::writer::{Flusher, Log};
+use crate::log::writer::{Flusher, Log, Prewriter};
 use crate::spec::{self, Digest};
 use crate::types::*;
 
@@ -27,6 +27,9 @@ pub struct Store {
     _flusher: Option<Flusher>,
     /// Periodic checkpoints; stopped (and joined) first on drop.
     checkpointer: Option<Checkpointer>,
+    /// The pre-writer (`Options::prewrite`); stopped (and joined) on drop
+    /// before anything else.
+    prewriter: Option<Prewriter>,
 }
 
 /// Streams a body into a new extent: exactly its declared length, or (for
@@ -69,8 +72,10 @@ impl Store {
             Arc::clone(&opts.backend),
             opts.segment_size,
             opts.durability,
+            opts.prewrites(),
             opened.log,
         )?);
+        let prewriter = Prewriter::spawn(&log);
         let batched = (opts.durability == Durability::Batched).then_some(opts.batch_interval);
         let periodic = opts.checkpoint_bytes > 0;
         let checkpoints = Checkpoints::new(
@@ -102,6 +107,7 @@ impl Store {
             inner,
             _flusher,
             checkpointer,
+            prewriter,
         })
     }
 
@@ -421,6 +427,7 @@ impl Drop for Store {
         // No periodic checkpoint runs past this point; then the close's
         // own, if one is worth writing. The log's final sync and mark come
         // when `inner` goes.
+        self.prewriter.take();
         self.checkpointer.take();
         self.inner.close_checkpoint();
     }

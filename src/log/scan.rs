@@ -314,32 +314,49 @@ fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64
         .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 
+/// How much the look past the end reads (and compares with zeros) at once.
+const ZERO_STRETCH: u64 = 1 << 20;
+static ZEROS: [u8; ZERO_STRETCH as usize] = [0; ZERO_STRETCH as usize];
+
 /// Every valid record at or after `from` (8-byte aligned): its offset and,
 /// for a metadata record, its `synced` watermark (0 for data regions); and
 /// whether every byte from `end` (the end of the records) on is zero. Only the file's
 /// data extents are read, once (holes of the preallocated tail are
-/// skipped), so this is cheap on a healthy segment.
+/// skipped), and only their non-zero stretches are searched for records
+/// (a record starts with its non-zero magic), so this is cheap on a
+/// healthy segment, also one whose tail the pre-writer filled with zeros.
 fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64, u64)>, bool)> {
     let mut found = Vec::new();
     let mut zeros = true;
     let seg_len = r.seg.len();
     for range in data_ranges_after(r.seg, end)? {
-        let mut at = range.start;
+        // Stretches of ZERO_STRETCH bytes, aligned to RECORD_ALIGN: a magic
+        // at an aligned offset lies wholly inside one.
+        let mut at = range.start / RECORD_ALIGN * RECORD_ALIGN;
         while at < range.end {
-            let n = READ_AHEAD.min(range.end - at);
-            if r.get(at, n)?.is_some_and(|b| b.iter().any(|b| *b != 0)) {
-                zeros = false;
-            }
+            let n = ZERO_STRETCH.min(range.end - at);
+            let stretch = at..at + n;
             at += n;
-        }
-        let mut p = range.start.max(from).div_ceil(RECORD_ALIGN) * RECORD_ALIGN;
-        while p < range.end && p + RECORD_HEADER_LEN <= seg_len {
-            if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
-                if let Step::Record(_, _, info) = step(r, p)? {
-                    found.push((p, info.map_or(0, |i| i.synced)));
-                }
+            if r.get(stretch.start, n)?
+                .is_none_or(|b| b == &ZEROS[..b.len()])
+            {
+                continue;
             }
-            p += RECORD_ALIGN;
+            zeros = false;
+            let mut p = stretch
+                .start
+                .max(range.start)
+                .max(from)
+                .div_ceil(RECORD_ALIGN)
+                * RECORD_ALIGN;
+            while p < stretch.end && p + RECORD_HEADER_LEN <= seg_len {
+                if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
+                    if let Step::Record(_, _, info) = step(r, p)? {
+                        found.push((p, info.map_or(0, |i| i.synced)));
+                    }
+                }
+                p += RECORD_ALIGN;
+            }
         }
     }
     Ok((found, zeros))

@@ -13,8 +13,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
 use crate::backend::Backend;
 use crate::error::{Error, Result};
@@ -26,7 +27,9 @@ use crate::log::segment::{self, Segment};
 use crate::types::Durability;
 
 mod durability;
+mod prewrite;
 pub(crate) use durability::Flusher;
+pub(crate) use prewrite::Prewriter;
 
 /// A position in the log: (segment id, byte offset). Positions order as
 /// records were appended.
@@ -54,6 +57,29 @@ struct Tail {
     /// Highest offset a failed write may have touched beyond `at`; zeroed
     /// before the segment is sealed so no garbage is left between records.
     dirty_until: u64,
+    /// The range of the active segment the pre-writer has written with
+    /// zeros and made durable (empty when `end <= start`). Its blocks exist:
+    /// merged into `allocated_until` once it adjoins it.
+    pre: std::ops::Range<u64>,
+    /// A chunk whose zero-write is in flight: (segment id, range). No
+    /// record may be written into it until the pre-writer clears it.
+    claim: Option<(u64, std::ops::Range<u64>)>,
+    /// When the last record was appended (the pre-writer's idle clock).
+    last_write: Instant,
+    /// When the last append of more than a pre-write chunk was (a data
+    /// region of a large part): while such appends come in, the pre-writer
+    /// waits for the store to go idle.
+    last_big: Instant,
+}
+
+impl Tail {
+    /// Counts the pre-written range as allocated once nothing lies between
+    /// them.
+    fn merge_prewritten(&mut self) {
+        if self.pre.start <= self.allocated_until && self.pre.end > self.allocated_until {
+            self.allocated_until = self.pre.end;
+        }
+    }
 }
 
 /// Group-commit state.
@@ -120,6 +146,10 @@ pub(crate) struct Log {
     dirty: AtomicBool,
     /// Records appended since open.
     appended: AtomicBool,
+    /// The pre-writer's wake-up signal, when it is on (`Options::prewrite`).
+    prewrite: Option<Arc<prewrite::Signal>>,
+    /// Wakes writers waiting for a claimed chunk (`Tail::claim`).
+    claim_cv: Condvar,
 }
 
 impl Log {
@@ -129,6 +159,7 @@ impl Log {
         backend: Arc<dyn Backend>,
         segment_size: u64,
         durability: Durability,
+        prewrite: bool,
         rec: Recovered,
     ) -> Result<Log> {
         let mut segments = rec.segments;
@@ -151,6 +182,11 @@ impl Log {
                 at,
                 allocated_until: at,
                 dirty_until: at,
+                pre: at..at,
+                claim: None,
+                // Idle since open: the pre-writer starts at once.
+                last_write: prewrite::idle_since_open(),
+                last_big: prewrite::idle_since_open(),
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(rec.region_bytes),
@@ -163,6 +199,8 @@ impl Log {
             durable_cv: Condvar::new(),
             dirty: AtomicBool::new(false),
             appended: AtomicBool::new(false),
+            prewrite: prewrite.then(|| Arc::new(prewrite::Signal::default())),
+            claim_cv: Condvar::new(),
         })
     }
 
@@ -350,6 +388,7 @@ impl Log {
         // segment, which a full disk may not give.
         let room = META_RESERVE.min(self.segment_size / 8);
         let mut t = self.tail.lock();
+        self.wait_claim(&mut t, total + room);
         if t.at + total + room > t.active.len() {
             // Sized for the room, allocated for the region and the reserve
             // (which covers the room), as below.
@@ -382,6 +421,7 @@ impl Log {
         .encode();
         let total = framed_len(len);
         let mut t = self.tail.lock();
+        self.wait_claim(&mut t, total);
         if t.at + total > t.active.len() {
             self.rotate(&mut t, total, 0)?;
         }
@@ -452,22 +492,52 @@ impl Log {
     }
 
     /// Makes sure the `need` bytes from the tail have disk blocks.
+    /// Blocks the pre-writer wrote (zeros, made durable) count as
+    /// allocated: they are not allocated again.
     fn allocate(&self, t: &mut Tail, need: u64) -> Result<()> {
+        t.merge_prewritten();
         let end = (t.at + need).min(t.active.len());
         if end <= t.allocated_until {
             return Ok(());
         }
         let from = t.allocated_until.max(t.at);
         // Ahead by a step more than asked, so small appends do not each
-        // cost an fallocate; on a full disk, exactly what is asked.
-        let ahead = (end + ALLOC_STEP).min(t.active.len());
+        // cost an fallocate; on a full disk, exactly what is asked. Not
+        // into a pre-written range that covers the rest of what is asked.
+        let mut ahead = (end + ALLOC_STEP).min(t.active.len());
+        if from < t.pre.start && t.pre.start < ahead && end <= t.pre.end {
+            ahead = t.pre.start;
+        }
         if t.active.allocate(from, ahead - from).is_err() {
             t.active.allocate(from, end - from)?;
             t.allocated_until = end;
+            t.merge_prewritten();
             return Ok(());
         }
         t.allocated_until = ahead;
+        t.merge_prewritten();
         Ok(())
+    }
+
+    /// True while the pre-writer's claimed chunk overlaps the `need` bytes
+    /// from the tail.
+    fn claim_blocks(&self, t: &Tail, need: u64) -> bool {
+        match &t.claim {
+            Some((id, r)) => {
+                *id == t.active.id && t.at.saturating_add(need) > r.start && t.at < r.end
+            }
+            None => false,
+        }
+    }
+
+    /// Waits (the tail lock released meanwhile) until no claimed chunk lies
+    /// in the `need` bytes from the tail: a record never enters a range
+    /// whose zero-write is in flight. Only a writer that caught up with the
+    /// pre-writer waits, for one chunk.
+    fn wait_claim(&self, t: &mut MutexGuard<'_, Tail>, need: u64) {
+        while self.claim_blocks(t, need) {
+            self.claim_cv.wait(t);
+        }
     }
 
     /// Appends a metadata record (the encoded `Meta`), stamped with how far
@@ -481,6 +551,7 @@ impl Log {
     pub(crate) fn append_meta_at(&self, meta: &[u8]) -> Result<(Pos, Pos)> {
         let total = framed_len(8 + meta.len() as u64);
         let mut t = self.tail.lock();
+        self.wait_claim(&mut t, total);
         if t.at + total > t.active.len() {
             self.rotate(&mut t, total, 0)?;
         }
@@ -522,8 +593,16 @@ impl Log {
         let data_total = framed_len(len);
         let room = META_RESERVE.min(self.segment_size / 8);
         let mut t = self.tail.lock();
-        let mut meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
-        let mut total = data_total + framed_len(8 + meta.len() as u64);
+        // (Encoded again after a wait for a claimed chunk: the tail may
+        // have moved meanwhile.)
+        let (mut meta, mut total) = loop {
+            let meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
+            let total = data_total + framed_len(8 + meta.len() as u64);
+            if !self.claim_blocks(&t, total + room) {
+                break (meta, total);
+            }
+            self.claim_cv.wait(&mut t);
+        };
         if t.at + total + room > t.active.len() {
             self.rotate(&mut t, total + room, META_RESERVE - room)?;
             meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
@@ -568,6 +647,11 @@ impl Log {
         }
         t.at += total;
         t.dirty_until = t.dirty_until.max(t.at);
+        t.last_write = Instant::now();
+        if total > prewrite::CHUNK {
+            t.last_big = t.last_write;
+        }
+        self.kick_prewriter(t);
         Ok((Arc::clone(&t.active), at))
     }
 
@@ -612,11 +696,16 @@ impl Log {
             return Err(e);
         }
         self.segments.write().insert(id, Arc::clone(&seg));
-        t.active = seg;
+        let old = std::mem::replace(&mut t.active, seg);
+        let (old_at, old_pre) = (t.at, t.pre.clone());
         t.at = SEGMENT_HEADER_LEN;
         t.allocated_until = allocated;
         t.dirty_until = SEGMENT_HEADER_LEN;
+        t.pre = SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
+        // The sealed segment's pre-written zeros past its records go back
+        // to the file system (nothing is ever written there again).
+        prewrite::give_back(&old, old_at, old_pre.end);
         Ok(())
     }
 
@@ -647,5 +736,9 @@ impl Drop for Log {
                 .and_then(|_| Self::zero_dirty(&mut self.tail.lock()))
                 .and_then(|()| self.sync_active());
         }
+        // Pre-written zeros past the metadata reserve go back, so the next
+        // open does not read them when it looks past the end.
+        let t = self.tail.lock();
+        prewrite::give_back(&t.active, t.at + META_RESERVE, t.pre.end);
     }
 }
