@@ -84,6 +84,10 @@ impl Store {
                 ..CompactionReport::default()
             });
         }
+        // Records appended in the victims (a `Sync` put just before the
+        // seal, still waiting for its fdatasync) are in the index before
+        // it is read for their extents.
+        inner.wait_applied_below(victims.iter().copied().max().unwrap_or(0) + 1);
 
         // Step 2: copy live extents out of the victims. The index is read
         // in short batches (a writer applying its record waits for none of

@@ -281,6 +281,18 @@ impl Inner {
         self.parts_in_flight.lock().contains_key(upload)
     }
 
+    /// Waits until every record appended in a segment below `seg` is
+    /// applied to the index (a `Sync` record is applied once its fdatasync
+    /// is done): compaction reads the index for the extents of its victims,
+    /// and an extent whose record was appended but not applied yet would be
+    /// missed.
+    pub(crate) fn wait_applied_below(&self, seg: u64) {
+        let mut p = self.pipeline.lock();
+        while p.starts.values().any(|pos| pos.0 < seg) {
+            self.pipeline_cv.wait(&mut p);
+        }
+    }
+
     /// Segments below this id hold no region of an uncommitted write.
     pub(crate) fn oldest_write_in_flight(&self) -> Option<u64> {
         self.writes_in_flight.lock().keys().next().copied()
