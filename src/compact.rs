@@ -25,8 +25,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use crate::blob::ExtentView;
 use crate::error::{corrupt, Result};
 use crate::log::format::{ExtentMove, Meta};
+use crate::options::Durability;
 use crate::store::Store;
-use crate::types::{CompactionReport, Durability, SegmentStats};
+use crate::types::{CompactionReport, SegmentStats};
 
 /// Bytes copied per write while moving an extent.
 const MOVE_CHUNK: u64 = 8 << 20;

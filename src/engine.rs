@@ -28,7 +28,7 @@ use crate::index::Index;
 use crate::list_token::TokenKey;
 use crate::log::format::{framed_len, Meta};
 use crate::log::writer::{Log, Pos};
-use crate::types::{Durability, Options};
+use crate::options::{Durability, Options};
 
 /// Appended records not yet applied, by the domains they write.
 #[derive(Default)]

@@ -38,8 +38,8 @@ use crate::engine::Inner;
 use crate::error::{bad_request, Error, Reason, Result};
 use crate::log::format::ExtentDef;
 use crate::log::segment::Segment;
+use crate::options::Durability;
 use crate::spec::{Digest, BLOCK_SIZE};
-use crate::types::Durability;
 
 /// Bytes per step: one CRC block.
 const STEP: usize = BLOCK_SIZE as usize;

@@ -83,6 +83,7 @@ mod list_token;
 mod log;
 mod maintenance;
 mod multipart;
+mod options;
 mod recovery;
 mod spec;
 mod store;
@@ -112,11 +113,11 @@ pub mod rules {
         MIN_PART_NUMBER, MIN_PART_SIZE, PART_SIZE_MULTIPLE,
     };
 }
+pub use options::{Durability, Options, RecoveryMode, DEFAULT_COMPLETED_UPLOAD_RETENTION};
 pub use types::{
-    CompactionReport, CopySource, Durability, LayerConfig, LayerInfo, ListItem, ListOptions,
-    ListPage, ObjectInfo, Options, PartBody, PartInfo, PartRef, RecoveryMode, SegmentStats, Stats,
-    UploadOptions, UploadStatus, UploadSummary, VerifyFinding, VerifyReport,
-    DEFAULT_COMPLETED_UPLOAD_RETENTION,
+    CompactionReport, CopySource, LayerConfig, LayerInfo, ListItem, ListOptions, ListPage,
+    ObjectInfo, PartBody, PartInfo, PartRef, SegmentStats, Stats, UploadOptions, UploadStatus,
+    UploadSummary, VerifyFinding, VerifyReport,
 };
 
 /// The pure in-memory index and the on-disk record format, for fuzz targets

@@ -35,8 +35,8 @@ use crate::log::format::{framed_len, split_meta_payload, ExtentDef, Meta, SEGMEN
 use crate::log::scan::{self, Reader, ScannedMeta, TailPolicy};
 use crate::log::segment::{self, Segment};
 use crate::log::writer::Recovered;
+use crate::options::{Options, RecoveryMode};
 use crate::spec::BLOCK_SIZE;
-use crate::types::{Options, RecoveryMode};
 
 /// Name of the lock file in a store directory.
 const LOCK_FILE: &str = "LOCK";

@@ -16,6 +16,7 @@ use crate::info::{now_ms, object_info, packed_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::Meta;
 use crate::log::writer::{Flusher, Log, Prewriter};
+use crate::options::*;
 use crate::spec::{self, Digest};
 use crate::types::*;
 

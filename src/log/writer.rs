@@ -24,7 +24,7 @@ use crate::log::format::{
     SEGMENT_HEADER_LEN,
 };
 use crate::log::segment::{self, Segment};
-use crate::types::Durability;
+use crate::options::Durability;
 
 mod durability;
 mod prewrite;

@@ -10,7 +10,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::Result;
 use crate::log::segment::Segment;
 use crate::log::writer::{Log, Pos};
-use crate::types::Durability;
+use crate::options::Durability;
 
 impl Log {
     pub(super) fn advance_durable(&self, to: Pos) {
