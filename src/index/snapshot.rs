@@ -417,7 +417,22 @@ impl Index {
     /// (in memory), decoded.
     #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn checkpoint_pages(&self, page_bytes: usize) -> Result<Vec<Page>> {
-        use crate::log::checkpoint::{decode_page, write_pages, PageRef};
+        let (base, stored) = self.checkpoint_page_bytes(page_bytes)?;
+        stored
+            .iter()
+            .enumerate()
+            .map(|(i, b)| crate::log::checkpoint::decode_page(b, base, i as u32))
+            .collect()
+    }
+
+    /// This index written as a checkpoint's pages of about `page_bytes`, in
+    /// memory: their base and bytes.
+    #[cfg(any(test, feature = "fuzzing"))]
+    pub(crate) fn checkpoint_page_bytes(
+        &self,
+        page_bytes: usize,
+    ) -> Result<(crate::log::checkpoint::Pos, Vec<Vec<u8>>)> {
+        use crate::log::checkpoint::{write_pages, PageRef};
         let base = (1, 64);
         let mut stored: Vec<Vec<u8>> = Vec::new();
         let mut emit = |b: &[u8]| {
@@ -435,11 +450,7 @@ impl Index {
             page_bytes,
             &mut emit,
         )?;
-        stored
-            .iter()
-            .enumerate()
-            .map(|(i, b)| decode_page(b, base, i as u32))
-            .collect()
+        Ok((base, stored))
     }
 
     fn restore_packed(&mut self, media: Vec<MediaDef>, pages: Vec<PackedObjects>) -> Result<()> {

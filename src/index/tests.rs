@@ -460,26 +460,9 @@ fn damaged_packed_bytes_are_corrupt() {
 /// index that breaks the snapshot rules (restore checks them).
 #[test]
 fn damaged_page_bytes_never_panic() {
-    use crate::log::checkpoint::{decode_page, write_pages, PageRef};
+    use crate::log::checkpoint::decode_page;
     let ix = with_objects();
-    let base = (1, 64);
-    let mut stored: Vec<Vec<u8>> = Vec::new();
-    let mut emit = |b: &[u8]| {
-        stored.push(b.to_vec());
-        Ok(PageRef {
-            segment: 1,
-            offset: 64 + stored.len() as u64,
-            len: b.len() as u64,
-            crc32c: 0,
-        })
-    };
-    write_pages(
-        ix.checkpoint_stream(Retention::forever()),
-        base,
-        256,
-        &mut emit,
-    )
-    .expect("pages");
+    let (base, stored) = ix.checkpoint_page_bytes(256).expect("pages");
     let restore = |pages: &[Vec<u8>]| {
         let decoded: Result<Vec<_>> = pages
             .iter()
