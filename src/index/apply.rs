@@ -168,6 +168,31 @@ impl Index {
         Ok(())
     }
 
+    /// A new extent `id` of `len` bytes with `crcs` block CRCs: not defined
+    /// yet, one CRC per block.
+    fn check_new_extent(&self, id: u64, len: u64, crcs: usize) -> Result<()> {
+        if self.extents.contains(id) {
+            return Err(corrupt!("extent {id} is defined twice"));
+        }
+        if crcs as u64 != len.div_ceil(spec::BLOCK_SIZE) {
+            return Err(corrupt!("extent {id} of {len} bytes has {crcs} block CRCs"));
+        }
+        Ok(())
+    }
+
+    /// Defines an extent with no references after the checks of
+    /// [`Index::check_new_extent`] (restoring a checkpoint).
+    pub(super) fn define_checked(
+        &mut self,
+        [id, segment, offset, len]: [u64; 4],
+        crcs: &[u32],
+    ) -> Result<()> {
+        self.check_new_extent(id, len, crcs.len())?;
+        self.bump(id);
+        self.extents.define(id, segment, offset, len, crcs);
+        Ok(())
+    }
+
     pub(super) fn check_pieces(
         &self,
         new: Option<&ExtentDef>,
@@ -175,17 +200,7 @@ impl Index {
         size: u64,
     ) -> Result<()> {
         if let Some(e) = new {
-            if self.extents.contains(e.id) {
-                return Err(corrupt!("extent {} is defined twice", e.id));
-            }
-            if e.block_crcs.len() as u64 != e.len.div_ceil(spec::BLOCK_SIZE) {
-                return Err(corrupt!(
-                    "extent {} of {} bytes has {} block CRCs",
-                    e.id,
-                    e.len,
-                    e.block_crcs.len()
-                ));
-            }
+            self.check_new_extent(e.id, e.len, e.block_crcs.len())?;
         }
         let mut total: u64 = 0;
         for p in pieces {

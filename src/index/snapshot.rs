@@ -14,7 +14,7 @@ use crate::index::{
     upload_name, CompletedUpload, Index, Layer, ObjRec, ObjRef, Object, ObjectMap, Outcome, Part,
     Retention, Upload,
 };
-use crate::log::checkpoint::Page;
+use crate::log::checkpoint::{ExtentRun, Page};
 use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
 use crate::spec;
 use crate::spec::KeyRules;
@@ -197,7 +197,7 @@ impl Index {
 
     /// [`Index::restore`] but for the check that every extent is
     /// referenced; the extents are `snap`'s, then those of `more`.
-    fn restore_items(snap: &Snapshot, more: &[Vec<ExtentDef>]) -> Result<Index> {
+    fn restore_items(snap: &Snapshot, more: &[ExtentRun]) -> Result<Index> {
         let mut ix = Index {
             max_id: snap.max_id,
             ..Index::default()
@@ -228,9 +228,11 @@ impl Index {
                 },
             );
         }
-        for e in snap.extents.iter().chain(more.iter().flatten()) {
-            ix.check_pieces(Some(e), &[], 0)?;
-            ix.define(e);
+        for e in &snap.extents {
+            ix.define_checked([e.id, e.segment, e.offset, e.len], &e.block_crcs)?;
+        }
+        for (fields, crcs) in more.iter().flat_map(ExtentRun::iter) {
+            ix.define_checked(fields, crcs)?;
         }
         let check = |ix: &Index, pieces: &[Piece], size: u64| -> Result<()> {
             ix.check_pieces(None, pieces, size)

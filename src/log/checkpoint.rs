@@ -30,8 +30,8 @@ use crate::index::{
 };
 use crate::log::codec::*;
 #[cfg(test)]
-use crate::log::meta::Snapshot;
-use crate::log::meta::{ExtentDef, LayerSnap, ObjectSnap, UploadSnap};
+use crate::log::meta::{ExtentDef, Snapshot};
+use crate::log::meta::{LayerSnap, ObjectSnap, UploadSnap};
 
 /// A log position: (segment id, byte offset).
 pub(crate) type Pos = (u64, u64);
@@ -190,11 +190,32 @@ pub(crate) fn write_pointer(backend: &dyn Backend, dir: &Path, p: &Pointer) -> s
     file.write_all_at(&slot, (p.seq % 2) * SLOT as u64)
 }
 
+/// A page's extents, decoded flat (no allocation per extent): each one's
+/// `[id, segment, offset, len]`, and its block CRCs in one shared array.
+#[derive(Debug, Default)]
+pub(crate) struct ExtentRun {
+    fields: Vec<[u64; 4]>,
+    /// Where each extent's CRCs end in `crcs`.
+    ends: Vec<u32>,
+    crcs: Vec<u32>,
+}
+
+impl ExtentRun {
+    /// The extents, in page order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = ([u64; 4], &[u32])> + '_ {
+        let starts = std::iter::once(0).chain(self.ends.iter().map(|e| *e as usize));
+        self.fields
+            .iter()
+            .zip(starts.zip(self.ends.iter()))
+            .map(|(f, (s, e))| (*f, self.crcs.get(s..*e as usize).unwrap_or(&[])))
+    }
+}
+
 /// The items of one page.
 #[derive(Debug)]
 pub(crate) enum Page {
     Layers(Vec<LayerSnap>),
-    Extents(Vec<ExtentDef>),
+    Extents(ExtentRun),
     Uploads(Vec<UploadSnap>),
     Objects(Vec<(String, ObjectSnap)>),
     Media(Vec<MediaDef>),
@@ -359,11 +380,22 @@ pub(crate) fn decode_page(bytes: &[u8], base: Pos, seq: u32) -> Result<Page> {
         }
         SECTION_EXTENTS => {
             let n = d.count(EXTENT_MIN)?;
-            let mut v = Vec::with_capacity(n);
+            let mut run = ExtentRun {
+                fields: Vec::with_capacity(n),
+                ends: Vec::with_capacity(n),
+                crcs: Vec::with_capacity(n),
+            };
             for _ in 0..n {
-                v.push(d.extent_def()?);
+                run.fields.push([d.u64()?, d.u64()?, d.u64()?, d.u64()?]);
+                let k = d.count(4)?;
+                for _ in 0..k {
+                    run.crcs.push(d.u32()?);
+                }
+                let end = u32::try_from(run.crcs.len())
+                    .map_err(|_| corrupt!("checkpoint page {seq}: too many block CRCs"))?;
+                run.ends.push(end);
             }
-            Page::Extents(v)
+            Page::Extents(run)
         }
         SECTION_UPLOADS => {
             let n = d.count(UPLOAD_MIN + UPLOAD_V2_EXTRA)?;
