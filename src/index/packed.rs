@@ -108,10 +108,7 @@ pub(crate) fn encode_object(e: &mut Enc, prev: &str, key: &str, r: &ObjRec, medi
         e.metadata(&x.metadata);
         e.opt_digest(&x.digest);
         e.opt_digest(&x.composite_digest);
-        e.u32(x.part_sizes.len() as u32);
-        for n in x.part_sizes.iter() {
-            e.u64(*n);
-        }
+        e.u64s(&x.part_sizes);
         e.opt_str(&x.etag);
     }
 }
@@ -171,11 +168,7 @@ pub(crate) fn decode_objects(d: &mut Dec, n: usize, layer: String) -> Result<Pac
                 let metadata = d.metadata()?;
                 let digest = d.opt_digest()?;
                 let composite_digest = d.opt_digest()?;
-                let n = d.count(8)?;
-                let mut part_sizes = Vec::with_capacity(n);
-                for _ in 0..n {
-                    part_sizes.push(d.u64()?);
-                }
+                let part_sizes = d.u64s()?;
                 let etag = d.opt_str()?;
                 Some(Arc::new(Extra {
                     size,

@@ -116,8 +116,12 @@ impl Enc {
         self.metadata(&o.metadata);
         self.opt_digest(&o.digest);
         self.opt_digest(&o.composite_digest);
-        self.u32(o.part_sizes.len() as u32);
-        for n in &o.part_sizes {
+        self.u64s(&o.part_sizes);
+    }
+    /// A count, then that many u64s.
+    pub(crate) fn u64s(&mut self, v: &[u64]) {
+        self.u32(v.len() as u32);
+        for n in v {
             self.u64(*n);
         }
     }
@@ -338,12 +342,17 @@ impl<'a> Dec<'a> {
         o.metadata = self.metadata()?;
         o.digest = self.opt_digest()?;
         o.composite_digest = self.opt_digest()?;
-        let n = self.count(8)?;
-        o.part_sizes = Vec::with_capacity(n);
-        for _ in 0..n {
-            o.part_sizes.push(self.u64()?);
-        }
+        o.part_sizes = self.u64s()?;
         Ok(())
+    }
+    /// A count, then that many u64s.
+    pub(crate) fn u64s(&mut self) -> Result<Vec<u64>> {
+        let n = self.count(8)?;
+        let mut v = Vec::with_capacity(n);
+        for _ in 0..n {
+            v.push(self.u64()?);
+        }
+        Ok(v)
     }
     /// A count of items each at least `min_size` bytes: bounded by what is
     /// left, so a corrupt count cannot make us allocate more than the input.
