@@ -17,20 +17,24 @@ fn rec(ix: &mut Index, meta: Meta) {
     ix.apply(meta).expect("record applies");
 }
 
+fn create_layer(ix: &mut Index, layer: &str, key_rules: KeyRules) {
+    rec(
+        ix,
+        Meta::LayerCreated {
+            layer: layer.into(),
+            content_type: None,
+            content_encoding: None,
+            key_rules,
+            time_ms: 1,
+        },
+    );
+}
+
 /// Layer "a", an object "src", and upload `UP` of "k" completed at `DONE`
 /// with one 10-byte part.
 fn completed() -> Index {
     let mut ix = Index::new();
-    rec(
-        &mut ix,
-        Meta::LayerCreated {
-            layer: "a".into(),
-            content_type: None,
-            content_encoding: None,
-            key_rules: KeyRules::Here,
-            time_ms: 1,
-        },
-    );
+    create_layer(&mut ix, "a", KeyRules::Here);
     let extent = |id| ExtentDef {
         id,
         segment: 1,
@@ -193,16 +197,7 @@ fn completed_within_retention_then_unknown_after() {
 #[test]
 fn another_layer_never_sees_the_tombstone() {
     let mut ix = completed();
-    rec(
-        &mut ix,
-        Meta::LayerCreated {
-            layer: "b".into(),
-            content_type: None,
-            content_encoding: None,
-            key_rules: KeyRules::Here,
-            time_ms: 1,
-        },
-    );
+    create_layer(&mut ix, "b", KeyRules::Here);
     let e = ix
         .upload("b", &UP, Retention::forever())
         .map(|_| ())
@@ -274,16 +269,7 @@ fn a_checkpoint_restores_the_same_index() {
 /// and one in layer "b".
 fn with_objects() -> Index {
     let mut ix = completed();
-    rec(
-        &mut ix,
-        Meta::LayerCreated {
-            layer: "b".into(),
-            content_type: None,
-            content_encoding: None,
-            key_rules: KeyRules::Utf8,
-            time_ms: 1,
-        },
-    );
+    create_layer(&mut ix, "b", KeyRules::Utf8);
     for i in 0..11u64 {
         let (layer, key) = match i {
             10 => ("b", "b-key".to_string()),
