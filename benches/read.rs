@@ -11,6 +11,11 @@
 //! "read_range + copy out" also copies the slices into a buffer, the
 //! cheapest thing a consumer can do with them, and is the figure set next to
 //! memcpy of 96 MiB. `reader()` copies by design and is set next to pread.
+//!
+//! "random_64KiB" reads 256 ranges of 64 KiB at pseudo-random offsets out
+//! of eight warm 8 MiB objects (`get` + `read_range` + copy out, with
+//! `verify_reads` on and off), next to `pread` of the same ranges out of a
+//! plain file holding the same bytes.
 
 mod common;
 
@@ -166,6 +171,104 @@ fn benches(c: &mut Criterion) {
     }
     g.finish();
     drop(plain);
+    random_reads(c);
+}
+
+/// Objects of the random-read point, and the range each read takes.
+const RANDOM_OBJECTS: usize = 8;
+const RANDOM_OBJECT_LEN: usize = 8 << 20;
+const RANDOM_READ_LEN: usize = 64 << 10;
+const RANDOM_READS: usize = 256;
+
+/// 64 KiB reads at pseudo-random offsets out of warm 8 MiB objects, with
+/// verification on and off, each paired with `pread` of the same ranges.
+fn random_reads(c: &mut Criterion) {
+    let data = common::pseudo_random(RANDOM_OBJECTS * RANDOM_OBJECT_LEN, 9);
+    let plain_dir = common::tempdir("pread-random-");
+    let plain_path = plain_dir.path().join("plain.bin");
+    std::fs::write(&plain_path, &data).expect("plain file");
+    let plain = File::open(&plain_path).expect("open plain");
+    // (object, offset within it): a fixed pseudo-random sequence.
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let reads: Vec<(usize, usize)> = (0..RANDOM_READS)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let obj = (x % RANDOM_OBJECTS as u64) as usize;
+            let off = ((x >> 8) % (RANDOM_OBJECT_LEN - RANDOM_READ_LEN) as u64) as usize;
+            (obj, off)
+        })
+        .collect();
+    let keys: Vec<String> = (0..RANDOM_OBJECTS)
+        .map(|i| format!("random/object-{i}.bin"))
+        .collect();
+    let dst = RefCell::new(vec![0u8; RANDOM_READ_LEN]);
+    let pread = || {
+        let mut d = dst.borrow_mut();
+        let t = Instant::now();
+        for &(obj, off) in &reads {
+            let at = (obj * RANDOM_OBJECT_LEN + off) as u64;
+            plain.read_exact_at(&mut d, at).expect("pread");
+            std::hint::black_box(&mut *d);
+        }
+        vec![t.elapsed()]
+    };
+    let bytes = (RANDOM_READS * RANDOM_READ_LEN) as u64;
+    let mut g = c.benchmark_group("read");
+    g.sample_size(30)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .throughput(Throughput::Bytes(bytes));
+    for verify in [true, false] {
+        let mode = if verify { "verify_on" } else { "verify_off" };
+        let dir = common::tempdir("read-random-");
+        let store = Store::open(
+            dir.path().join("store"),
+            Options::default().verify_reads(verify),
+        )
+        .expect("open");
+        store
+            .create_layer(LAYER, LayerConfig::default())
+            .expect("layer");
+        for (i, key) in keys.iter().enumerate() {
+            let body = &data[i * RANDOM_OBJECT_LEN..(i + 1) * RANDOM_OBJECT_LEN];
+            store
+                .put_object(LAYER, key, PartBody::new(body, body.len() as u64))
+                .expect("put");
+            // Warm the pages; with verify on, this first read also checks
+            // every block once, as a server's first reads would.
+            let got = store.get(LAYER, key).expect("get");
+            assert!(got.to_vec().expect("read") == body, "read back differs");
+        }
+        let label = format!("random_64KiB/{mode}");
+        let pairs = RefCell::new(Pairs::new("read", &label, bytes, "pread (page cache)"));
+        bench_pair(
+            &mut g,
+            &label,
+            &pairs,
+            || (),
+            |_| {
+                let mut d = dst.borrow_mut();
+                let t = Instant::now();
+                for &(obj, off) in &reads {
+                    let blob = store.get(LAYER, &keys[obj]).expect("get");
+                    let range = ByteRange::Bounded {
+                        first: off as u64,
+                        last: (off + RANDOM_READ_LEN - 1) as u64,
+                    };
+                    let slices = blob.read_range(range).expect("read_range");
+                    copy_out(&slices, &mut d);
+                    std::hint::black_box(&mut *d);
+                }
+                t.elapsed()
+            },
+            pread,
+        );
+        pairs.borrow().report();
+    }
+    g.finish();
 }
 
 criterion_group!(read, benches);
