@@ -55,6 +55,10 @@ impl Store {
     /// Live and garbage bytes, segments, objects, open uploads and the
     /// completed uploads' tombstones held.
     pub fn stats(&self) -> Stats {
+        // Right after an open from a checkpoint the data bytes of the
+        // segments before it are still being counted: wait for that before
+        // the index is locked, not with writers held out of it.
+        self.inner.log().count_regions();
         let index = self.inner.index();
         let (objects, uploads, live_bytes) = index.counts();
         let live = index.live_by_segment();

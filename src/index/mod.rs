@@ -244,6 +244,13 @@ impl Index {
         self.extents.locations()
     }
 
+    /// A frozen view of the extent table: a copy-on-write clone (one
+    /// pointer per chunk), to be walked with no lock held. Writes to the
+    /// live table copy a chunk while the view shares it, so drop it soon.
+    pub fn extents_view(&self) -> Extents {
+        self.extents.clone()
+    }
+
     /// Live bytes per segment.
     pub fn live_by_segment(&self) -> &HashMap<u64, u64> {
         &self.live_by_segment

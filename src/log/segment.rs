@@ -12,6 +12,13 @@ use crate::backend::{Backend, BackendFile};
 use crate::error::{corrupt, Error, Result};
 use crate::log::format::{decode_segment_header, encode_segment_header, SEGMENT_HEADER_LEN};
 
+/// How much of a file's blocks [`Segment::free_in_steps`] and the
+/// pre-writer's give-backs free at a time: a few milliseconds of file-system
+/// (and discard) work, so a writer's fdatasync never waits behind much more.
+pub(crate) const FREE_STEP: u64 = 4 << 20;
+/// The pause between two steps of freeing.
+pub(crate) const FREE_PAUSE: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// File name of segment `id`.
 pub(crate) fn segment_file_name(id: u64) -> String {
     format!("seg-{id:08}.log")
@@ -152,6 +159,23 @@ impl Segment {
     /// [`BackendFile::punch_hole`]).
     pub(crate) fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
         self.file.punch_hole(offset, len)
+    }
+
+    /// Frees the blocks of an unlinked segment no one else holds, from the
+    /// end, `FREE_STEP` at a time with a pause between: freeing a whole
+    /// segment in one go (at its last close) keeps the file system busy
+    /// for hundreds of milliseconds, and on a `discard` mount the device
+    /// too, while every writer's fdatasync waits behind it. Best effort:
+    /// what is left goes at the last close.
+    pub(crate) fn free_in_steps(&self) {
+        let mut len = self.len();
+        while len > 0 {
+            len = len.saturating_sub(FREE_STEP);
+            if self.file.set_len(len).is_err() {
+                return;
+            }
+            std::thread::sleep(FREE_PAUSE);
+        }
     }
 
     /// Starts the device write of `offset..offset+len` without waiting (see

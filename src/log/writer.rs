@@ -70,6 +70,10 @@ struct Tail {
     /// region of a large part): while such appends come in, the pre-writer
     /// waits for the store to go idle.
     last_big: Instant,
+    /// Pre-written zeros of sealed segments past their last record, to go
+    /// back to the file system (segment id, from, to): the pre-writer does
+    /// it, not the writer that sealed the segment under this lock.
+    sealed_zeros: Vec<(u64, u64, u64)>,
 }
 
 impl Tail {
@@ -187,6 +191,7 @@ impl Log {
                 // Idle since open: the pre-writer starts at once.
                 last_write: prewrite::idle_since_open(),
                 last_big: prewrite::idle_since_open(),
+                sealed_zeros: Vec::new(),
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(rec.region_bytes),
@@ -291,19 +296,31 @@ impl Log {
     }
 
     /// Removes a sealed segment: it leaves the table and its file is
-    /// unlinked (open maps stay valid). Returns the bytes it occupied.
-    pub(crate) fn remove_segment(&self, id: u64) -> Result<u64> {
+    /// unlinked (open maps stay valid). Returns the bytes it occupied, and
+    /// the segment, for [`Log::free_removed`] once the removal is durable.
+    pub(crate) fn remove_segment(&self, id: u64) -> Result<(u64, Option<Arc<Segment>>)> {
         if id == self.active_id() {
-            return Ok(0);
+            return Ok((0, None));
         }
         let seg = self.segments.write().remove(&id);
         self.region_bytes.lock().remove(&id);
-        let Some(seg) = seg else { return Ok(0) };
+        let Some(seg) = seg else { return Ok((0, None)) };
         let allocated = self.backend.allocated_bytes(&seg.path).unwrap_or(0);
         self.backend
             .remove_file(&seg.path)
             .map_err(|e| Error::io(format!("removing {}", seg.path.display()), e))?;
-        Ok(allocated)
+        Ok((allocated, Some(seg)))
+    }
+
+    /// Gives a removed segment's blocks back in small steps rather than all
+    /// at once at its last close, when no reader is left (no map handed
+    /// out, no one else holding the segment). Its removal must be durable
+    /// first (the directory synced): a file system without a journal could
+    /// otherwise keep its name and lose its length.
+    pub(crate) fn free_removed(&self, seg: Arc<Segment>) {
+        if Arc::strong_count(&seg) == 1 && !seg.map_in_use() {
+            seg.free_in_steps();
+        }
     }
 
     /// Gives the disk blocks of dead regions of segment `id` back to the
@@ -704,8 +721,9 @@ impl Log {
         t.pre = SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
         // The sealed segment's pre-written zeros past its records go back
-        // to the file system (nothing is ever written there again).
-        prewrite::give_back(&old, old_at, old_pre.end);
+        // to the file system (nothing is ever written there again), by the
+        // pre-writer, after this lock is released.
+        self.give_back_later(t, old.id, old_at, old_pre.end);
         Ok(())
     }
 
@@ -738,7 +756,12 @@ impl Drop for Log {
         }
         // Pre-written zeros past the metadata reserve go back, so the next
         // open does not read them when it looks past the end.
-        let t = self.tail.lock();
+        let mut t = self.tail.lock();
         prewrite::give_back(&t.active, t.at + META_RESERVE, t.pre.end);
+        for (id, from, to) in std::mem::take(&mut t.sealed_zeros) {
+            if let Some(seg) = self.segment(id) {
+                prewrite::give_back(&seg, from, to);
+            }
+        }
     }
 }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 
 use crate::backend::BackendFile;
-use crate::log::segment::Segment;
+use crate::log::segment::{Segment, FREE_PAUSE, FREE_STEP};
 use crate::log::writer::{Log, Tail};
 
 /// The pre-writer writes (and fdatasyncs) this much at a time.
@@ -157,7 +157,32 @@ pub(super) fn give_back(seg: &Segment, from: u64, to: u64) {
     }
 }
 
+/// [`give_back`] in steps of `FREE_STEP`, with a pause between (up to
+/// 64 MiB of zeros: at once, the file system's work, and its discards,
+/// would hold up writers' fdatasyncs).
+fn give_back_in_steps(seg: &Segment, from: u64, to: u64) {
+    let mut at = from;
+    while at < to {
+        let end = (at + FREE_STEP).min(to);
+        give_back(seg, at, end);
+        at = end;
+        if at < to {
+            std::thread::sleep(FREE_PAUSE);
+        }
+    }
+}
+
 impl Log {
+    /// Leaves a sealed segment's pre-written zeros `from..to` for the
+    /// pre-writer to give back (called under the tail lock).
+    pub(super) fn give_back_later(&self, t: &mut Tail, segment: u64, from: u64, to: u64) {
+        let Some(sig) = &self.prewrite else { return };
+        if to > round_up(from) {
+            t.sealed_zeros.push((segment, from, to));
+            sig.kick();
+        }
+    }
+
     /// Kicks a waiting pre-writer when the window ahead of the tail got too
     /// short (called under the tail lock after every append).
     pub(super) fn kick_prewriter(&self, t: &Tail) {
@@ -173,6 +198,13 @@ impl Log {
         let Some(sig) = &self.prewrite else {
             return Next::Wait(None);
         };
+        // Sealed segments' zeros first, with no lock held.
+        let sealed = std::mem::take(&mut self.tail.lock().sealed_zeros);
+        for (id, from, to) in sealed {
+            if let Some(seg) = self.segment(id) {
+                give_back_in_steps(&seg, from, to);
+            }
+        }
         // Before the tail is read: a writer appending after this sees it
         // and kicks (see `kick_prewriter`).
         sig.sleeping.store(true, Ordering::Relaxed);
