@@ -10,46 +10,69 @@ use crate::spec;
 use crate::store::Store;
 use crate::types::{SegmentStats, Stats, VerifyFinding, VerifyReport};
 
+/// Extents per batch of [`Store::verify`].
+const VERIFY_BATCH: usize = 4096;
+
 impl Store {
     /// Checks the CRC32C of every block of every live extent, in parallel.
+    ///
+    /// Extents are taken in batches of 4,096: the index is read
+    /// (and writers held out of it) only while a batch's views are made, and
+    /// memory holds one batch's views at a time, whatever the store's size.
+    /// An extent deleted before its batch is reached is not checked.
     pub fn verify(&self) -> Result<VerifyReport> {
-        let views: Vec<ExtentView> = {
-            let index = self.inner.index();
-            let mut ids: Vec<u64> = index.extent_locations().map(|(id, _)| id).collect();
-            ids.sort_unstable();
-            ids.iter()
-                .map(|id| self.inner.view(&index, *id))
-                .collect::<Result<_>>()?
+        // The ids from a frozen view of the extent table (walked with no
+        // lock held).
+        let ids: Vec<u64> = {
+            let view = self.inner.index().extents_view();
+            view.locations().map(|(id, _)| id).collect()
         };
-        let blocks: Vec<(usize, u64)> = views
-            .iter()
-            .enumerate()
-            .flat_map(|(i, v)| (0..v.len.div_ceil(spec::BLOCK_SIZE)).map(move |b| (i, b)))
-            .collect();
-        let failed: Vec<(Error, VerifyFinding)> = blocks
-            .par_iter()
-            .filter_map(|(i, b)| {
-                let v = &views[*i];
-                v.check_block(*b).err().map(|e| {
-                    let finding = VerifyFinding {
-                        segment: v.segment,
-                        offset: v.file_offset + b * spec::BLOCK_SIZE,
-                        extent: v.id,
-                        block: *b,
-                        reason: e.reason().unwrap_or(Reason::ChecksumMismatch),
-                    };
-                    (e, finding)
+        let mut report = VerifyReport {
+            extents: 0,
+            blocks: 0,
+            bytes: 0,
+            corrupt: Vec::new(),
+            findings: Vec::new(),
+        };
+        for batch in ids.chunks(VERIFY_BATCH) {
+            let views: Vec<ExtentView> = {
+                let index = self.inner.index();
+                batch
+                    .iter()
+                    .filter(|id| index.extent(**id).is_some())
+                    .map(|id| self.inner.view(&index, *id))
+                    .collect::<Result<_>>()?
+            };
+            let blocks: Vec<(usize, u64)> = views
+                .iter()
+                .enumerate()
+                .flat_map(|(i, v)| (0..v.len.div_ceil(spec::BLOCK_SIZE)).map(move |b| (i, b)))
+                .collect();
+            let failed: Vec<(Error, VerifyFinding)> = blocks
+                .par_iter()
+                .filter_map(|(i, b)| {
+                    let v = &views[*i];
+                    v.check_block(*b).err().map(|e| {
+                        let finding = VerifyFinding {
+                            segment: v.segment,
+                            offset: v.file_offset + b * spec::BLOCK_SIZE,
+                            extent: v.id,
+                            block: *b,
+                            reason: e.reason().unwrap_or(Reason::ChecksumMismatch),
+                        };
+                        (e, finding)
+                    })
                 })
-            })
-            .collect();
-        let (corrupt, findings) = failed.into_iter().map(|(e, f)| (e.to_string(), f)).unzip();
-        Ok(VerifyReport {
-            extents: views.len(),
-            blocks: blocks.len() as u64,
-            bytes: views.iter().map(|v| v.len).sum(),
-            corrupt,
-            findings,
-        })
+                .collect();
+            report.extents += views.len();
+            report.blocks += blocks.len() as u64;
+            report.bytes += views.iter().map(|v| v.len).sum::<u64>();
+            for (e, f) in failed {
+                report.corrupt.push(e.to_string());
+                report.findings.push(f);
+            }
+        }
+        Ok(report)
     }
 
     /// Live and garbage bytes, segments, objects, open uploads and the
