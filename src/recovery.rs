@@ -25,7 +25,7 @@ use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::error::{conflict, corrupt, Error, Reason, Result};
-use crate::index::Index;
+use crate::index::{Index, Restorer};
 use crate::log::checkpoint::{self, CheckpointEnd, PageRef, Pos};
 use crate::log::codec::{
     T_CHECKPOINT, T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET, T_PART_SET_V2, T_SNAPSHOT,
@@ -450,26 +450,37 @@ fn apply(index: &mut Index, meta: Meta, seg: u64, offset: u64) -> Result<()> {
     })
 }
 
+/// Checkpoint pages decoded and handed to the restorer at a time: enough
+/// to keep the threads busy, few enough that the decoded form of the whole
+/// checkpoint is never held at once.
+const PAGE_BATCH: usize = 16;
+
 /// The index a checkpoint holds (its record at `at`): its pages read,
-/// checked and decoded in parallel, then restored.
+/// checked and decoded in parallel, a batch at a time, each batch restored
+/// before the next is read.
 fn restore(segments: &BTreeMap<u64, Arc<Segment>>, end: &CheckpointEnd, at: Pos) -> Result<Index> {
     let bad =
         |e: Error| corrupt!("segment {} offset {}: checkpoint: {e}", at.0, at.1).at(at.0, at.1);
-    let pages = end
-        .pages
-        .par_iter()
-        .enumerate()
-        .map(|(seq, p)| {
-            let mut buf = Vec::new();
-            let (seg, offset) = (p.segment, p.offset);
-            let here = |e: Error| corrupt!("segment {seg} offset {offset}: {e}").at(seg, offset);
-            if !page(segment(segments, seg)?, p, &mut buf)? {
-                return Err(here(corrupt!("checkpoint page {seq} fails its CRC32C")));
-            }
-            checkpoint::decode_page(&buf, end.base, seq as u32).map_err(here)
-        })
-        .collect::<Result<Vec<_>>>()?;
-    Index::restore_checkpoint(end.max_id, pages).map_err(bad)
+    let mut restorer = Restorer::new(end.max_id);
+    for (b, batch) in end.pages.chunks(PAGE_BATCH).enumerate() {
+        let pages = batch
+            .par_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let seq = b * PAGE_BATCH + i;
+                let mut buf = Vec::new();
+                let (seg, offset) = (p.segment, p.offset);
+                let here =
+                    |e: Error| corrupt!("segment {seg} offset {offset}: {e}").at(seg, offset);
+                if !page(segment(segments, seg)?, p, &mut buf)? {
+                    return Err(here(corrupt!("checkpoint page {seq} fails its CRC32C")));
+                }
+                checkpoint::decode_page(&buf, end.base, seq as u32).map_err(here)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        restorer.push(pages).map_err(bad)?;
+    }
+    restorer.finish().map_err(bad)
 }
 
 /// Every extent lies inside an existing segment.

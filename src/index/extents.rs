@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 use crate::index::Verified;
 
+/// In a reference of [`Extents::retain_sorted`], the bit of the length
+/// saying the extent must be exactly that long (not at least).
+pub const EXACT: u64 = 1 << 63;
+
 /// Most entries per chunk.
 const CHUNK_MAX: usize = 256;
 
@@ -319,19 +323,20 @@ impl Extents {
         loc_of(&self.big, id, r)
     }
 
-    /// Takes one reference for each `(id, len, exact)` of `refs` (sorted by
-    /// id) in one pass over the table, where extent `id` must be at least
-    /// `len` bytes long (exactly, if `exact`); calls `first` with an
+    /// Takes one reference for each `(id, len)` of `refs` (sorted by id) in
+    /// one pass over the table, where extent `id` must be at least `len`
+    /// bytes long (exactly, if `len` has [`EXACT`] set); calls `first` with an
     /// extent's location at its first reference. `Err(id)` at the first
     /// reference to an unknown or shorter extent.
     pub fn retain_sorted(
         &mut self,
-        refs: &[(u64, u64, bool)],
+        refs: &[(u64, u64)],
         mut first: impl FnMut(Location),
     ) -> Result<(), u64> {
         let big = &self.big;
         self.small.walk_sorted_mut(
-            refs.iter().map(|(id, len, exact)| (*id, (*len, *exact))),
+            refs.iter()
+                .map(|(id, len)| (*id, (*len & !EXACT, *len & EXACT != 0))),
             |id, (len, exact), r| {
                 let loc = loc_of(big, id, r);
                 if loc.len < len || (exact && loc.len != len) {

@@ -29,6 +29,7 @@ mod plan;
 
 #[allow(unused_imports)] // used by the fuzz driver (feature `fuzzing`)
 pub use plan::CopyPlan;
+pub(crate) use snapshot::Restorer;
 pub use snapshot::SnapshotStream;
 mod snapshot;
 

@@ -301,16 +301,53 @@ fn with_objects() -> Index {
     ix
 }
 
-/// Restores `pages` after `damage`; the error kind.
+/// Restores `pages` after `damage`, all at once and (as open does) in
+/// batches of 1, 2 and 5 pages; the error kind, the same every way.
 fn restored_after(
     ix: &Index,
-    damage: impl FnOnce(&mut Vec<crate::log::checkpoint::Page>),
+    damage: impl Fn(&mut Vec<crate::log::checkpoint::Page>),
 ) -> std::result::Result<(), ErrorKind> {
-    let mut pages = ix.checkpoint_pages(128).expect("pages");
-    damage(&mut pages);
-    Index::restore_checkpoint(ix.max_id, pages)
+    let pages = || {
+        let mut pages = ix.checkpoint_pages(128).expect("pages");
+        damage(&mut pages);
+        pages
+    };
+    let whole = Index::restore_checkpoint(ix.max_id, pages())
         .map(|_| ())
-        .map_err(|e| e.kind())
+        .map_err(|e| e.kind());
+    for batch in [1, 2, 5] {
+        let mut r = super::Restorer::new(ix.max_id);
+        let mut pages = pages().into_iter().peekable();
+        let mut got = Ok(());
+        while pages.peek().is_some() && got.is_ok() {
+            got = r.push(pages.by_ref().take(batch).collect());
+        }
+        let got = got
+            .and_then(|()| r.finish())
+            .map(|_| ())
+            .map_err(|e| e.kind());
+        assert_eq!(got, whole, "in batches of {batch}");
+    }
+    whole
+}
+
+#[test]
+fn a_checkpoint_restores_the_same_index_in_batches_of_pages() {
+    let ix = with_objects();
+    let pages = ix.checkpoint_pages(128).expect("pages");
+    assert!(pages.len() > 5, "{} pages", pages.len());
+    for batch in [1, 2, 3, 5, 1000] {
+        let mut r = super::Restorer::new(ix.max_id);
+        let mut pages = ix
+            .checkpoint_pages(128)
+            .expect("pages")
+            .into_iter()
+            .peekable();
+        while pages.peek().is_some() {
+            r.push(pages.by_ref().take(batch).collect()).expect("push");
+        }
+        assert!(r.finish().expect("restores") == ix, "batches of {batch}");
+    }
 }
 
 fn packed(pages: &mut [crate::log::checkpoint::Page]) -> Vec<&mut PackedObjects> {
