@@ -29,8 +29,9 @@ mod plan;
 
 #[allow(unused_imports)] // used by the fuzz driver (feature `fuzzing`)
 pub use plan::CopyPlan;
-pub(crate) use snapshot::Restorer;
+pub(crate) use restore::Restorer;
 pub use snapshot::SnapshotStream;
+mod restore;
 mod snapshot;
 
 pub use extents::{Extent, Extents, Location};
