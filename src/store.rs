@@ -238,24 +238,28 @@ impl Store {
                 )
             },
         )?;
-        let etag_seq = inner.fresh_id();
-        let meta = Meta::ObjectPut {
-            layer: layer.to_string(),
-            key: key.to_string(),
-            new_extent: extent,
-            size: hashed.len,
-            crc32c: hashed.crc32c,
-            content_type,
-            content_encoding,
-            etag_seq,
-            time_ms: now_ms(),
-            metadata,
-            digest,
+        let (etag_seq, time_ms) = (inner.fresh_id(), now_ms());
+        // Built for each attempt (one unless a conflicting write makes the
+        // commit try again), not built once and cloned each time.
+        let meta = |_: &Index| {
+            Ok(Meta::ObjectPut {
+                layer: layer.to_string(),
+                key: key.to_string(),
+                new_extent: extent.clone(),
+                size: hashed.len,
+                crc32c: hashed.crc32c,
+                content_type: content_type.clone(),
+                content_encoding: content_encoding.clone(),
+                etag_seq,
+                time_ms,
+                metadata: metadata.clone(),
+                digest: digest.clone(),
+            })
         };
         let after = |index: &Index| index.object_ref(layer, key).map(|o| packed_info(index, o));
         match inline {
-            Some(data) => inner.commit_with_data(&data, |_| Ok(meta.clone()), after)?,
-            None => inner.commit(|_| Ok(meta.clone()), after)?,
+            Some(data) => inner.commit_with_data(&data, meta, after)?,
+            None => inner.commit(meta, after)?,
         }
     }
 

@@ -8,22 +8,33 @@ use std::sync::Arc;
 /// A (content type, content encoding) pair.
 pub type MediaPair = (Arc<str>, Option<Arc<str>>);
 
+/// The encodings seen with one content type, each with its pair's id.
+type Encodings = Vec<(Option<Arc<str>>, u32)>;
+
 #[derive(Debug, Clone, Default)]
 pub struct Media {
     /// By id: the pair and how many objects use it.
     slots: Vec<Option<(MediaPair, u64)>>,
-    ids: HashMap<MediaPair, u32>,
+    /// By content type, then encoding: looked up with borrowed strings, so
+    /// a pair already known costs no allocation.
+    ids: HashMap<Arc<str>, Encodings>,
     free: Vec<u32>,
 }
 
 impl Media {
     /// The id of the pair, one more object using it.
     pub fn retain(&mut self, content_type: &str, content_encoding: Option<&str>) -> u32 {
-        let key: MediaPair = (Arc::from(content_type), content_encoding.map(Arc::from));
-        if let Some(&id) = self.ids.get(&key) {
+        let known = self.ids.get(content_type).and_then(|encodings| {
+            encodings
+                .iter()
+                .find(|(ce, _)| ce.as_deref() == content_encoding)
+                .map(|(_, id)| *id)
+        });
+        if let Some(id) = known {
             self.retain_id(id);
             return id;
         }
+        let key: MediaPair = (Arc::from(content_type), content_encoding.map(Arc::from));
         let id = match self.free.pop() {
             Some(id) => id,
             None => {
@@ -34,7 +45,7 @@ impl Media {
         if let Some(s) = self.slots.get_mut(id as usize) {
             *s = Some((key.clone(), 1));
         }
-        self.ids.insert(key, id);
+        self.ids.entry(key.0).or_default().push((key.1, id));
         id
     }
 
@@ -63,8 +74,13 @@ impl Media {
             None => false,
         };
         if gone {
-            if let Some((key, _)) = slot.take() {
-                self.ids.remove(&key);
+            if let Some(((ct, _), _)) = slot.take() {
+                if let Some(encodings) = self.ids.get_mut(&ct) {
+                    encodings.retain(|(_, i)| *i != id);
+                    if encodings.is_empty() {
+                        self.ids.remove(&ct);
+                    }
+                }
             }
             self.free.push(id);
         }
@@ -89,7 +105,7 @@ impl Media {
     /// Number of live pairs.
     #[allow(dead_code)]
     pub fn len(&self) -> usize {
-        self.ids.len()
+        self.ids.values().map(Vec::len).sum()
     }
 }
 
