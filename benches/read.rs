@@ -33,7 +33,10 @@ use common::{bench_pair, env_u64, Pairs, MIB};
 const LAYER: &str = "bench";
 const KEY: &str = "read/object.bin";
 
-fn store_with(data: &[u8], verify: bool) -> (tempfile::TempDir, Store) {
+/// A store holding `objects` (key, bytes), each read back once: its pages
+/// mapped and warm, its bytes checked (with `verify` on, every block
+/// verified once, as a server's first reads would).
+fn store_with(objects: &[(&str, &[u8])], verify: bool) -> (tempfile::TempDir, Store) {
     let dir = common::tempdir("read-");
     let store = Store::open(
         dir.path().join("store"),
@@ -43,12 +46,13 @@ fn store_with(data: &[u8], verify: bool) -> (tempfile::TempDir, Store) {
     store
         .create_layer(LAYER, LayerConfig::default())
         .expect("layer");
-    store
-        .put_object(LAYER, KEY, PartBody::new(data, data.len() as u64))
-        .expect("put");
-    // Warm: map every page once and check the bytes.
-    let got = store.get(LAYER, KEY).expect("get").to_vec().expect("read");
-    assert!(got == data, "read back differs");
+    for (key, data) in objects {
+        store
+            .put_object(LAYER, key, PartBody::new(*data, data.len() as u64))
+            .expect("put");
+        let got = store.get(LAYER, key).expect("get").to_vec().expect("read");
+        assert!(got == *data, "read back differs");
+    }
     (dir, store)
 }
 
@@ -67,8 +71,8 @@ fn benches(c: &mut Criterion) {
     let data = common::pseudo_random(len, 3);
     let range: ByteRange = format!("bytes=0-{}", len - 1).parse().expect("range");
     let stores = [
-        ("verify_on", store_with(&data, true)),
-        ("verify_off", store_with(&data, false)),
+        ("verify_on", store_with(&[(KEY, &data)], true)),
+        ("verify_off", store_with(&[(KEY, &data)], false)),
     ];
     let src = data.clone();
     let dst = RefCell::new(vec![0u8; len]);
@@ -223,25 +227,15 @@ fn random_reads(c: &mut Criterion) {
         .throughput(Throughput::Bytes(bytes));
     for verify in [true, false] {
         let mode = if verify { "verify_on" } else { "verify_off" };
-        let dir = common::tempdir("read-random-");
-        let store = Store::open(
-            dir.path().join("store"),
-            Options::default().verify_reads(verify),
-        )
-        .expect("open");
-        store
-            .create_layer(LAYER, LayerConfig::default())
-            .expect("layer");
-        for (i, key) in keys.iter().enumerate() {
-            let body = &data[i * RANDOM_OBJECT_LEN..(i + 1) * RANDOM_OBJECT_LEN];
-            store
-                .put_object(LAYER, key, PartBody::new(body, body.len() as u64))
-                .expect("put");
-            // Warm the pages; with verify on, this first read also checks
-            // every block once, as a server's first reads would.
-            let got = store.get(LAYER, key).expect("get");
-            assert!(got.to_vec().expect("read") == body, "read back differs");
-        }
+        let objects: Vec<(&str, &[u8])> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, key)| {
+                let at = i * RANDOM_OBJECT_LEN;
+                (key.as_str(), &data[at..at + RANDOM_OBJECT_LEN])
+            })
+            .collect();
+        let (_dir, store) = store_with(&objects, verify);
         let label = format!("random_64KiB/{mode}");
         let pairs = RefCell::new(Pairs::new("read", &label, bytes, "pread (page cache)"));
         bench_pair(
