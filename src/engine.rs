@@ -18,7 +18,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::blob::ExtentView;
 use crate::checkpoint::Checkpoints;
@@ -428,6 +428,9 @@ impl Inner {
                 // in record order because the pipeline lock is held.
                 let mut index = self.index.write();
                 index.apply_validated(apply);
+                // What the caller gets back is read with readers let in
+                // (writers stay out: it is this write's result).
+                let index = RwLockWriteGuard::downgrade(index);
                 let out = after(&index);
                 if due_now {
                     self.checkpoints.request();
@@ -451,7 +454,7 @@ impl Inner {
             let out = durable.map(|()| {
                 let mut index = self.index.write();
                 index.apply_validated(apply);
-                after(&index)
+                after(&RwLockWriteGuard::downgrade(index))
             });
             *next += 1;
             self.applied_cv.notify_all();
