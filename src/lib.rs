@@ -127,7 +127,7 @@ pub use types::{
 pub mod internals {
     pub use crate::index::{
         CompletedUpload, CopyPlan, Cursor, Entry, Extent, Index, Layer, Object, Outcome, Part,
-        Retention, Upload, UploadState,
+        Published, Retention, Upload, UploadState,
     };
     pub use crate::log::format::{
         decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,

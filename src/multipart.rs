@@ -286,7 +286,7 @@ impl Store {
         let index = self.inner.index();
         match index.upload(layer, upload.as_bytes(), self.retention())? {
             UploadState::Completed(c) => match &c.outcome {
-                Outcome::Published(o) => Ok(object_info(o)),
+                Outcome::Published(o) => Ok(object_info(&o.object())),
                 Outcome::Unrecorded { .. } => Err(not_found!(
                     Reason::UnknownUpload,
                     "upload {upload} was completed before this store kept upload results"
@@ -367,7 +367,7 @@ impl Store {
                 .completed_upload(upload.as_bytes())
                 .map(|c| &c.outcome)
             {
-                Some(Outcome::Published(o)) => Ok(object_info(o)),
+                Some(Outcome::Published(o)) => Ok(object_info(&o.object())),
                 _ => Err(corrupt!(
                     "upload {upload} has no result right after its completion"
                 )),

@@ -719,8 +719,12 @@ impl Driver {
                                 panic!("upload {upload:x?}: completed without a result");
                             };
                             assert_eq!(
-                                (&o.key, &o.content_type, &o.content_encoding),
-                                (&m.key, &m.content_type, &m.content_encoding),
+                                (o.key(), o.content_type(), o.content_encoding()),
+                                (
+                                    m.key.as_str(),
+                                    m.content_type.as_str(),
+                                    m.content_encoding.as_deref()
+                                ),
                                 "completed upload {upload:x?}"
                             );
                             assert_eq!(c.completed_ms, o.last_modified_ms);

@@ -8,7 +8,7 @@ use crate::digest::{composite_digest, crc32c_combine};
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
 use crate::index::{
     etag, etag_seq, upload_name, CompletedUpload, Extra, Index, Layer, ObjRec, Object, Outcome,
-    Part, Retention, Upload,
+    Part, Published, Retention, Upload,
 };
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec::{self, Digest, DigestAlgorithm};
@@ -239,8 +239,9 @@ impl Index {
                 time_ms,
             } => {
                 self.layers.insert(
-                    layer,
+                    layer.clone(),
                     Layer {
+                        name: layer.into(),
                         content_type,
                         content_encoding,
                         key_rules,
@@ -254,7 +255,7 @@ impl Index {
                 // extents, are left to forget.
                 self.layers.remove(&layer);
                 self.uploads.retain(|_, u| u.layer != layer);
-                self.completed.retain(|_, c| c.layer != layer);
+                self.completed.retain(|_, c| *c.layer != *layer);
             }
             Meta::UploadStarted {
                 layer,
@@ -384,24 +385,26 @@ impl Index {
                     composite_digest: composite,
                     part_sizes,
                 };
-                // The tombstone: the object as published, without pieces.
-                let result = Object {
-                    pieces: Arc::default(),
-                    ..object.clone()
-                };
-                self.completed.insert(
-                    upload,
-                    CompletedUpload {
-                        layer: layer.clone(),
-                        completed_ms: time_ms,
-                        outcome: Outcome::Published(Arc::new(result)),
-                    },
-                );
                 self.retain(&object.pieces);
                 for p in current.values() {
                     self.release(&p.pieces);
                 }
                 let rec = self.pack(&object);
+                // The tombstone: the object as published, sharing the
+                // layer's name and the interned content type and encoding.
+                let media = self.media.pair(rec.media).unwrap_or_else(|| {
+                    self.media
+                        .shared(&object.content_type, object.content_encoding.as_deref())
+                });
+                let name = self.layers.get(&layer).map(|l| Arc::clone(&l.name));
+                self.completed.insert(
+                    upload,
+                    CompletedUpload {
+                        layer: name.unwrap_or_else(|| layer.as_str().into()),
+                        completed_ms: time_ms,
+                        outcome: Outcome::Published(Box::new(Published::new(&object, media))),
+                    },
+                );
                 self.publish(&layer, &object.key, rec);
             }
             Meta::UploadAborted { upload, .. } => {

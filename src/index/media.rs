@@ -94,6 +94,29 @@ impl Media {
         }
     }
 
+    /// The pair of `id`, shared (None if unknown, which no live id is).
+    pub fn pair(&self, id: u32) -> Option<MediaPair> {
+        match self.slots.get(id as usize) {
+            Some(Some((pair, _))) => Some(pair.clone()),
+            _ => None,
+        }
+    }
+
+    /// The pair, sharing the strings of a live pair equal to it (without
+    /// counting a use), else new ones.
+    pub fn shared(&self, content_type: &str, content_encoding: Option<&str>) -> MediaPair {
+        let known = self
+            .ids
+            .get_key_value(content_type)
+            .and_then(|(ct, encodings)| {
+                encodings
+                    .iter()
+                    .find(|(ce, _)| ce.as_deref() == content_encoding)
+                    .map(|(ce, _)| (Arc::clone(ct), ce.clone()))
+            });
+        known.unwrap_or_else(|| (content_type.into(), content_encoding.map(Arc::from)))
+    }
+
     /// Every live pair with its id, in id order.
     pub fn iter(&self) -> impl Iterator<Item = (u32, &str, Option<&str>)> + '_ {
         self.slots.iter().enumerate().filter_map(|(id, s)| {

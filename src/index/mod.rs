@@ -43,7 +43,7 @@ pub(crate) use packed::{
     decode_media, decode_objects, encode_media, encode_object, MediaDef, PackedObjects,
     MEDIA_ITEM_MIN, OBJECT_ITEM_MIN,
 };
-pub use uploads::{CompletedUpload, Outcome, Retention, Upload, UploadState};
+pub use uploads::{CompletedUpload, Outcome, Published, Retention, Upload, UploadState};
 
 use crate::error::Reason;
 use media::Media;
@@ -118,6 +118,8 @@ pub struct Part {
 /// A layer and its objects, in byte-wise key order.
 #[derive(Debug, Clone, Default)]
 pub struct Layer {
+    /// Its id, shared with what refers to it (completed uploads).
+    pub name: Arc<str>,
     pub content_type: Option<String>,
     pub content_encoding: Option<String>,
     pub key_rules: KeyRules,

@@ -6,10 +6,11 @@ use std::sync::Arc;
 
 use crate::error::{corrupt, Result};
 use crate::index::apply::check_crc_digest;
+use crate::index::media::Media;
 use crate::index::packed::MediaDef;
 use crate::index::{
     upload_name, CompletedUpload, Index, Layer, ObjRef, Object, ObjectMap, Outcome, Part,
-    Retention, Upload,
+    Published, Retention, Upload,
 };
 use crate::log::checkpoint::ExtentRun;
 use crate::log::format::{ExtentDef, LayerSnap, ObjectSnap, PartSnap, Piece, Snapshot, UploadSnap};
@@ -92,13 +93,13 @@ impl Index {
             .filter(|(_, c)| retention.remembers(c.completed_ms))
             .map(|(id, c)| UploadSnap {
                 id: *id,
-                layer: c.layer.clone(),
+                layer: c.layer.to_string(),
                 key: c.outcome.key().to_string(),
                 started_ms: c.completed_ms,
                 last_activity_ms: c.completed_ms,
                 completed: true,
                 result: match &c.outcome {
-                    Outcome::Published(o) => Some(ObjectSnap::from(&**o)),
+                    Outcome::Published(o) => Some(ObjectSnap::from(&o.object())),
                     Outcome::Unrecorded { .. } => None,
                 },
                 ..UploadSnap::default()
@@ -224,6 +225,7 @@ impl Index {
             ix.layers.insert(
                 id.clone(),
                 Layer {
+                    name: id.as_str().into(),
                     content_type: ct.clone(),
                     content_encoding: ce.clone(),
                     key_rules: *key_rules,
@@ -249,6 +251,9 @@ impl Index {
         let check = |ix: &Index, pieces: &[Piece], size: u64| -> Result<()> {
             ix.check_pieces(None, pieces, size)
         };
+        // Completed uploads' content types and encodings, each pair's
+        // strings shared by all the tombstones that have it.
+        let mut media = Media::default();
         for u in &snap.uploads {
             let rules = match ix.layers.get(&u.layer) {
                 Some(l) if !ix.uploads.contains_key(&u.id) && !ix.completed.contains_key(&u.id) => {
@@ -284,8 +289,12 @@ impl Index {
                     Some(o) if o.key == u.key && o.pieces.is_empty() => {
                         rule(spec::validate_metadata(&o.metadata))?;
                         check_part_sizes(o)?;
+                        let id = media.retain(&o.content_type, o.content_encoding.as_deref());
+                        let pair = media.pair(id).unwrap_or_else(|| {
+                            media.shared(&o.content_type, o.content_encoding.as_deref())
+                        });
                         (
-                            Outcome::Published(Arc::new(Object::from(o))),
+                            Outcome::Published(Box::new(Published::new(&Object::from(o), pair))),
                             o.last_modified_ms,
                         )
                     }
@@ -299,7 +308,10 @@ impl Index {
                 ix.completed.insert(
                     u.id,
                     CompletedUpload {
-                        layer: u.layer.clone(),
+                        layer: ix
+                            .layers
+                            .get(&u.layer)
+                            .map_or_else(|| u.layer.as_str().into(), |l| Arc::clone(&l.name)),
                         completed_ms,
                         outcome,
                     },

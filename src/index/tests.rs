@@ -147,23 +147,35 @@ fn a_completed_upload_is_a_small_tombstone() {
     assert_eq!(ix.counts().1, 0, "no open upload left");
     assert_eq!(ix.completed_uploads(), 1);
     let c = ix.completed_upload(&UP).expect("tombstone");
-    assert_eq!((c.layer.as_str(), c.completed_ms), ("a", DONE));
+    assert_eq!((&*c.layer, c.completed_ms), ("a", DONE));
     let Outcome::Published(o) = &c.outcome else {
         panic!("no result kept");
     };
     // What upload_result reports lives in the result; no bytes are held.
     assert_eq!(
         (
-            o.key.as_str(),
-            o.content_type.as_str(),
-            o.content_encoding.as_deref(),
+            o.key(),
+            o.content_type(),
+            o.content_encoding(),
             o.size,
             o.last_modified_ms
         ),
         ("k", "text/plain", Some("gzip"), 10, DONE)
     );
-    assert_eq!(o.metadata, vec![("m".to_string(), "v".to_string())]);
-    assert!(o.pieces.is_empty());
+    assert_eq!(o.metadata(), [("m".to_string(), "v".to_string())]);
+    assert!(o.object().pieces.is_empty());
+    assert_eq!(o.etag(), crate::index::etag(o.crc32c, o.etag_seq));
+    // The layer's name and the content type are shared, not copies.
+    let layer = ix.layers.get("a").expect("layer");
+    assert!(Arc::ptr_eq(&c.layer, &layer.name));
+    let published = layer.objects.get("k").expect("published object");
+    let (ct, _) = ix.media.pair(published.rec.media).expect("media");
+    assert!(Arc::ptr_eq(&ct, &o.media.0));
+    // The fixed part of a tombstone: a 64-byte map entry (with its id) and
+    // a 104-byte result beside its key (573 B of RSS per tombstone before,
+    // when it held a whole `Object`).
+    assert!(std::mem::size_of::<CompletedUpload>() <= 48);
+    assert!(std::mem::size_of::<Published>() <= 104);
 }
 
 #[test]

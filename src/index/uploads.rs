@@ -6,8 +6,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{bad_request, not_found, Reason, Result};
-use crate::index::{upload_name, Index, Object, Part};
+use crate::index::media::MediaPair;
+use crate::index::{etag, etag_seq, upload_name, Index, Object, Part};
 use crate::log::meta::Metadata;
+use crate::spec::Digest;
 
 /// An open multipart upload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +33,8 @@ pub struct Upload {
 /// upload's key, content type, encoding and metadata live on in the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletedUpload {
-    /// The layer the token is bound to.
-    pub layer: String,
+    /// The layer the token is bound to (the layer's own name, shared).
+    pub layer: Arc<str>,
     /// When it completed (the `UploadCompleted` record's time, ms since the
     /// epoch): the retention window starts here.
     pub completed_ms: u64,
@@ -42,9 +44,8 @@ pub struct CompletedUpload {
 /// What a completed upload published.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The object as published (no pieces: it is for reporting, never for
-    /// reading).
-    Published(Arc<Object>),
+    /// The object as published.
+    Published(Box<Published>),
     /// Completed before the store kept results (restored from a version-1
     /// snapshot): only its key is known.
     Unrecorded { key: Box<str> },
@@ -54,8 +55,116 @@ impl Outcome {
     /// The key the upload published.
     pub fn key(&self) -> &str {
         match self {
-            Outcome::Published(o) => &o.key,
+            Outcome::Published(o) => o.key(),
             Outcome::Unrecorded { key } => key,
+        }
+    }
+}
+
+/// The object a completed upload published, as its tombstone keeps it: for
+/// reporting, never for reading (no pieces). About 100 bytes and its key:
+/// the content type and encoding are shared strings, the part sizes are
+/// the published object's own (shared while it lives), the etag is derived
+/// from the CRC and sequence number, and what most results leave at its
+/// default sits behind one optional pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    key: Box<str>,
+    pub size: u64,
+    /// The sequence number of the completion (in the etag).
+    pub etag_seq: u64,
+    pub last_modified_ms: u64,
+    pub crc32c: u32,
+    pub part_count: u32,
+    pub(super) media: MediaPair,
+    /// Part sizes in part order (empty for one part).
+    pub part_sizes: Arc<[u64]>,
+    rare: Option<Box<Rare>>,
+}
+
+/// The fields of a result that most leave empty.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Rare {
+    metadata: Metadata,
+    digest: Option<Digest>,
+    composite_digest: Option<Digest>,
+    /// An etag not of the usual CRC + sequence form (from an old snapshot).
+    etag: Option<Box<str>>,
+}
+
+impl Published {
+    /// The result of `o`, whose content type and encoding are `media`
+    /// (shared strings equal to `o`'s). Its pieces are not kept.
+    pub fn new(o: &Object, media: MediaPair) -> Published {
+        let etag = match etag_seq(&o.etag, o.crc32c) {
+            Some(seq) if seq == o.etag_seq => None,
+            _ => Some(o.etag.as_str().into()),
+        };
+        let rare = Rare {
+            metadata: o.metadata.clone(),
+            digest: o.digest.clone(),
+            composite_digest: o.composite_digest.clone(),
+            etag,
+        };
+        Published {
+            key: o.key.as_str().into(),
+            size: o.size,
+            etag_seq: o.etag_seq,
+            last_modified_ms: o.last_modified_ms,
+            crc32c: o.crc32c,
+            part_count: o.part_count,
+            media,
+            part_sizes: Arc::clone(&o.part_sizes),
+            rare: (rare != Rare::default()).then(|| Box::new(rare)),
+        }
+    }
+
+    /// The published key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The content type.
+    pub fn content_type(&self) -> &str {
+        &self.media.0
+    }
+
+    /// The content encoding.
+    pub fn content_encoding(&self) -> Option<&str> {
+        self.media.1.as_deref()
+    }
+
+    /// The user metadata.
+    pub fn metadata(&self) -> &[(String, String)] {
+        self.rare.as_ref().map_or(&[], |r| &r.metadata)
+    }
+
+    /// The etag.
+    pub fn etag(&self) -> String {
+        match self.rare.as_ref().and_then(|r| r.etag.as_ref()) {
+            Some(e) => e.to_string(),
+            None => etag(self.crc32c, self.etag_seq),
+        }
+    }
+
+    /// The object as published, without pieces.
+    pub fn object(&self) -> Object {
+        let rare = self.rare.as_deref();
+        Object {
+            key: self.key.to_string(),
+            size: self.size,
+            content_type: self.content_type().to_string(),
+            content_encoding: self.content_encoding().map(str::to_string),
+            last_modified_ms: self.last_modified_ms,
+            crc32c: self.crc32c,
+            etag: self.etag(),
+            etag_seq: self.etag_seq,
+            part_count: self.part_count,
+            pieces: Arc::default(),
+            metadata: self.metadata().to_vec(),
+            digest: rare.and_then(|r| r.digest.clone()),
+            composite_digest: rare.and_then(|r| r.composite_digest.clone()),
+            part_sizes: Arc::clone(&self.part_sizes),
         }
     }
 }
@@ -120,7 +229,7 @@ impl Index {
             return Ok(UploadState::Open(u));
         }
         match self.completed.get(upload) {
-            Some(c) if c.layer == layer && retention.remembers(c.completed_ms) => {
+            Some(c) if *c.layer == *layer && retention.remembers(c.completed_ms) => {
                 Ok(UploadState::Completed(c))
             }
             _ => Err(not_found!(
