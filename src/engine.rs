@@ -386,10 +386,16 @@ impl Inner {
                 let index = self.index.read();
                 let (record, apply) = prepare(&index)?;
                 index.validate(apply.as_ref().unwrap_or(&record))?;
-                let footprint = index.footprint(&record);
+                // Only `Sync` commits wait in the pipeline (applied once
+                // durable), so only they need to know what they touch.
+                let footprint = if sync {
+                    index.footprint(&record)
+                } else {
+                    Footprint::default()
+                };
                 (record, apply, footprint)
             };
-            if p.conflicts(&footprint) {
+            if sync && p.conflicts(&footprint) {
                 self.pipeline_cv.wait(&mut p);
                 continue;
             }

@@ -256,7 +256,7 @@ impl Store {
                 digest: digest.clone(),
             })
         };
-        let after = |index: &Index| index.object_ref(layer, key).map(|o| packed_info(index, o));
+        let after = |index: &Index| index.written(layer, key).map(|o| packed_info(index, o));
         match inline {
             Some(data) => inner.commit_with_data(&data, meta, after)?,
             None => inner.commit(meta, after)?,
@@ -292,7 +292,7 @@ impl Store {
                     metadata: metadata.clone(),
                 })
             },
-            |index| index.object_ref(layer, dst).map(|o| packed_info(index, o)),
+            |index| index.written(layer, dst).map(|o| packed_info(index, o)),
         )?
     }
 

@@ -119,6 +119,17 @@ impl Index {
         })
     }
 
+    /// The object a write just stored under `key` (already validated by
+    /// that write), or NotFound.
+    pub fn written(&self, layer: &str, key: &str) -> Result<ObjRef<'_>> {
+        self.layer(layer)?.objects.get(key).ok_or_else(|| {
+            not_found!(
+                Reason::UnknownKey,
+                "key \"{key}\" does not exist in layer \"{layer}\""
+            )
+        })
+    }
+
     /// The pieces of a packed object, in order.
     pub fn pieces_of<'a>(&self, rec: &'a ObjRec) -> std::borrow::Cow<'a, [Piece]> {
         match &rec.extra {

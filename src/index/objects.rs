@@ -147,6 +147,12 @@ impl Chunk {
         self.arena.get(self.start(i)..end).unwrap_or("")
     }
 
+    /// Key `i`'s bytes, without the char-boundary checks of a `str` slice.
+    fn key_bytes(&self, i: usize) -> &[u8] {
+        let end = self.ends.get(i).map_or(0, |e| *e as usize);
+        self.arena.as_bytes().get(self.start(i)..end).unwrap_or(&[])
+    }
+
     fn last_key(&self) -> &str {
         self.key_at(self.recs.len().wrapping_sub(1))
     }
@@ -293,6 +299,9 @@ pub struct ObjectMap {
     /// chunks touches one string per step, not a chunk.
     fences: Vec<Fence>,
     len: usize,
+    /// Where the last insert put its key (chunk, position), if nothing
+    /// moved it since: a write's result is read right after it.
+    last: Option<(usize, usize)>,
 }
 
 impl ObjectMap {
@@ -326,6 +335,18 @@ impl ObjectMap {
 
     /// The object under `key`.
     pub fn get(&self, key: &str) -> Option<ObjRef<'_>> {
+        if let Some((ci, i)) = self.last {
+            if let Some(c) = self
+                .chunks
+                .get(ci)
+                .filter(|c| c.key_bytes(i) == key.as_bytes())
+            {
+                return Some(ObjRef {
+                    key: c.key_at(i),
+                    rec: c.recs.get(i)?,
+                });
+            }
+        }
         let c = self.chunks.get(self.chunk_for(key))?;
         let i = c.search(key).ok()?;
         let rec = c.recs.get(i)?;
@@ -350,12 +371,17 @@ impl ObjectMap {
         let last_chunk = ci + 1 == self.chunks.len();
         let c = Arc::make_mut(&mut self.chunks[ci]);
         let pos = match c.search(key) {
-            Ok(i) => return Some(std::mem::replace(&mut c.recs[i], rec)),
+            Ok(i) => {
+                self.last = Some((ci, i));
+                return Some(std::mem::replace(&mut c.recs[i], rec));
+            }
             Err(i) => i,
         };
         c.insert_at(pos, key, rec);
         self.len += 1;
+        self.last = Some((ci, pos));
         if c.recs.len() > CHUNK_MAX {
+            self.last = None;
             // Appending at the very end fills chunks whole (keys arriving
             // in order); elsewhere the chunk splits in halves.
             let at = if last_chunk && pos + 1 == c.recs.len() {
@@ -379,6 +405,7 @@ impl ObjectMap {
         let c = Arc::make_mut(&mut self.chunks[ci]);
         let rec = c.remove_at(i);
         self.len -= 1;
+        self.last = None;
         if c.recs.is_empty() {
             self.chunks.remove(ci);
             self.fences.remove(ci);
@@ -561,6 +588,20 @@ mod tests {
             } else {
                 let old = m.insert(&key, rec(step)).map(|r| r.etag_seq);
                 assert_eq!(old, want.insert(key.clone(), step));
+            }
+            // Lookups right after a write (the last insert's place is
+            // remembered) and of another key (it must not be taken for it).
+            let other = format!("k{:04}/{}", (x >> 8) % 3000, "x".repeat((x % 7) as usize));
+            for k in [&key, &other] {
+                assert_eq!(
+                    m.get(k).map(|o| o.rec.etag_seq),
+                    want.get(k).copied(),
+                    "{k:?}"
+                );
+                assert_eq!(
+                    m.get(k).map(|o| o.key),
+                    want.get_key_value(k).map(|(k, _)| k.as_str())
+                );
             }
             if step == 10_000 {
                 frozen = Some((m.clone(), want.clone()));

@@ -141,19 +141,6 @@ pub fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
     Ok(u64::from_le_bytes(h[16..24].try_into().map_err(|_| bad())?))
 }
 
-/// The payload of a metadata record as stored: `synced` (u64 LE: every
-/// record header of this segment before that offset was durable when this
-/// record was written), then the encoded [`Meta`]. Recovery uses `synced` to
-/// tell a torn tail (records after an invalid one, none acknowledged) from
-/// corruption (a record after an invalid one knew the invalid one was
-/// durable).
-pub fn meta_payload(synced: u64, meta: &[u8]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(8 + meta.len());
-    p.extend_from_slice(&synced.to_le_bytes());
-    p.extend_from_slice(meta);
-    p
-}
-
 /// Splits a stored metadata payload into `synced` and the encoded [`Meta`].
 pub fn split_meta_payload(payload: &[u8]) -> Result<(u64, &[u8])> {
     match payload.split_first_chunk::<8>() {
@@ -166,6 +153,7 @@ pub fn split_meta_payload(payload: &[u8]) -> Result<(u64, &[u8])> {
 }
 
 /// Frames a metadata payload as a complete record, padding included.
+#[cfg(any(test, feature = "fuzzing"))]
 pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
     let header = RecordHeader {
         kind: RecordKind::Meta,
@@ -178,6 +166,28 @@ pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
     out.extend_from_slice(payload);
     out.resize(total, 0);
     out
+}
+
+/// Appends to `out` a complete metadata record, padding included. Its
+/// payload as stored: `synced` (u64 LE: every record header of this segment
+/// before that offset was durable when this record was written), then the
+/// encoded [`Meta`]. Recovery uses `synced` to tell a torn tail (records
+/// after an invalid one, none acknowledged) from corruption (a record after
+/// an invalid one knew the invalid one was durable).
+pub fn push_meta_record(out: &mut Vec<u8>, synced: u64, meta: &[u8]) {
+    let synced = synced.to_le_bytes();
+    let len = (synced.len() + meta.len()) as u64;
+    let header = RecordHeader {
+        kind: RecordKind::Meta,
+        len,
+        payload_crc: crc32c::crc32c_append(crc32c::crc32c(&synced), meta),
+    };
+    let end = out.len() + framed_len(len) as usize;
+    out.reserve(end - out.len());
+    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(&synced);
+    out.extend_from_slice(meta);
+    out.resize(end, 0);
 }
 
 pub use crate::log::meta::{
@@ -543,6 +553,21 @@ mod tests {
         let mut p = vec![T_EXTENTS_MOVED];
         p.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(Meta::decode(&p).is_err());
+    }
+
+    #[test]
+    fn a_record_appended_in_place_is_the_framed_payload() {
+        for n in [0usize, 1, 7, 8, 9, 200, 1000] {
+            let meta: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let mut payload = 77u64.to_le_bytes().to_vec();
+            payload.extend_from_slice(&meta);
+            let mut out = vec![9u8; 3];
+            push_meta_record(&mut out, 77, &meta);
+            assert_eq!(out[..3], [9, 9, 9]);
+            assert_eq!(out[3..], frame_meta(&payload)[..], "meta of {n} bytes");
+            let h = RecordHeader::decode(&out[3..27]).expect("valid header");
+            assert_eq!(h.payload_crc, crc32c::crc32c(&payload));
+        }
     }
 
     #[test]

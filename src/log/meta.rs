@@ -243,7 +243,9 @@ pub struct ObjectSnap {
 impl Meta {
     /// Encodes the payload (without the record frame).
     pub fn encode(&self) -> Vec<u8> {
-        let mut e = Enc(Vec::with_capacity(64));
+        // Most records (a put's, with its key and extent) fit without
+        // growing.
+        let mut e = Enc(Vec::with_capacity(256));
         match self {
             Meta::LayerCreated {
                 layer,

@@ -50,7 +50,7 @@ pub(crate) struct Segment {
     pub(crate) file: Arc<dyn BackendFile>,
     map: Arc<Map>,
     /// Every record header before this offset is durable (see
-    /// `record::meta_payload`).
+    /// `format::push_meta_record`).
     synced: AtomicU64,
 }
 

@@ -20,7 +20,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::log::format::{
-    frame_meta, framed_len, meta_payload, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN,
+    framed_len, push_meta_record, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN,
     SEGMENT_HEADER_LEN,
 };
 use crate::log::segment::{self, Segment};
@@ -459,7 +459,8 @@ impl Log {
         if self.allocate(&mut t, total + META_RESERVE).is_err() {
             self.allocate(&mut t, total)?;
         }
-        let frame = frame_meta(&meta_payload(t.active.synced(), meta));
+        let mut frame = Vec::with_capacity(total as usize);
+        push_meta_record(&mut frame, t.active.synced(), meta);
         let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
@@ -516,12 +517,11 @@ impl Log {
             payload_crc: 0,
         }
         .encode();
-        let frame = frame_meta(&meta_payload(t.active.synced(), &meta));
         let mut buf = Vec::with_capacity(total as usize);
         buf.extend_from_slice(&header);
         buf.extend_from_slice(data);
         buf.resize(data_total as usize, 0);
-        buf.extend_from_slice(&frame);
+        push_meta_record(&mut buf, t.active.synced(), &meta);
         let (seg, at) = self.write_at_tail(&mut t, &buf, total)?;
         drop(t);
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
