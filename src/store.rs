@@ -12,7 +12,7 @@ use crate::engine::Inner;
 use crate::error::{bad_request, too_large};
 use crate::error::{Error, Reason, Result};
 use crate::index::{Entry, Index, Retention};
-use crate::info::{now_ms, object_info, packed_info, to_time};
+use crate::info::{now_ms, packed_info, to_time};
 use crate::list_token::TokenKey;
 use crate::log::format::Meta;
 use crate::log::writer::{Flusher, Log, Prewriter};
@@ -305,10 +305,14 @@ impl Store {
     /// A pinned snapshot of an object for reading.
     pub fn get(&self, layer: &str, key: &str) -> Result<Blob> {
         let index = self.inner.index();
-        let obj = index.object(layer, key)?;
-        let mut pieces = Vec::with_capacity(obj.pieces.len());
+        // From the packed entry: its fields are read once, into the
+        // `ObjectInfo` the blob carries.
+        let obj = index.object_ref(layer, key)?;
+        let info = packed_info(&index, obj);
+        let object_pieces = index.pieces_of(obj.rec);
+        let mut pieces = Vec::with_capacity(object_pieces.len());
         let mut start = 0u64;
-        for p in obj.pieces.iter() {
+        for p in object_pieces.iter() {
             let extent = self.inner.view(&index, p.extent)?;
             pieces.push(BlobPiece {
                 start,
@@ -318,11 +322,7 @@ impl Store {
             });
             start += p.len;
         }
-        Ok(Blob::new(
-            object_info(&obj),
-            pieces,
-            self.inner.opts().verify_reads,
-        ))
+        Ok(Blob::new(info, pieces, self.inner.opts().verify_reads))
     }
 
     /// Deletes an object; deleting a missing key succeeds.
