@@ -330,8 +330,9 @@ impl Store {
         {
             // A missing key changes nothing: no record needed.
             let index = self.inner.index();
-            index.layer(layer)?.key_rules.validate(key)?;
-            if index.object_ref(layer, key).is_err() {
+            let l = index.layer(layer)?;
+            l.key_rules.validate(key)?;
+            if l.objects.get(key).is_none() {
                 return Ok(());
             }
         }
