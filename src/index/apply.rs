@@ -1,14 +1,14 @@
 //! Changes to the index: validating a record against the state, applying
 //! it, and the whole-state snapshot (write and restore).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::digest::{composite_digest, crc32c_combine};
 use crate::error::{bad_request, conflict, corrupt, Reason, Result};
 use crate::index::{
     etag, etag_seq, upload_name, CompletedUpload, Extra, Index, Layer, ObjRec, Object, Outcome,
-    Part, Published, Retention, Upload,
+    Part, Parts, Published, Retention, Upload,
 };
 use crate::log::format::{ExtentDef, Meta, Piece};
 use crate::spec::{self, Digest, DigestAlgorithm};
@@ -276,7 +276,7 @@ impl Index {
                         content_encoding,
                         started_ms: time_ms,
                         last_activity_ms: time_ms,
-                        parts: BTreeMap::new(),
+                        parts: Parts::new(),
                         metadata,
                     },
                 );
@@ -687,7 +687,7 @@ pub(super) fn check_binding(
 }
 
 /// The complete-time rules of the SPEC for the chosen (number, id) parts.
-fn check_completion(current: &BTreeMap<u32, Part>, chosen: &[(u32, u64)]) -> Result<()> {
+fn check_completion(current: &Parts, chosen: &[(u32, u64)]) -> Result<()> {
     if chosen.is_empty() {
         return Err(bad_request!(
             Reason::NoParts,

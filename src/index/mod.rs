@@ -43,7 +43,7 @@ pub(crate) use packed::{
     decode_media, decode_objects, encode_media, encode_object, MediaDef, PackedObjects,
     MEDIA_ITEM_MIN, OBJECT_ITEM_MIN,
 };
-pub use uploads::{CompletedUpload, Outcome, Published, Retention, Upload, UploadState};
+pub use uploads::{CompletedUpload, Outcome, Parts, Published, Retention, Upload, UploadState};
 
 use crate::error::Reason;
 use media::Media;

@@ -1,7 +1,6 @@
 //! The whole index as one record (compaction's snapshot), and the index
 //! rebuilt from one.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::{corrupt, Result};
@@ -9,7 +8,7 @@ use crate::index::apply::check_crc_digest;
 use crate::index::media::Media;
 use crate::index::packed::MediaDef;
 use crate::index::{
-    upload_name, CompletedUpload, Index, Layer, ObjRef, Object, ObjectMap, Outcome, Part,
+    upload_name, CompletedUpload, Index, Layer, ObjRef, Object, ObjectMap, Outcome, Part, Parts,
     Published, Retention, Upload,
 };
 use crate::log::checkpoint::ExtentRun;
@@ -324,7 +323,7 @@ impl Index {
                     upload_name(&u.id)
                 ));
             }
-            let mut parts = BTreeMap::new();
+            let mut parts = Parts::with_capacity(u.parts.len());
             for p in &u.parts {
                 rule(spec::validate_part_number(p.number))?;
                 if p.size > spec::MAX_PART_SIZE || parts.contains_key(&p.number) {

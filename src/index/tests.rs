@@ -597,3 +597,44 @@ fn forgetting_gives_the_table_back() {
     );
     assert!(ix.completed_upload(&UP).is_some());
 }
+
+#[test]
+fn parts_stay_in_number_order_and_replace_by_number() {
+    let part = |n: u32, id: u64| Part {
+        number: 0,
+        id,
+        size: u64::from(n),
+        crc32c: 0,
+        pieces: Vec::new(),
+        time_ms: 0,
+        digest: None,
+    };
+    let mut parts = Parts::new();
+    let mut want = std::collections::BTreeMap::new();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    for step in 0..2_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        // In order mostly (as uploads send them), anywhere sometimes.
+        let n = if x.is_multiple_of(4) {
+            (x >> 8) as u32 % 500 + 1
+        } else {
+            (step / 3) as u32 + 1
+        };
+        let old = parts.insert(n, part(n, step)).map(|p| p.id);
+        assert_eq!(old, want.insert(n, step), "part {n}");
+    }
+    assert_eq!(parts.len(), want.len());
+    let got: Vec<(u32, u64)> = parts.iter().map(|(n, p)| (*n, p.id)).collect();
+    let exp: Vec<(u32, u64)> = want.iter().map(|(n, id)| (*n, *id)).collect();
+    assert_eq!(got, exp);
+    assert!(parts.values().all(|p| p.size == u64::from(p.number)));
+    for from in [0, 1, 2, 250, 499, 500, 666, 667, 668, 10_000] {
+        let got: Vec<u32> = parts.range(from..).take(3).map(|(n, _)| *n).collect();
+        let exp: Vec<u32> = want.range(from..).take(3).map(|(n, _)| *n).collect();
+        assert_eq!(got, exp, "from {from}");
+        assert_eq!(parts.get(&from).map(|p| p.id), want.get(&from).copied());
+        assert_eq!(parts.contains_key(&from), want.contains_key(&from));
+    }
+}
