@@ -90,42 +90,29 @@ impl Parts {
     }
 
     /// (number, part) in number order.
-    pub fn iter(&self) -> impl Iterator<Item = (&u32, &Part)> + '_ {
-        self.0.iter().map(|p| (&p.number, p))
+    pub fn iter(&self) -> PartsIter<'_> {
+        self.into_iter()
     }
 
     /// (number, part) of the parts numbered `from.start` and up.
-    pub fn range(
-        &self,
-        from: std::ops::RangeFrom<u32>,
-    ) -> impl Iterator<Item = (&u32, &Part)> + '_ {
+    pub fn range(&self, from: std::ops::RangeFrom<u32>) -> PartsIter<'_> {
         let i = self.find(from.start).unwrap_or_else(|i| i);
-        self.0
-            .get(i..)
-            .unwrap_or(&[])
-            .iter()
-            .map(|p| (&p.number, p))
+        self.0.get(i..).unwrap_or(&[]).iter().map(number_and_part)
     }
+}
+
+/// (number, part) pairs of [`Parts`], in number order.
+pub type PartsIter<'a> = std::iter::Map<std::slice::Iter<'a, Part>, fn(&Part) -> (&u32, &Part)>;
+
+fn number_and_part(p: &Part) -> (&u32, &Part) {
+    (&p.number, p)
 }
 
 impl<'a> IntoIterator for &'a Parts {
     type Item = (&'a u32, &'a Part);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, Part>, fn(&'a Part) -> (&'a u32, &'a Part)>;
-    fn into_iter(self) -> Self::IntoIter {
-        fn pair(p: &Part) -> (&u32, &Part) {
-            (&p.number, p)
-        }
-        self.0.iter().map(pair)
-    }
-}
-
-impl FromIterator<(u32, Part)> for Parts {
-    fn from_iter<I: IntoIterator<Item = (u32, Part)>>(it: I) -> Parts {
-        let mut parts = Parts::new();
-        for (n, p) in it {
-            parts.insert(n, p);
-        }
-        parts
+    type IntoIter = PartsIter<'a>;
+    fn into_iter(self) -> PartsIter<'a> {
+        self.0.iter().map(number_and_part)
     }
 }
 
