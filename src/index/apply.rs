@@ -392,10 +392,11 @@ impl Index {
                 let rec = self.pack(&object);
                 // The tombstone: the object as published, sharing the
                 // layer's name and the interned content type and encoding.
-                let media = self.media.pair(rec.media).unwrap_or_else(|| {
-                    self.media
-                        .shared(&object.content_type, object.content_encoding.as_deref())
-                });
+                let media = self.media.retained_pair(
+                    rec.media,
+                    &object.content_type,
+                    object.content_encoding.as_deref(),
+                );
                 let name = self.layers.get(&layer).map(|l| Arc::clone(&l.name));
                 self.completed.insert(
                     upload,

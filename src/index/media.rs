@@ -102,19 +102,16 @@ impl Media {
         }
     }
 
-    /// The pair, sharing the strings of a live pair equal to it (without
-    /// counting a use), else new ones.
-    pub fn shared(&self, content_type: &str, content_encoding: Option<&str>) -> MediaPair {
-        let known = self
-            .ids
-            .get_key_value(content_type)
-            .and_then(|(ct, encodings)| {
-                encodings
-                    .iter()
-                    .find(|(ce, _)| ce.as_deref() == content_encoding)
-                    .map(|(ce, _)| (Arc::clone(ct), ce.clone()))
-            });
-        known.unwrap_or_else(|| (content_type.into(), content_encoding.map(Arc::from)))
+    /// The pair of the id `retain` just returned for these strings (new
+    /// strings only if that id were unknown, which it cannot be).
+    pub fn retained_pair(
+        &self,
+        id: u32,
+        content_type: &str,
+        content_encoding: Option<&str>,
+    ) -> MediaPair {
+        self.pair(id)
+            .unwrap_or_else(|| (content_type.into(), content_encoding.map(Arc::from)))
     }
 
     /// Every live pair with its id, in id order.

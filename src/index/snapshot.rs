@@ -289,9 +289,8 @@ impl Index {
                         rule(spec::validate_metadata(&o.metadata))?;
                         check_part_sizes(o)?;
                         let id = media.retain(&o.content_type, o.content_encoding.as_deref());
-                        let pair = media.pair(id).unwrap_or_else(|| {
-                            media.shared(&o.content_type, o.content_encoding.as_deref())
-                        });
+                        let pair =
+                            media.retained_pair(id, &o.content_type, o.content_encoding.as_deref());
                         (
                             Outcome::Published(Box::new(Published::new(&Object::from(o), pair))),
                             o.last_modified_ms,
