@@ -201,11 +201,12 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
     let mut pos = start;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
+    let mut allocated = Allocated::of(seg, start);
     loop {
         let (why, invalid) = match step(&mut r, pos)? {
             Step::Record(header, total, info) => {
                 match info {
-                    None => region_bytes += header.len,
+                    None => region_bytes += allocated.bytes(pos + RECORD_HEADER_LEN, header.len),
                     Some(MetaInfo { synced, tag }) => {
                         let bad = |e: Error| {
                             corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
@@ -294,6 +295,7 @@ pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<u64> {
     let mut r = Reader::new(seg);
     let mut pos = SEGMENT_HEADER_LEN;
     let mut bytes = 0;
+    let mut allocated = Allocated::of(seg, pos);
     while pos < upto {
         let Some(header) = r
             .get(pos, RECORD_HEADER_LEN)?
@@ -302,11 +304,46 @@ pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<u64> {
             break;
         };
         if header.kind != RecordKind::Meta {
-            bytes += header.len;
+            bytes += allocated.bytes(pos + RECORD_HEADER_LEN, header.len);
         }
         pos = pos.saturating_add(framed_len(header.len));
     }
     Ok(bytes)
+}
+
+/// Which bytes of a segment hold data: compaction punches the whole pages
+/// of freed regions out of sealed segments, and those no longer count as
+/// data bytes (else every reopen would count them as garbage again, and
+/// compaction would move a segment's live extents to reclaim space the
+/// file system already has back).
+struct Allocated {
+    ranges: Vec<std::ops::Range<u64>>,
+    /// The first range that may end after the last span asked about.
+    next: usize,
+}
+
+impl Allocated {
+    /// The data ranges of `seg` from `from` on; where the file system
+    /// cannot say, everything counts as data.
+    fn of(seg: &Segment, from: u64) -> Allocated {
+        let ranges = data_ranges_after(seg, from)
+            .unwrap_or_else(|_| std::iter::once(from..u64::MAX).collect());
+        Allocated { ranges, next: 0 }
+    }
+
+    /// Bytes of `start..start + len` that are data, not holes. Spans are
+    /// asked about in ascending order.
+    fn bytes(&mut self, start: u64, len: u64) -> u64 {
+        let end = start.saturating_add(len);
+        while self.ranges.get(self.next).is_some_and(|r| r.end <= start) {
+            self.next += 1;
+        }
+        self.ranges[self.next.min(self.ranges.len())..]
+            .iter()
+            .take_while(|r| r.start < end)
+            .map(|r| r.end.min(end).saturating_sub(r.start.max(start)))
+            .sum()
+    }
 }
 
 fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {
