@@ -125,6 +125,11 @@ impl Log {
             *n = n.wrapping_sub(dead);
         }
         let after = self.backend.allocated_bytes(&seg.path).map_err(io)?;
+        if id == self.active_id() {
+            // Appends and the pre-writer allocate in the active segment
+            // meanwhile: the difference would hide what the holes freed.
+            return Ok(Some(dead));
+        }
         Ok(Some(before.saturating_sub(after)))
     }
 }
