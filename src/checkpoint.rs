@@ -62,6 +62,9 @@ pub(crate) struct Checkpoints {
     /// first; `(0, 0)` for none): no record before it is needed by replay,
     /// so segments below its segment may be deleted.
     durable_base: Mutex<Pos>,
+    /// Bytes of that checkpoint's pages per segment: not garbage while it
+    /// is the newest (see [`Checkpoints::page_bytes`]).
+    pages: Mutex<Vec<(u64, u64)>>,
     /// Bytes of state records appended since open (plus those `open`
     /// replayed), counted under the pipeline lock.
     appended: AtomicU64,
@@ -74,14 +77,21 @@ pub(crate) struct Checkpoints {
 }
 
 impl Checkpoints {
-    /// Bookkeeping after `open` restored the checkpoint at `base` and
-    /// replayed `replayed` bytes of records after it; `pointer_seq` is the
-    /// pointer file's last sequence number.
-    pub(crate) fn new(base: Pos, replayed: u64, pointer_seq: u64) -> Checkpoints {
+    /// Bookkeeping after `open` restored the checkpoint at `base` (with
+    /// `pages` bytes of pages per segment) and replayed `replayed` bytes of
+    /// records after it; `pointer_seq` is the pointer file's last sequence
+    /// number.
+    pub(crate) fn new(
+        base: Pos,
+        pages: Vec<(u64, u64)>,
+        replayed: u64,
+        pointer_seq: u64,
+    ) -> Checkpoints {
         Checkpoints {
             pointer_seq: AtomicU64::new(pointer_seq),
             lock: Mutex::new(()),
             durable_base: Mutex::new(base),
+            pages: Mutex::new(pages),
             appended: AtomicU64::new(replayed),
             at_last: AtomicU64::new(0),
             trigger: Arc::new(Trigger::default()),
@@ -98,6 +108,19 @@ impl Checkpoints {
     /// The base of the last durable checkpoint.
     pub(crate) fn durable_base(&self) -> Pos {
         *self.durable_base.lock()
+    }
+
+    /// Bytes of the newest durable checkpoint's pages in segment `id`. They
+    /// are needed until the next checkpoint, so they are not garbage: else
+    /// a segment holding little but them would always look worth
+    /// compacting, and every `compact()` would move its live extents and
+    /// write a new checkpoint into the next segment, for ever.
+    pub(crate) fn page_bytes(&self, id: u64) -> u64 {
+        self.pages
+            .lock()
+            .iter()
+            .find(|(s, _)| *s == id)
+            .map_or(0, |(_, n)| *n)
     }
 
     /// Counts an appended state record of `bytes` bytes (called under the
@@ -190,6 +213,7 @@ impl Inner {
         // The record, and the pages in the active segment.
         log.sync_now()?;
         *ck.durable_base.lock() = base;
+        *ck.pages.lock() = end.page_bytes();
         // The hint for the next open (written after the checkpoint is
         // durable; a failure only makes that open scan every segment).
         let hint = Pointer {
@@ -271,9 +295,18 @@ impl Checkpointer {
                     s.running = true;
                 }
                 if let Some(inner) = weak.upgrade() {
-                    // A failure (a full disk, a poisoned store) leaves the
-                    // records to replay; the next threshold tries again.
-                    let _ = inner.checkpoint(false);
+                    // A compaction running writes its own checkpoint when it
+                    // is done; periodic ones meanwhile (its moves are many
+                    // records) would each leave a checkpoint's worth of
+                    // garbage behind it. If it writes none, the next commit
+                    // asks again (the records since the last one are still
+                    // counted).
+                    if !inner.compacting() {
+                        // A failure (a full disk, a poisoned store) leaves
+                        // the records to replay; the next threshold tries
+                        // again.
+                        let _ = inner.checkpoint(false);
+                    }
                 }
                 let mut s = t.state.lock();
                 s.running = false;

@@ -53,8 +53,13 @@ impl Store {
         // needs no new space, so it is what frees a full disk.
         let punched = self.punch_freed()?;
         let threshold = inner.opts().compact_threshold;
+        // A segment with nothing live goes, unless it holds the newest
+        // checkpoint's pages (the next `open` needs them; moving them would
+        // only write the same checkpoint into the next segment, every
+        // time). Those pages are not garbage either (`Stats`).
+        let checkpoint = inner.checkpoints();
         let over = |s: &SegmentStats| {
-            s.live_bytes == 0
+            (s.live_bytes == 0 && checkpoint.page_bytes(s.id) == 0)
                 || (s.data_bytes > 0 && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
         };
         // The active segment is compacted too when it is mostly garbage: seal
@@ -72,9 +77,8 @@ impl Store {
         // Segments that may hold the region of a write not yet committed
         // stay: their extent is about to be referenced.
         let limit = inner.oldest_write_in_flight().unwrap_or(active).min(active);
-        let victims: HashSet<u64> = self
-            .stats()
-            .per_segment
+        let segments = self.stats().per_segment;
+        let mut victims: HashSet<u64> = segments
             .iter()
             .filter(|s| s.id < limit && over(s))
             .map(|s| s.id)
@@ -85,6 +89,21 @@ impl Store {
                 ..CompactionReport::default()
             });
         }
+        // Removing the victims takes a new checkpoint, which makes the
+        // newest one's pages garbage: segments over the threshold with
+        // those counted go too.
+        victims.extend(
+            segments
+                .iter()
+                .filter(|s| {
+                    let garbage = s.garbage_bytes + checkpoint.page_bytes(s.id);
+                    s.id < limit
+                        && (s.live_bytes == 0
+                            || (s.data_bytes > 0
+                                && garbage as f64 / s.data_bytes as f64 > threshold))
+                })
+                .map(|s| s.id),
+        );
         // Records appended in the victims (a `Sync` put just before the
         // seal, still waiting for its fdatasync) are in the index before
         // it is read for their extents.

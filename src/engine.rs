@@ -245,6 +245,11 @@ impl Inner {
         self.compaction.lock()
     }
 
+    /// True while a `compact()` runs (it writes a checkpoint of its own).
+    pub(crate) fn compacting(&self) -> bool {
+        self.compaction.is_locked()
+    }
+
     pub(crate) fn fresh_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::SeqCst)
     }

@@ -92,11 +92,12 @@ impl Store {
             .map(|id| {
                 let data = log.region_bytes(*id);
                 let l = live.get(id).copied().unwrap_or(0);
+                let pages = self.inner.checkpoints().page_bytes(*id);
                 SegmentStats {
                     id: *id,
                     data_bytes: data,
                     live_bytes: l,
-                    garbage_bytes: data.saturating_sub(l),
+                    garbage_bytes: data.saturating_sub(l + pages),
                 }
             })
             .collect();

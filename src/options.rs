@@ -114,9 +114,10 @@ pub struct Options {
     /// count. Each checkpoint writes the whole index again (about 100 bytes
     /// per object), so a larger value trades a slower `open` for less
     /// writing. 0 turns periodic checkpoints off (compaction still writes
-    /// them; `open` then replays everything since the last). A clean close
-    /// also writes one when more than an eighth of this (and 1 MiB) would
-    /// be replayed. Default 64 MiB.
+    /// them; `open` then replays everything since the last). None is
+    /// written while `compact()` runs: it writes its own when done. A clean
+    /// close also writes one when more than an eighth of this (and 1 MiB)
+    /// would be replayed. Default 64 MiB.
     pub checkpoint_bytes: u64,
     /// The pre-writer: a background thread that keeps a window of the
     /// active segment ahead of the tail written with zeros and made durable

@@ -48,6 +48,8 @@ pub(crate) struct Opened {
     pub(crate) log: Recovered,
     /// Base of the checkpoint the index was restored from (`(0, 0)`: none).
     pub(crate) checkpoint_base: Pos,
+    /// Bytes of its pages per segment (none for an old-form snapshot).
+    pub(crate) checkpoint_pages: Vec<(u64, u64)>,
     /// Bytes of the records replayed after it.
     pub(crate) replayed_bytes: u64,
     /// Sequence number of the checkpoint hint file's newest slot.
@@ -104,6 +106,7 @@ struct Recovery {
     index: Index,
     log: Recovered,
     checkpoint_base: Pos,
+    checkpoint_pages: Vec<(u64, u64)>,
     replayed_bytes: u64,
 }
 
@@ -114,6 +117,7 @@ impl Recovery {
             index: self.index,
             log: self.log,
             checkpoint_base: self.checkpoint_base,
+            checkpoint_pages: self.checkpoint_pages,
             replayed_bytes: self.replayed_bytes,
             pointer_seq,
         }
@@ -197,7 +201,12 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         seg.mark_synced(scan.end);
         segments.insert(*id, Arc::new(seg));
     }
-    let (index, checkpoint_base, replayed_bytes) = replay(&segments, &metas)?;
+    let Replayed {
+        index,
+        base: checkpoint_base,
+        replayed: replayed_bytes,
+        pages: checkpoint_pages,
+    } = replay(&segments, &metas)?;
     if checkpoint_base < from {
         return Ok(None);
     }
@@ -211,6 +220,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
             tail,
         },
         checkpoint_base,
+        checkpoint_pages,
         replayed_bytes,
     }))
 }
@@ -401,13 +411,17 @@ fn last_checkpoint(metas: &[(u64, ScannedMeta)]) -> Option<(usize, Pos)> {
 fn replay(
     segments: &BTreeMap<u64, Arc<Segment>>,
     metas: &[(u64, ScannedMeta)],
-) -> Result<(Index, Pos, u64)> {
+) -> Result<Replayed> {
+    let mut pages = Vec::new();
     let (mut index, base, skip) = match last_checkpoint(metas) {
         None => (Index::new(), (0, 0), None),
         Some((i, base)) => {
             let (seg, m) = &metas[i];
             let index = match &m.end {
-                Some(end) => restore(segments, end, (*seg, m.offset))?,
+                Some(end) => {
+                    pages = end.page_bytes();
+                    restore(segments, end, (*seg, m.offset))?
+                }
                 None => {
                     let meta = decode_at(&mut Reader::new(segment(segments, *seg)?), m.offset)?;
                     let mut index = Index::new();
@@ -434,7 +448,23 @@ fn replay(
         apply(&mut index, meta, *seg, m.offset)?;
         replayed += framed_len(m.len);
     }
-    Ok((index, base, replayed))
+    Ok(Replayed {
+        index,
+        base,
+        replayed,
+        pages,
+    })
+}
+
+/// What [`replay`] rebuilt.
+struct Replayed {
+    index: Index,
+    /// The restored checkpoint's base (`(0, 0)`: none).
+    base: Pos,
+    /// Bytes of records replayed after it.
+    replayed: u64,
+    /// Bytes of its pages per segment.
+    pages: Vec<(u64, u64)>,
 }
 
 fn segment(segments: &BTreeMap<u64, Arc<Segment>>, id: u64) -> Result<&Segment> {

@@ -81,6 +81,7 @@ impl Store {
         let periodic = opts.checkpoint_bytes > 0;
         let checkpoints = Checkpoints::new(
             opened.checkpoint_base,
+            opened.checkpoint_pages,
             opened.replayed_bytes,
             opened.pointer_seq,
         );

@@ -436,12 +436,15 @@ pub struct SegmentStats {
     /// Segment id.
     pub id: u64,
     /// Bytes of data regions written into it, and of checkpoint pages
-    /// (never live: a newer checkpoint makes them garbage, and compaction
-    /// removes a segment only once a checkpoint after it is durable).
+    /// (compaction removes a segment only once a checkpoint after it is
+    /// durable).
     pub data_bytes: u64,
     /// Bytes of live extents in it.
     pub live_bytes: u64,
-    /// Data bytes no object or part references.
+    /// Data bytes no object or part references and that are not a page of
+    /// the newest checkpoint (the next checkpoint makes those garbage):
+    /// what compaction can reclaim. `data_bytes - live_bytes -
+    /// garbage_bytes` is the newest checkpoint's pages in this segment.
     pub garbage_bytes: u64,
 }
 
@@ -451,7 +454,8 @@ pub struct SegmentStats {
 pub struct Stats {
     /// Bytes of extents referenced by an object or a part.
     pub live_bytes: u64,
-    /// Bytes of data written that nothing references any more.
+    /// Bytes of data written that nothing references any more (the pages
+    /// of the newest checkpoint, still needed, are not counted).
     pub garbage_bytes: u64,
     /// Number of segment files.
     pub segments: usize,

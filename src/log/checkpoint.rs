@@ -71,6 +71,18 @@ pub(crate) struct CheckpointEnd {
 }
 
 impl CheckpointEnd {
+    /// Bytes of its pages in each segment that holds some, by segment id.
+    pub(crate) fn page_bytes(&self) -> Vec<(u64, u64)> {
+        let mut by: Vec<(u64, u64)> = Vec::new();
+        for p in &self.pages {
+            match by.iter_mut().find(|(s, _)| *s == p.segment) {
+                Some((_, n)) => *n += p.len,
+                None => by.push((p.segment, p.len)),
+            }
+        }
+        by
+    }
+
     /// The record's encoding (tag 20).
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Enc(Vec::with_capacity(32 + 28 * self.pages.len()));
