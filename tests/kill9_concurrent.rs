@@ -10,6 +10,9 @@
 //! `verify()` finds every block intact. The next child goes on from what
 //! the store holds.
 //!
+//! Then the same under `Durability::None`, whose promise for a process
+//! crash is the same (the OS has the pages): half as many runs.
+//!
 //! Iterations: PARTSTORE_KILL9_ITERS (default 12).
 
 use std::collections::HashMap;
@@ -18,7 +21,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use partstore::{ErrorKind, LayerConfig, Options, PartBody, Store};
+use partstore::{Durability, ErrorKind, LayerConfig, Options, PartBody, Store};
 
 const L: &str = "l";
 const WRITERS: u64 = 4;
@@ -81,8 +84,9 @@ fn key(w: u64, k: u64) -> String {
     format!("w{w}/k{k:02}")
 }
 
-fn options() -> Options {
+fn options(durability: Durability) -> Options {
     Options::default()
+        .durability(durability)
         .segment_size(8 << 20)
         .checkpoint_bytes(128 << 10)
         .compact_threshold(0.1)
@@ -158,7 +162,11 @@ fn kill9_concurrent_child() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
-    let s = Arc::new(Store::open(&dir, options()).unwrap());
+    let durability = match std::env::var("PARTSTORE_KILL9_DURABILITY").as_deref() {
+        Ok("none") => Durability::None,
+        _ => Durability::Sync,
+    };
+    let s = Arc::new(Store::open(&dir, options(durability)).unwrap());
     let _ = s.create_layer(L, LayerConfig::default());
     let out = Mutex::new(std::io::stdout());
     let say = move |line: String| {
@@ -187,6 +195,11 @@ fn kill9_concurrent_loop() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(12);
+    run_loop(Durability::Sync, "sync", iters);
+    run_loop(Durability::None, "none", iters.div_ceil(2));
+}
+
+fn run_loop(durability: Durability, name: &str, iters: u64) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut acked: HashMap<String, u64> = HashMap::new();
@@ -197,6 +210,7 @@ fn kill9_concurrent_loop() {
             .args(["kill9_concurrent_child", "--exact", "--nocapture"])
             .env("PARTSTORE_KILL9_CHILD", dir.path())
             .env("PARTSTORE_KILL9_SEED", it.to_string())
+            .env("PARTSTORE_KILL9_DURABILITY", name)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -245,12 +259,12 @@ fn kill9_concurrent_loop() {
                 }
             }
         }
-        let s = Store::open(dir.path(), options())
-            .unwrap_or_else(|e| panic!("run {it}: open after kill -9: {e}"));
+        let s = Store::open(dir.path(), options(durability))
+            .unwrap_or_else(|e| panic!("{name} run {it}: open after kill -9: {e}"));
         for w in 0..WRITERS {
             for k in 0..OWN {
                 let key = key(w, k);
-                let got = state(&s, &key).unwrap_or_else(|e| panic!("run {it}: {e}"));
+                let got = state(&s, &key).unwrap_or_else(|e| panic!("{name} run {it}: {e}"));
                 let want = acked.get(&key).copied().unwrap_or(0);
                 let maybe = in_flight
                     .get(&w)
@@ -258,15 +272,15 @@ fn kill9_concurrent_loop() {
                     .map(|(_, v)| *v);
                 assert!(
                     got == want || Some(got) == maybe,
-                    "run {it}: {key} holds {got:#x}; acknowledged {want:#x}, in flight {maybe:?}"
+                    "{name} run {it}: {key} holds {got:#x}; acknowledged {want:#x}, in flight {maybe:?}"
                 );
                 acked.insert(key, got);
             }
         }
         let report = s.verify().unwrap();
-        assert!(report.is_clean(), "run {it}: {report:?}");
+        assert!(report.is_clean(), "{name} run {it}: {report:?}");
     }
-    println!("kill -9 runs: {iters}, acknowledged operations checked: {total}");
+    println!("{name}: kill -9 runs: {iters}, acknowledged operations checked: {total}");
     assert!(
         total > iters as usize,
         "the children acknowledged too little"
