@@ -5,7 +5,8 @@
 //! 0. punch holes over the regions of extents freed since the last
 //!    compaction (after a durable mark);
 //! 1. pick sealed segments whose garbage share is above
-//!    `Options::compact_threshold` (or that hold no live data);
+//!    `Options::compact_threshold` (or that hold no live data, or that are
+//!    mostly metadata records no open needs: `records_dead`);
 //! 2. copy their live extents into new data regions at the log's tail
 //!    (verifying every block first) and fsync them — until step 3 these are
 //!    unreferenced garbage;
@@ -24,7 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::blob::ExtentView;
 use crate::error::{corrupt, Result};
-use crate::log::format::{ExtentMove, Meta};
+use crate::log::format::{ExtentMove, Meta, RECORD_ALIGN, RECORD_HEADER_LEN};
 use crate::options::Durability;
 use crate::store::Store;
 use crate::types::{CompactionReport, SegmentStats};
@@ -58,9 +59,11 @@ impl Store {
         // only write the same checkpoint into the next segment, every
         // time). Those pages are not garbage either (`Stats`).
         let checkpoint = inner.checkpoints();
+        let records_dead = self.records_dead();
         let over = |s: &SegmentStats| {
             (s.live_bytes == 0 && checkpoint.page_bytes(s.id) == 0)
                 || (s.data_bytes > 0 && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
+                || records_dead(s)
         };
         // The active segment is compacted too when it is mostly garbage: seal
         // it first, so nothing new lands in it.
@@ -99,6 +102,7 @@ impl Store {
                     let garbage = s.garbage_bytes + checkpoint.page_bytes(s.id);
                     s.id < limit
                         && (s.live_bytes == 0
+                            || records_dead(s)
                             || (s.data_bytes > 0
                                 && garbage as f64 / s.data_bytes as f64 > threshold))
                 })
@@ -233,6 +237,34 @@ impl Store {
     /// Punches holes over the regions of extents dropped since the last
     /// compaction, in segments no reader has mapped (the others wait for a
     /// later compaction). Returns the bytes given back.
+    /// Whether a segment is mostly metadata records no open needs: wholly
+    /// before the newest checkpoint's base (replay starts there), with its
+    /// live extents (and their framing) and that checkpoint's pages taking
+    /// under an eighth of what it holds on disk. Records of deletes, copies
+    /// and renames write no data, so the data garbage share never counts
+    /// them; without this, a few live objects would keep a segment of such
+    /// records for ever. An eighth, not `compact_threshold`: the segment
+    /// the live extents move to holds their framing and a move record each,
+    /// and must not be a victim in turn (tiny extents: about half live).
+    fn records_dead(&self) -> impl Fn(&SegmentStats) -> bool + '_ {
+        let inner = &self.inner;
+        let base = inner.checkpoints().durable_base().0;
+        let extents = inner.index().live_extents().clone();
+        move |s: &SegmentStats| {
+            if s.id >= base {
+                return false;
+            }
+            let Some(used) = inner.log().used_bytes(s.id) else {
+                return false;
+            };
+            let framing = RECORD_HEADER_LEN + RECORD_ALIGN - 1;
+            let live = s.live_bytes
+                + extents.get(&s.id).copied().unwrap_or(0) * framing
+                + inner.checkpoints().page_bytes(s.id);
+            live.saturating_mul(8) < used
+        }
+    }
+
     fn punch_freed(&self) -> Result<u64> {
         let inner = &self.inner;
         let log = inner.log();

@@ -132,6 +132,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
     let backend: &dyn Backend = &*opts.backend;
     let mut segments = BTreeMap::new();
     let mut region_bytes = HashMap::new();
+    let mut holes = HashMap::new();
     let mut uncounted = Vec::new();
     let mut tail = SEGMENT_HEADER_LEN;
     // The records from the last checkpoint's base on (earlier ones are
@@ -196,6 +197,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
             metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
         }
         region_bytes.insert(*id, scan.region_bytes);
+        holes.insert(*id, scan.holes);
         tail = scan.end;
         // What open read from disk is durable.
         seg.mark_synced(scan.end);
@@ -216,6 +218,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         log: Recovered {
             segments,
             region_bytes,
+            holes,
             uncounted,
             tail,
         },

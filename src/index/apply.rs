@@ -501,6 +501,8 @@ impl Index {
                         if old.refs > 0 {
                             sub_live(&mut self.live_by_segment, old.segment, old.len);
                             *self.live_by_segment.entry(m.segment).or_default() += old.len;
+                            sub_live(&mut self.live_extents, old.segment, 1);
+                            *self.live_extents.entry(m.segment).or_default() += 1;
                         }
                     }
                 }
@@ -527,6 +529,7 @@ impl Index {
         for p in pieces {
             if let Some(loc) = self.extents.retain(p.extent) {
                 *self.live_by_segment.entry(loc.segment).or_default() += loc.len;
+                *self.live_extents.entry(loc.segment).or_default() += 1;
             }
         }
     }
@@ -535,6 +538,7 @@ impl Index {
         for p in pieces {
             if let Some(loc) = self.extents.release(p.extent) {
                 sub_live(&mut self.live_by_segment, loc.segment, loc.len);
+                sub_live(&mut self.live_extents, loc.segment, 1);
                 self.freed.push((loc.segment, loc.offset, loc.len));
             }
         }

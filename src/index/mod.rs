@@ -142,6 +142,8 @@ pub struct Index {
     media: Media,
     /// Live extent bytes per segment.
     live_by_segment: HashMap<u64, u64>,
+    /// Live extents per segment.
+    live_extents: HashMap<u64, u64>,
     /// Highest id (extent, part, etag sequence) any record used.
     max_id: u64,
     /// Regions of extents dropped since compaction last took them.
@@ -260,6 +262,11 @@ impl Index {
         &self.live_by_segment
     }
 
+    /// Live extents per segment.
+    pub fn live_extents(&self) -> &HashMap<u64, u64> {
+        &self.live_extents
+    }
+
     /// (objects, open uploads, live bytes).
     pub fn counts(&self) -> (usize, usize, u64) {
         let objects = self.layers.values().map(|l| l.objects.len()).sum();
@@ -327,6 +334,7 @@ impl PartialEq for Index {
             && self.completed == other.completed
             && self.extents == other.extents
             && self.live_by_segment == other.live_by_segment
+            && self.live_extents == other.live_extents
             && self.max_id == other.max_id
     }
 }

@@ -272,21 +272,27 @@ impl Packed {
         }
         let mut refs = std::mem::take(&mut self.refs);
         refs.par_sort_unstable_by_key(|r| r.0);
-        // Live bytes by segment, added up per run of one segment.
-        let mut run = (0, 0);
-        let live = &mut ix.live_by_segment;
+        // Live bytes and extents by segment, added up per run of one
+        // segment.
+        let mut run = (0, 0, 0);
+        let (live, count) = (&mut ix.live_by_segment, &mut ix.live_extents);
+        let mut add = |(seg, bytes, n): (u64, u64, u64)| {
+            if n > 0 {
+                if bytes > 0 {
+                    *live.entry(seg).or_default() += bytes;
+                }
+                *count.entry(seg).or_default() += n;
+            }
+        };
         let taken = ix.extents.retain_sorted(&refs, |loc| {
             if loc.segment != run.0 {
-                if run.1 > 0 {
-                    *live.entry(run.0).or_default() += run.1;
-                }
-                run = (loc.segment, 0);
+                add(run);
+                run = (loc.segment, 0, 0);
             }
             run.1 += loc.len;
+            run.2 += 1;
         });
-        if run.1 > 0 {
-            *live.entry(run.0).or_default() += run.1;
-        }
+        add(run);
         taken.map_err(|id| {
             corrupt!("checkpoint object refers to extent {id}: unknown, or not of its size")
         })?;

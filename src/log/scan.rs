@@ -115,8 +115,10 @@ pub(crate) struct Scan {
     /// Offset just past the last valid record: where appends continue.
     pub(crate) end: u64,
     /// Data bytes of the regions in it (committed or not, checkpoint pages
-    /// included), headers and padding excluded.
+    /// included), headers and padding excluded, holes too.
     pub(crate) region_bytes: u64,
+    /// Bytes of those regions that are holes (punched by compaction).
+    pub(crate) holes: u64,
     /// A torn record was found at `end` (only ever in the newest segment).
     pub(crate) torn: bool,
 }
@@ -201,12 +203,17 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
     let mut pos = start;
     let mut metas = Vec::new();
     let mut region_bytes = 0;
+    let mut holes = 0;
     let mut allocated = Allocated::of(seg, start);
     loop {
         let (why, invalid) = match step(&mut r, pos)? {
             Step::Record(header, total, info) => {
                 match info {
-                    None => region_bytes += allocated.bytes(pos + RECORD_HEADER_LEN, header.len),
+                    None => {
+                        let data = allocated.bytes(pos + RECORD_HEADER_LEN, header.len);
+                        region_bytes += data;
+                        holes += header.len - data;
+                    }
                     Some(MetaInfo { synced, tag }) => {
                         let bad = |e: Error| {
                             corrupt!("segment {} offset {pos}: {e}", seg.id).at(seg.id, pos)
@@ -282,19 +289,35 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
             metas,
             end: pos,
             region_bytes,
+            holes,
             torn,
         });
     }
+}
+
+/// What a walk over the record headers of a segment's part that `open`
+/// did not scan counts.
+pub(crate) struct Counted {
+    /// Data bytes of its regions that are not holes.
+    pub(crate) bytes: u64,
+    /// Bytes of its regions that are holes.
+    pub(crate) holes: u64,
+    /// Where the walk stopped: the end of the records, or `upto`.
+    pub(crate) end: u64,
 }
 
 /// Data-region bytes of the records of `seg` before offset `upto` (the
 /// part of the log `open` did not scan): headers are walked, payloads not
 /// read. Stops early at the end of the records or an invalid one (`verify`
 /// reports those).
-pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<u64> {
+pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<Counted> {
     let mut r = Reader::new(seg);
     let mut pos = SEGMENT_HEADER_LEN;
-    let mut bytes = 0;
+    let mut counted = Counted {
+        bytes: 0,
+        holes: 0,
+        end: pos,
+    };
     let mut allocated = Allocated::of(seg, pos);
     while pos < upto {
         let Some(header) = r
@@ -304,11 +327,14 @@ pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<u64> {
             break;
         };
         if header.kind != RecordKind::Meta {
-            bytes += allocated.bytes(pos + RECORD_HEADER_LEN, header.len);
+            let data = allocated.bytes(pos + RECORD_HEADER_LEN, header.len);
+            counted.bytes += data;
+            counted.holes += header.len - data;
         }
         pos = pos.saturating_add(framed_len(header.len));
     }
-    Ok(bytes)
+    counted.end = pos;
+    Ok(counted)
 }
 
 /// Which bytes of a segment hold data: compaction punches the whole pages

@@ -121,6 +121,8 @@ impl Region {
 pub(crate) struct Recovered {
     pub(crate) segments: BTreeMap<u64, Arc<Segment>>,
     pub(crate) region_bytes: HashMap<u64, u64>,
+    /// Bytes of regions that are holes, per segment.
+    pub(crate) holes: HashMap<u64, u64>,
     /// Parts of segments open did not scan (before a checkpoint's base):
     /// (segment, end offset) whose regions are not in `region_bytes` yet.
     pub(crate) uncounted: Vec<(u64, u64)>,
@@ -141,6 +143,9 @@ pub(crate) struct Log {
     /// region given back before the part of the segment holding it was
     /// counted): read it through [`Log::region_bytes`].
     region_bytes: Mutex<HashMap<u64, u64>>,
+    /// Bytes of data regions that are holes (compaction punched them), per
+    /// segment: not in `region_bytes`, and not on disk.
+    holes: Mutex<HashMap<u64, u64>>,
     /// What recovery left uncounted of `region_bytes` (counted by the
     /// first reader, or in the background after open).
     uncounted: Mutex<Vec<(u64, u64)>>,
@@ -196,6 +201,7 @@ impl Log {
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(rec.region_bytes),
+            holes: Mutex::new(rec.holes),
             uncounted: Mutex::new(rec.uncounted),
             poison: Mutex::new(None),
             durable: Mutex::new(Durable {

@@ -45,9 +45,31 @@ impl Log {
                 continue;
             };
             if let Some(v) = self.region_bytes.lock().get_mut(&id) {
-                *v = v.wrapping_add(n);
+                *v = v.wrapping_add(n.bytes);
+            }
+            *self.holes.lock().entry(id).or_default() += n.holes;
+            if upto == u64::MAX {
+                // A sealed segment walked whole: its records end there,
+                // all durable.
+                seg.mark_synced(n.end);
             }
         }
+    }
+
+    /// Bytes of sealed segment `id` in use on disk: its records, framing
+    /// and data, the holes compaction punched in them excluded. `None` for
+    /// the active segment (still growing) and an unknown one.
+    pub(crate) fn used_bytes(&self, id: u64) -> Option<u64> {
+        if id >= self.active_id() {
+            return None;
+        }
+        let seg = self.segment(id)?;
+        let holes = self.holes.lock().get(&id).copied().unwrap_or(0);
+        Some(
+            seg.synced()
+                .saturating_sub(crate::log::format::SEGMENT_HEADER_LEN)
+                .saturating_sub(holes),
+        )
     }
 
     /// Takes `bytes` of a region that will never be written (the unused
@@ -68,6 +90,7 @@ impl Log {
         }
         let seg = self.segments.write().remove(&id);
         self.region_bytes.lock().remove(&id);
+        self.holes.lock().remove(&id);
         let Some(seg) = seg else { return Ok((0, None)) };
         let allocated = self.backend.allocated_bytes(&seg.path).unwrap_or(0);
         self.backend
@@ -124,6 +147,7 @@ impl Log {
         if let Some(n) = self.region_bytes.lock().get_mut(&id) {
             *n = n.wrapping_sub(dead);
         }
+        *self.holes.lock().entry(id).or_default() += dead;
         let after = self.backend.allocated_bytes(&seg.path).map_err(io)?;
         if id == self.active_id() {
             // Appends and the pre-writer allocate in the active segment
