@@ -13,12 +13,16 @@
 //! Durability: `PARTSTORE_CHAOS_DURABILITY` = `sync` (default), `batched`
 //! or `none`; operations per writer: `PARTSTORE_CHAOS_OPS` (default 120).
 
+mod common;
+
 use std::collections::HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::faulty::Rng;
+use common::{tag_of, tagged};
 use partstore::*;
 
 const L: &str = "chaos";
@@ -27,51 +31,6 @@ const WRITERS: u64 = 4;
 /// Keys per writer.
 const OWN: u64 = 24;
 const MIB: usize = 1 << 20;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// A body that describes itself: its tag, its length, then bytes drawn from
-/// the tag. At least 16 bytes.
-fn body(tag: u64, len: usize) -> Vec<u8> {
-    let len = len.max(16);
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&tag.to_le_bytes());
-    v.extend_from_slice(&(len as u64).to_le_bytes());
-    let mut r = Rng(tag | 1);
-    while v.len() < len {
-        v.extend_from_slice(&r.next().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-/// The tag of a whole body; an error names what is wrong with it.
-fn tag_of(bytes: &[u8]) -> Result<u64, String> {
-    let word = |i: usize| {
-        bytes
-            .get(i..i + 8)
-            .and_then(|b| b.try_into().ok())
-            .map(u64::from_le_bytes)
-            .ok_or(format!("only {} bytes", bytes.len()))
-    };
-    let (tag, len) = (word(0)?, word(8)?);
-    if len != bytes.len() as u64 {
-        return Err(format!("says {len} bytes, has {}", bytes.len()));
-    }
-    if body(tag, bytes.len()) != bytes {
-        return Err(format!("bytes of tag {tag:#x} differ"));
-    }
-    Ok(tag)
-}
 
 fn read(s: &Store, key: &str) -> partstore::Result<Vec<u8>> {
     let blob = s.get(L, key)?;
@@ -90,7 +49,7 @@ fn key(writer: u64, r: &mut Rng) -> String {
 
 /// One writer's run; returns its model (key -> tag of the live body).
 fn writer(s: &Store, w: u64, ops: u64) -> HashMap<String, Option<u64>> {
-    let mut r = Rng(0x9e37_79b9 + w * 7919);
+    let mut r = Rng::new(0x9e37_79b9 + w * 7919);
     let mut model: HashMap<String, Option<u64>> = HashMap::new();
     for op in 1..=ops {
         let k = key(w, &mut r);
@@ -102,7 +61,7 @@ fn writer(s: &Store, w: u64, ops: u64) -> HashMap<String, Option<u64>> {
         };
         match r.next() % 24 {
             0..=9 => {
-                let b = body(tag, len);
+                let b = tagged(tag, len);
                 let o = s
                     .put_object(L, &k, PartBody::new(&b[..], b.len() as u64))
                     .unwrap();
@@ -129,7 +88,7 @@ fn writer(s: &Store, w: u64, ops: u64) -> HashMap<String, Option<u64>> {
             }
             18 => {
                 // Two parts; part 1 first uploaded with junk, then replaced.
-                let whole = body(tag, 5 * MIB + len);
+                let whole = tagged(tag, 5 * MIB + len);
                 let (a, b) = whole.split_at(5 * MIB);
                 let up = s.start_multipart(L, &k, CT).unwrap();
                 let junk = vec![0xA5; 5 * MIB];
@@ -248,7 +207,7 @@ fn writers_readers_and_maintenance_at_once_match_the_model() {
         .map(|t| {
             let (s, stop) = (Arc::clone(&s), Arc::clone(&stop));
             std::thread::spawn(move || {
-                let mut r = Rng(0x51ed + t);
+                let mut r = Rng::new(0x51ed + t);
                 let mut whole = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     let k = key(r.next() % WRITERS, &mut r);

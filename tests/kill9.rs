@@ -10,8 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::Duration;
 
 use partstore::{Durability, LayerConfig, Options, PartBody, Store, UploadId, UploadStatus};
@@ -124,7 +123,6 @@ fn kill9_loop() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut puts: BTreeMap<u64, Presence> = BTreeMap::new();
     let mut uploads: BTreeMap<u64, Upload> = BTreeMap::new();
     let mut sums: BTreeMap<u64, (usize, u32)> = BTreeMap::new();
@@ -136,45 +134,23 @@ fn kill9_loop() {
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let delay = Duration::from_millis(5 + rng % 80);
-        let mut child = Command::new(&exe)
-            .args([
-                "kill9_child",
-                "--exact",
-                "--nocapture",
-                "--test-threads",
-                "1",
-            ])
-            .env("PARTSTORE_KILL9_CHILD", dir.path())
-            .env("PARTSTORE_KILL9_START", next.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                // The harness may print "test kill9_child ... " before the
-                // first line on the same line.
-                .filter_map(|l| l.find("ack ").map(|p| l[p + 4..].to_string()))
-                .inspect(|_| {
-                    let _ = first_tx.send(());
-                })
-                .collect::<Vec<_>>()
-        });
+        let child = common::Child::spawn(
+            "kill9_child",
+            &[
+                ("PARTSTORE_KILL9_CHILD", dir.path().display().to_string()),
+                ("PARTSTORE_KILL9_START", next.to_string()),
+            ],
+            |l| l.find("ack ").map(|p| p + 4),
+        );
         // Most kills land while the child works (counted from its first
         // acknowledgement, so a slow start on a loaded machine still gets
         // work done); one in four is counted from the spawn, so some land
         // in its start and recovery.
         if it % 4 != 0 {
-            let _ = first_rx.recv_timeout(Duration::from_secs(30));
+            let _ = child.first.recv_timeout(Duration::from_secs(30));
         }
         std::thread::sleep(delay);
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acks = reader.join().unwrap();
+        let acks = child.kill(); // SIGKILL
         let start = next;
         acked_total += acks.len();
         if std::env::var("PARTSTORE_KILL9_DEBUG").is_ok() {

@@ -15,58 +15,21 @@
 //!
 //! Iterations: PARTSTORE_KILL9_ITERS (default 12).
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::faulty::Rng;
+use common::{tag_of, tagged};
 use partstore::{Durability, ErrorKind, LayerConfig, Options, PartBody, Store};
 
 const L: &str = "l";
 const WRITERS: u64 = 4;
 const OWN: u64 = 12;
 const MIB: usize = 1 << 20;
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-/// A body that names its tag and length, then bytes drawn from the tag.
-fn body(tag: u64, len: usize) -> Vec<u8> {
-    let len = len.max(16);
-    let mut v = Vec::with_capacity(len);
-    v.extend_from_slice(&tag.to_le_bytes());
-    v.extend_from_slice(&(len as u64).to_le_bytes());
-    let mut r = Rng(tag | 1);
-    while v.len() < len {
-        v.extend_from_slice(&r.next().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
-/// The tag of a whole body, or what is wrong with it.
-fn tag_of(b: &[u8]) -> Result<u64, String> {
-    let word = |i: usize| {
-        b.get(i..i + 8)
-            .and_then(|w| w.try_into().ok())
-            .map(u64::from_le_bytes)
-            .ok_or(format!("only {} bytes", b.len()))
-    };
-    let (tag, len) = (word(0)?, word(8)?);
-    if len != b.len() as u64 || body(tag, b.len()) != b {
-        return Err(format!("not the body of tag {tag:#x} ({} bytes)", b.len()));
-    }
-    Ok(tag)
-}
 
 /// The key's state: its body's tag, or 0 when absent.
 fn state(s: &Store, key: &str) -> Result<u64, String> {
@@ -95,7 +58,7 @@ fn options(durability: Durability) -> Options {
 /// One writer of the child: announces each operation ("B writer key
 /// state"), then acknowledges it ("A writer") once it returned Ok.
 fn writer(s: &Store, w: u64, seed: u64, say: &(dyn Fn(String) + Sync)) {
-    let mut r = Rng(seed * 1_000 + w + 1);
+    let mut r = Rng::new(seed * 1_000 + w + 1);
     let mut model: HashMap<u64, u64> = (0..OWN)
         .map(|k| (k, state(s, &key(w, k)).unwrap()))
         .collect();
@@ -110,7 +73,7 @@ fn writer(s: &Store, w: u64, seed: u64, say: &(dyn Fn(String) + Sync)) {
         let new = match r.next() % 10 {
             0..=3 => {
                 say(format!("B {w} {} {tag}", key(w, k)));
-                let b = body(tag, len);
+                let b = tagged(tag, len);
                 s.put_object(L, &key(w, k), PartBody::new(&b[..], b.len() as u64))
                     .unwrap();
                 tag
@@ -131,7 +94,7 @@ fn writer(s: &Store, w: u64, seed: u64, say: &(dyn Fn(String) + Sync)) {
                 v
             }
             _ => {
-                let whole = body(tag, 5 * MIB + len);
+                let whole = tagged(tag, 5 * MIB + len);
                 let (a, b) = whole.split_at(5 * MIB);
                 let up = s
                     .start_multipart(L, &key(w, k), "application/octet-stream")
@@ -201,46 +164,27 @@ fn kill9_concurrent_loop() {
 
 fn run_loop(durability: Durability, name: &str, iters: u64) {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let exe = std::env::current_exe().unwrap();
     let mut acked: HashMap<String, u64> = HashMap::new();
-    let mut rng = Rng(0x00c0_ffee);
+    let mut rng = Rng::new(0x00c0_ffee);
     let mut total = 0;
     for it in 1..=iters {
-        let mut child = Command::new(&exe)
-            .args(["kill9_concurrent_child", "--exact", "--nocapture"])
-            .env("PARTSTORE_KILL9_CHILD", dir.path())
-            .env("PARTSTORE_KILL9_SEED", it.to_string())
-            .env("PARTSTORE_KILL9_DURABILITY", name)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (first_tx, first_rx) = std::sync::mpsc::channel();
-        let reader = std::thread::spawn(move || {
-            BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-                // The harness may print its own words before the first line.
-                .filter_map(|l| {
-                    let at = l.find("B ").or_else(|| l.find("A "))?;
-                    Some(l[at..].to_string())
-                })
-                .inspect(|_| {
-                    let _ = first_tx.send(());
-                })
-                .collect::<Vec<_>>()
-        });
+        let child = common::Child::spawn(
+            "kill9_concurrent_child",
+            &[
+                ("PARTSTORE_KILL9_CHILD", dir.path().display().to_string()),
+                ("PARTSTORE_KILL9_SEED", it.to_string()),
+                ("PARTSTORE_KILL9_DURABILITY", name.to_string()),
+            ],
+            |l| l.find("B ").or_else(|| l.find("A ")),
+        );
         // Counted from the first announcement (a slow start on a loaded
         // machine still gets work done), except every fourth run, killed
         // while it may still be opening.
         if it % 4 != 0 {
-            let _ = first_rx.recv_timeout(Duration::from_secs(60));
+            let _ = child.first.recv_timeout(Duration::from_secs(60));
         }
         std::thread::sleep(Duration::from_millis(50 + rng.next() % 1_500));
-        child.kill().unwrap();
-        child.wait().unwrap();
-        let lines = reader.join().unwrap();
+        let lines = child.kill();
 
         let mut in_flight: HashMap<u64, (String, u64)> = HashMap::new();
         for l in &lines {
