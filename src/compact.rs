@@ -60,9 +60,12 @@ impl Store {
         // time). Those pages are not garbage either (`Stats`).
         let checkpoint = inner.checkpoints();
         let records_dead = self.records_dead();
+        let share_over = |s: &SegmentStats, garbage: u64| {
+            s.data_bytes > 0 && garbage as f64 / s.data_bytes as f64 > threshold
+        };
         let over = |s: &SegmentStats| {
             (s.live_bytes == 0 && checkpoint.page_bytes(s.id) == 0)
-                || (s.data_bytes > 0 && s.garbage_bytes as f64 / s.data_bytes as f64 > threshold)
+                || share_over(s, s.garbage_bytes)
                 || records_dead(s)
         };
         // The active segment is compacted too when it is mostly garbage: seal
@@ -99,12 +102,10 @@ impl Store {
             segments
                 .iter()
                 .filter(|s| {
-                    let garbage = s.garbage_bytes + checkpoint.page_bytes(s.id);
                     s.id < limit
                         && (s.live_bytes == 0
-                            || records_dead(s)
-                            || (s.data_bytes > 0
-                                && garbage as f64 / s.data_bytes as f64 > threshold))
+                            || share_over(s, s.garbage_bytes + checkpoint.page_bytes(s.id))
+                            || records_dead(s))
                 })
                 .map(|s| s.id),
         );
@@ -234,9 +235,6 @@ impl Store {
         Ok(report)
     }
 
-    /// Punches holes over the regions of extents dropped since the last
-    /// compaction, in segments no reader has mapped (the others wait for a
-    /// later compaction). Returns the bytes given back.
     /// Whether a segment is mostly metadata records no open needs: wholly
     /// before the newest checkpoint's base (replay starts there), with its
     /// live extents (and their framing) and that checkpoint's pages taking
@@ -265,6 +263,9 @@ impl Store {
         }
     }
 
+    /// Punches holes over the regions of extents dropped since the last
+    /// compaction, in segments no reader has mapped (the others wait for a
+    /// later compaction). Returns the bytes given back.
     fn punch_freed(&self) -> Result<u64> {
         let inner = &self.inner;
         let log = inner.log();
