@@ -6,6 +6,7 @@
 //! cargo bench --bench concurrency                  # everything, a few seconds per point
 //! cargo bench --bench concurrency -- writers/      # engine vs raw only
 //! cargo bench --bench concurrency -- peers/        # engine vs redb, fjall, object_store only
+//! cargo bench --bench concurrency -- recycled/     # puts into a recycled segment vs a fresh one
 //! PARTSTORE_BENCH_SCALE=4 cargo bench --bench concurrency   # 4x the work per round
 //! ```
 //!
@@ -27,6 +28,11 @@
 //! - `writers/part_8MiB/<N>w`: the same with 16 `upload_part` calls of
 //!   8 MiB, one upload per writer (started before the clock), and the raw
 //!   baselines with 8 MiB writes.
+//! - `recycled/put_64KiB/<N>w`, 1 and 4 writers: the same 256 puts into a
+//!   store whose active segment is a recycled file (`Options::recycle_segments`:
+//!   a segment compaction emptied, its blocks allocated and written), next
+//!   to a fresh store with the pre-writer on (the default) and off, and the
+//!   raw baselines (ratios: other variant's time / the recycled store's).
 //! - `peers/<size>/<N>w`, size 64 KiB, 1 MiB and 8 MiB, 1 and 4 writers:
 //!   partstore `put_object` next to redb (one write transaction per value,
 //!   `Durability::Immediate`, its default), fjall (`insert`, then
@@ -156,6 +162,145 @@ fn engine_parts(writers: usize, data: &[u8], ops: u64) -> Duration {
     drop(store);
     drop(dir);
     d
+}
+
+/// A store whose active segment is a recycled one (`Options::recycle_segments`):
+/// filled and emptied under `Durability::None`, compacted (the emptied
+/// segment kept for reuse), filled until a rotation takes the kept file,
+/// closed and reopened under `Sync`, all before the clock. `room` bytes fit
+/// in the recycled segment after the filler.
+fn recycled_store(room: u64) -> (tempfile::TempDir, Store) {
+    let dir = common::tempdir("conc-recycled-");
+    let path = dir.path().join("store");
+    let segment = room + 8 * MIB;
+    let opts = |d| {
+        Options::default()
+            .durability(d)
+            .segment_size(segment)
+            .recycle_segments(1)
+    };
+    let newest_version = || -> u32 {
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .expect("store dir")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with("seg-"))
+            .collect();
+        names.sort();
+        let newest = names.pop().expect("a segment");
+        let head = std::fs::read(path.join(newest)).expect("segment");
+        u32::from_le_bytes(head[8..12].try_into().expect("header"))
+    };
+    {
+        let store = Store::open(&path, opts(Durability::None)).expect("open");
+        store
+            .create_layer(LAYER, LayerConfig::default())
+            .expect("layer");
+        let fill = common::pseudo_random(MIB as usize, 3);
+        let n = segment / MIB + 2;
+        for i in 0..n {
+            let body = PartBody::new(&fill[..], fill.len() as u64);
+            store
+                .put_object(LAYER, &format!("fill/{i}"), body)
+                .expect("fill");
+        }
+        for i in 0..n {
+            store.delete(LAYER, &format!("fill/{i}")).expect("delete");
+        }
+        let report = store.compact().expect("compact");
+        assert_eq!(report.segments_recycled, 1, "{report:?}");
+        let mut i = 0;
+        while newest_version() != 2 {
+            let body = PartBody::new(&fill[..64 << 10], 64 << 10);
+            store
+                .put_object(LAYER, &format!("filler/{i}"), body)
+                .expect("filler");
+            i += 1;
+        }
+    }
+    let store = Store::open(&path, opts(Durability::Sync)).expect("reopen");
+    (dir, store)
+}
+
+/// [`engine_puts`] into a store whose active segment is recycled.
+fn engine_puts_recycled(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let (dir, store) = recycled_store(ops * (data.len() as u64 + 4 * KIB));
+    let d = run_threads(writers, ops, |w, i| {
+        store
+            .put_object(
+                LAYER,
+                &format!("w{w}/{i:08}"),
+                PartBody::new(data, data.len() as u64),
+            )
+            .expect("put_object");
+    });
+    drop(store);
+    drop(dir);
+    d
+}
+
+/// [`engine_puts`] into a fresh store with the pre-writer off.
+fn engine_puts_no_prewrite(writers: usize, data: &[u8], ops: u64) -> Duration {
+    let dir = common::tempdir("conc-noprewrite-");
+    let opts = Options::default()
+        .durability(Durability::Sync)
+        .prewrite(false);
+    let store = Store::open(dir.path().join("store"), opts).expect("open");
+    store
+        .create_layer(LAYER, LayerConfig::default())
+        .expect("layer");
+    let d = run_threads(writers, ops, |w, i| {
+        store
+            .put_object(
+                LAYER,
+                &format!("w{w}/{i:08}"),
+                PartBody::new(data, data.len() as u64),
+            )
+            .expect("put_object");
+    });
+    drop(store);
+    drop(dir);
+    d
+}
+
+/// 64 KiB puts into a recycled segment, next to a fresh one (with and
+/// without the pre-writer) and the raw baselines (`recycled/...`).
+fn recycled_points(c: &mut Criterion, size: u64, ops: u64) {
+    let data = common::pseudo_random(size as usize, 7);
+    let bytes = ops * size;
+    let dir = common::tempdir("prewritten-");
+    let pre = common::prewritten_file(&dir.path().join("pre.bin"), bytes, &data);
+    let mut g = group(c, "recycled");
+    g.throughput(Throughput::Bytes(bytes));
+    for n in PEER_WRITERS {
+        let s = size_name(size);
+        let w = writers_name(n);
+        let descs = [
+            format!("partstore put_object of {s}, {w}, into a recycled segment"),
+            format!("partstore put_object of {s}, {w}, fresh segment, pre-writer on"),
+            format!("partstore put_object of {s}, {w}, fresh segment, pre-writer off"),
+            format!("raw write_all_at+fdatasync per {s}, {w}, growing file"),
+            format!("raw write_all_at+fdatasync per {s}, {w}, pre-written file"),
+        ];
+        let names: Vec<(&str, &str)> = vec![
+            ("recycled", &descs[0]),
+            ("fresh_prewrite", &descs[1]),
+            ("fresh_no_prewrite", &descs[2]),
+            ("raw_growing", &descs[3]),
+            ("raw_prewritten", &descs[4]),
+        ];
+        let label = format!("put_{s}/{n}w");
+        let v = RefCell::new(Variants::new("concurrency", &label, ops, bytes, &names));
+        bench_variants(&mut g, &label, &v, |round| {
+            let mut a = || engine_puts_recycled(n, &data, ops);
+            let mut b = || engine_puts(n, &data, ops);
+            let mut e = || engine_puts_no_prewrite(n, &data, ops);
+            let mut r = || raw_growing(n, &data, ops);
+            let mut p = || raw_prewritten(&pre, n, &data, ops);
+            run_rotated(round, &mut [&mut a, &mut b, &mut e, &mut r, &mut p])
+        });
+        v.borrow().report();
+    }
+    g.finish();
 }
 
 // ----- raw ----------------------------------------------------------------
@@ -402,6 +547,7 @@ fn benches(c: &mut Criterion) {
     let scale = env_u64("PARTSTORE_BENCH_SCALE", 1).max(1);
     writers_points(c, "put", 64 * KIB, 256 * scale);
     writers_points(c, "part", 8 * MIB, 16 * scale);
+    recycled_points(c, 64 * KIB, 256 * scale);
     peer_points(c, 64 * KIB, 256 * scale);
     peer_points(c, MIB, 64 * scale);
     peer_points(c, 8 * MIB, 16 * scale);

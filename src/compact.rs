@@ -223,12 +223,20 @@ impl Store {
         ids.sort_unstable();
         let mut removed = Vec::new();
         for id in ids {
+            // Kept for reuse (`Options::recycle_segments`) when there is
+            // room: its blocks are not given back.
+            if let Some(kept) = log.retire_segment(id)? {
+                report.segments_removed += 1;
+                report.segments_recycled += usize::from(kept);
+                continue;
+            }
             let (bytes, seg) = log.remove_segment(id)?;
             report.bytes_reclaimed += bytes;
             report.segments_removed += 1;
             removed.extend(seg);
         }
         log.sync_dir()?;
+        log.pool_synced();
         for seg in removed {
             log.free_removed(seg);
         }
@@ -284,7 +292,26 @@ impl Store {
         }
         let mut reclaimed = 0;
         let mut kept = Vec::new();
+        // A sealed segment with nothing live is a victim of this very
+        // compaction (unless it holds the newest checkpoint's pages): when
+        // it will be kept for reuse, its blocks stay (a hole would have to
+        // be allocated again when it is reused).
+        let recycled = {
+            let live = inner.index().live_by_segment().clone();
+            let active = log.active_id();
+            let checkpoints = inner.checkpoints();
+            move |id: u64| {
+                id < active
+                    && live.get(&id).is_none_or(|n| *n == 0)
+                    && checkpoints.page_bytes(id) == 0
+                    && log.segment(id).is_some_and(|s| log.pool_has_room(s.len()))
+            }
+        };
         for (seg, regions) in by_segment {
+            if recycled(seg) {
+                kept.extend(regions.into_iter().map(|(o, l)| (seg, o, l)));
+                continue;
+            }
             match log.punch(seg, &regions)? {
                 Some(n) => reclaimed += n,
                 None => kept.extend(regions.into_iter().map(|(o, l)| (seg, o, l))),

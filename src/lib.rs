@@ -130,9 +130,10 @@ pub mod internals {
         Published, Retention, Upload, UploadState,
     };
     pub use crate::log::format::{
-        decode_segment_header, encode_segment_header, frame_meta, framed_len, ExtentDef,
-        ExtentMove, LayerSnap, Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind,
-        Snapshot, UploadSnap, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+        decode_segment_header, decode_segment_header_version, encode_segment_header,
+        encode_segment_header_version, frame_meta, framed_len, ExtentDef, ExtentMove, LayerSnap,
+        Meta, ObjectSnap, PartSnap, Piece, RecordHeader, RecordKind, Snapshot, UploadSnap,
+        RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
     };
     pub use crate::log::meta::Metadata;
 }

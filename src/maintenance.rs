@@ -110,6 +110,7 @@ impl Store {
             completed_uploads: index.completed_uploads(),
             replay_bytes: self.inner.checkpoints().lag(),
             per_segment,
+            recycled_segments: self.inner.log().pooled_files(),
         }
     }
 }

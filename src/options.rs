@@ -145,6 +145,27 @@ pub struct Options {
     /// wait for no `fdatasync` for it to speed up (not measured: there it
     /// could only cost bandwidth).
     pub prewrite: Option<bool>,
+    /// How many segment files emptied by compaction the store keeps for
+    /// reuse (in the store directory as `free-NNNNNNNN.log`) instead of
+    /// deleting them. The next segment is then one of them: its blocks are
+    /// already allocated and written, so the writes at the tail allocate
+    /// nothing and their fdatasync flushes data only, without the zeros the
+    /// pre-writer would write first (as RocksDB's `recycle_log_file_num`
+    /// does for its write-ahead log). A recycled file keeps its old bytes
+    /// past the new records; its record headers carry CRC32Cs salted with
+    /// its new segment id, so none of the old records is ever taken for a
+    /// new one (docs/FORMAT.md, "Recycled segments").
+    ///
+    /// The kept files hold their disk space (up to this many segments);
+    /// compaction does not count them in
+    /// [`CompactionReport::bytes_reclaimed`](crate::CompactionReport), and a
+    /// write that finds the disk full deletes them first. 0 turns recycling
+    /// off (and deletes kept files at the next compaction).
+    ///
+    /// `None` (the default): what the backend says
+    /// ([`Backend::recycle_by_default`]: 1 for [`StdBackend`], 0 for test
+    /// backends).
+    pub recycle_segments: Option<usize>,
     /// Where files live; [`StdBackend`] (the real file system) by default.
     /// Tests pass a fault-injecting one.
     pub backend: Arc<dyn Backend>,
@@ -162,6 +183,7 @@ impl Default for Options {
             completed_upload_retention: DEFAULT_COMPLETED_UPLOAD_RETENTION,
             checkpoint_bytes: 64 << 20,
             prewrite: None,
+            recycle_segments: None,
             backend: Arc::new(StdBackend),
         }
     }
@@ -223,6 +245,19 @@ impl Options {
         self.prewrite.unwrap_or_else(|| {
             self.backend.prewrite_by_default() && self.durability != Durability::None
         })
+    }
+
+    /// Sets [`Options::recycle_segments`].
+    pub fn recycle_segments(mut self, files: usize) -> Options {
+        self.recycle_segments = Some(files);
+        self
+    }
+
+    /// How many emptied segment files the store keeps for reuse
+    /// ([`Options::recycle_segments`]).
+    pub(crate) fn recycled_files(&self) -> usize {
+        self.recycle_segments
+            .unwrap_or_else(|| self.backend.recycle_by_default())
     }
 
     /// Sets [`Options::backend`].

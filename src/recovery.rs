@@ -169,6 +169,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
             (true, _) => TailPolicy::Newest,
         };
         let mut scan = scan::scan_from(&seg, policy, start)?;
+        let end_before_cut = scan.end;
         if newest {
             if let Some(cut) = first_torn_extent(&seg, &segments, &scan.metas)? {
                 scan.torn = true;
@@ -183,7 +184,14 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
             )
             .at(*id, scan.end));
         }
-        if scan.torn {
+        if scan.torn && seg.recycled() {
+            // Zeros over the records of this life past the cut (the
+            // file's blocks stay allocated and written).
+            let to = scan.found_until.max(end_before_cut);
+            drop(seg);
+            scan::zero_tail(backend, &path, scan.end, to)?;
+            seg = Segment::open(backend, &path)?;
+        } else if scan.torn {
             let len = seg.len();
             drop(seg);
             scan::truncate_tail(backend, &path, scan.end, len)?;

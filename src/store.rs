@@ -74,6 +74,7 @@ impl Store {
             opts.segment_size,
             opts.durability,
             opts.prewrites(),
+            opts.recycled_files(),
             opened.log,
         )?);
         let prewriter = Prewriter::spawn(&log);

@@ -473,6 +473,9 @@ pub struct Stats {
     pub replay_bytes: u64,
     /// Per segment.
     pub per_segment: Vec<SegmentStats>,
+    /// Segment files compaction emptied that the store keeps for reuse
+    /// ([`crate::Options::recycle_segments`]); not in `segments`.
+    pub recycled_segments: usize,
 }
 
 /// What `compact()` did.
@@ -481,10 +484,16 @@ pub struct Stats {
 pub struct CompactionReport {
     /// Live bytes rewritten into new segments.
     pub bytes_moved: u64,
-    /// Bytes of segment files removed.
+    /// Bytes given back to the file system: of segment files deleted, and
+    /// of dead regions punched out of others (not of files kept for reuse,
+    /// see `segments_recycled`).
     pub bytes_reclaimed: u64,
-    /// Segment files removed.
+    /// Segments removed: their files deleted, or kept for reuse.
     pub segments_removed: usize,
+    /// Of `segments_removed`, the files kept for reuse
+    /// ([`crate::Options::recycle_segments`]): their bytes are not in
+    /// `bytes_reclaimed`.
+    pub segments_recycled: usize,
 }
 
 /// What `verify()` found.

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 use partstore::internals::{
-    decode_segment_header, encode_segment_header, Index, Meta, RecordHeader, SEGMENT_HEADER_LEN,
+    decode_segment_header, decode_segment_header_version, encode_segment_header,
+    encode_segment_header_version, Index, Meta, RecordHeader, SEGMENT_HEADER_LEN,
 };
 
 /// Counts live heap bytes and their peak.
@@ -96,11 +97,20 @@ fuzz_target!(|data: &[u8]| {
     if let Some(h) = RecordHeader::decode(data) {
         assert_eq!(&h.encode()[..], &data[..24]);
     }
-    if let Ok(id) = decode_segment_header(data, "fuzz") {
+    // Salted (a recycled segment's): the salt from the input's tail.
+    let salt = data.get(24..32).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
+    if let Some(h) = RecordHeader::decode_salted(data, salt) {
+        assert_eq!(&h.encode_salted(salt)[..], &data[..24]);
+    }
+    if let Ok((id, version)) = decode_segment_header_version(data, "fuzz") {
+        assert_eq!(decode_segment_header(data, "fuzz").ok(), Some(id));
         assert_eq!(
-            &encode_segment_header(id)[..],
+            &encode_segment_header_version(id, version)[..],
             &data[..SEGMENT_HEADER_LEN as usize]
         );
+        if version == 1 {
+            assert_eq!(&encode_segment_header(id)[..], &data[..32]);
+        }
     }
 
     // A metadata payload.

@@ -5,7 +5,8 @@
 //! ```text
 //! segment file header (32 bytes, at offset 0)
 //!   0  magic           8  b"PARTSTOR"
-//!   8  format_version  4  u32 LE = FORMAT_VERSION
+//!   8  format_version  4  u32 LE = FORMAT_VERSION (1), or
+//!                         FORMAT_VERSION_RECYCLED (2): a recycled file
 //!  12  reserved        4  zero
 //!  16  segment_id      8  u64 LE
 //!  24  reserved        4  zero
@@ -18,11 +19,14 @@
 //!   8  len             8  u64 LE, payload length
 //!  16  payload_crc     4  u32 LE, CRC32C of the payload (0 for extents,
 //!                         whose blocks are covered by the committing record)
-//!  20  header_crc      4  u32 LE, CRC32C of bytes 0..20
+//!  20  header_crc      4  u32 LE, CRC32C of bytes 0..20 (version 2: of
+//!                         the segment id, u64 LE, then bytes 0..20)
 //!  24  payload         len bytes, then zero padding to a multiple of 8
 //! ```
 //! A header of 24 zero bytes marks the end of a segment's records (segments
-//! are preallocated, so the unwritten rest reads as zeros).
+//! are preallocated, so the unwritten rest reads as zeros). A recycled
+//! segment (version 2) still holds the records of its earlier life past its
+//! end: its header CRCs, salted with the new id, never match theirs.
 
 // Internal module; exposed undocumented only to fuzz targets (feature `fuzzing`).
 #![cfg_attr(feature = "fuzzing", allow(missing_docs))]
@@ -31,10 +35,25 @@ use crate::error::{corrupt, Result};
 
 /// Magic at the start of every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"PARTSTOR";
-/// On-disk format version, in every segment header.
+/// On-disk format version of a new segment file, in its header.
 pub const FORMAT_VERSION: u32 = 1;
+/// Format version of a recycled segment file: the same layout, with every
+/// record header's CRC32C salted with the segment id, so the records of the
+/// file's earlier life (still there past the new records) are never valid.
+pub const FORMAT_VERSION_RECYCLED: u32 = 2;
 /// Length of the segment file header.
 pub const SEGMENT_HEADER_LEN: u64 = 32;
+/// In a recycled segment of `len` bytes, no record is written that ends
+/// more than this past the point the segment is known durable at (its
+/// `synced` watermark), except the data of a region whose header was made
+/// durable first: so every record of a recycled segment's own life lies
+/// before (end of its durable records) + this, and recovery searches only
+/// that far past the end for records written but not acknowledged (past
+/// it are only the records of the file's earlier life, never valid). An
+/// eighth of the segment, between 64 KiB and 16 MiB.
+pub fn recycled_window(len: u64) -> u64 {
+    (len / 8).clamp(64 << 10, 16 << 20)
+}
 /// Magic at the start of every record; the last byte is the record version.
 pub const RECORD_MAGIC: [u8; 4] = *b"PSR1";
 /// Length of a record header.
@@ -80,25 +99,42 @@ pub struct RecordHeader {
 }
 
 impl RecordHeader {
+    /// Encodes the header of a record of a version-1 segment. (The fuzz
+    /// targets' entry; the engine encodes through `encode_salted`.)
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn encode(&self) -> [u8; RECORD_HEADER_LEN as usize] {
+        self.encode_salted(None)
+    }
+
+    /// Encodes a header; `salt` is the segment id of a recycled segment
+    /// (its header CRC32C starts with it), `None` in a new one.
+    pub fn encode_salted(&self, salt: Option<u64>) -> [u8; RECORD_HEADER_LEN as usize] {
         let mut h = [0u8; RECORD_HEADER_LEN as usize];
         h[0..4].copy_from_slice(&RECORD_MAGIC);
         h[4] = self.kind as u8;
         h[8..16].copy_from_slice(&self.len.to_le_bytes());
         h[16..20].copy_from_slice(&self.payload_crc.to_le_bytes());
-        let crc = crc32c::crc32c(&h[0..20]);
+        let crc = header_crc(&h[0..20], salt);
         h[20..24].copy_from_slice(&crc.to_le_bytes());
         h
     }
 
-    /// Decodes a header; `None` when it is not a valid header (torn,
-    /// corrupt, or not a header at all).
+    /// Decodes a header of a version-1 segment; `None` when it is not a
+    /// valid header (torn, corrupt, or not a header at all). (The fuzz
+    /// targets' entry; the engine decodes through `decode_salted`.)
+    #[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
     pub fn decode(h: &[u8]) -> Option<RecordHeader> {
+        Self::decode_salted(h, None)
+    }
+
+    /// Decodes a header written with `salt` (see
+    /// [`RecordHeader::encode_salted`]).
+    pub fn decode_salted(h: &[u8], salt: Option<u64>) -> Option<RecordHeader> {
         if h.len() < RECORD_HEADER_LEN as usize || h.get(0..4)? != RECORD_MAGIC {
             return None;
         }
         let crc = u32::from_le_bytes(h.get(20..24)?.try_into().ok()?);
-        if crc32c::crc32c(h.get(0..20)?) != crc || h.get(5..8)? != [0, 0, 0] {
+        if header_crc(h.get(0..20)?, salt) != crc || h.get(5..8)? != [0, 0, 0] {
             return None;
         }
         let kind = RecordKind::from_u8(*h.get(4)?)?;
@@ -112,19 +148,45 @@ impl RecordHeader {
     }
 }
 
-/// Encodes a segment file header.
+/// The CRC32C of a record header's first 20 bytes, after `salt` (u64 LE)
+/// when there is one.
+fn header_crc(h: &[u8], salt: Option<u64>) -> u32 {
+    match salt {
+        Some(id) => crc32c::crc32c_append(crc32c::crc32c(&id.to_le_bytes()), h),
+        None => crc32c::crc32c(h),
+    }
+}
+
+/// Encodes a segment file header (version 1: a new file).
 pub fn encode_segment_header(segment_id: u64) -> [u8; SEGMENT_HEADER_LEN as usize] {
+    encode_segment_header_version(segment_id, FORMAT_VERSION)
+}
+
+/// Encodes a segment file header of format `version` (1, or 2 for a
+/// recycled file).
+pub fn encode_segment_header_version(
+    segment_id: u64,
+    version: u32,
+) -> [u8; SEGMENT_HEADER_LEN as usize] {
     let mut h = [0u8; SEGMENT_HEADER_LEN as usize];
     h[0..8].copy_from_slice(&SEGMENT_MAGIC);
-    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h[8..12].copy_from_slice(&version.to_le_bytes());
     h[16..24].copy_from_slice(&segment_id.to_le_bytes());
     let crc = crc32c::crc32c(&h[0..28]);
     h[28..32].copy_from_slice(&crc.to_le_bytes());
     h
 }
 
-/// Checks a segment file header; returns the segment id it names.
+/// Checks a segment file header; returns the segment id it names. (The
+/// fuzz targets' entry; the engine reads the version too.)
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
+    Ok(decode_segment_header_version(h, file)?.0)
+}
+
+/// Checks a segment file header; returns the segment id it names and its
+/// format version (1 or 2).
+pub fn decode_segment_header_version(h: &[u8], file: &str) -> Result<(u64, u32)> {
     let bad = || corrupt!("segment {file}: bad file header");
     let h = h.get(0..SEGMENT_HEADER_LEN as usize).ok_or_else(bad)?;
     let crc = u32::from_le_bytes(h[28..32].try_into().map_err(|_| bad())?);
@@ -133,12 +195,15 @@ pub fn decode_segment_header(h: &[u8], file: &str) -> Result<u64> {
         return Err(bad());
     }
     let version = u32::from_le_bytes(h[8..12].try_into().map_err(|_| bad())?);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != FORMAT_VERSION_RECYCLED {
         return Err(corrupt!(
-            "segment {file}: format version {version}, this build reads {FORMAT_VERSION}"
+            "segment {file}: format version {version}, this build reads {FORMAT_VERSION} and {FORMAT_VERSION_RECYCLED}"
         ));
     }
-    Ok(u64::from_le_bytes(h[16..24].try_into().map_err(|_| bad())?))
+    Ok((
+        u64::from_le_bytes(h[16..24].try_into().map_err(|_| bad())?),
+        version,
+    ))
 }
 
 /// Splits a stored metadata payload into `synced` and the encoded [`Meta`].
@@ -173,8 +238,10 @@ pub fn frame_meta(payload: &[u8]) -> Vec<u8> {
 /// before that offset was durable when this record was written), then the
 /// encoded [`Meta`]. Recovery uses `synced` to tell a torn tail (records
 /// after an invalid one, none acknowledged) from corruption (a record after
-/// an invalid one knew the invalid one was durable).
-pub fn push_meta_record(out: &mut Vec<u8>, synced: u64, meta: &[u8]) {
+/// an invalid one knew the invalid one was durable). `salt`: the segment id
+/// in a recycled segment, whose record headers are salted (see
+/// [`RecordHeader::encode_salted`]), else `None`.
+pub fn push_meta_record_salted(out: &mut Vec<u8>, synced: u64, meta: &[u8], salt: Option<u64>) {
     let synced = synced.to_le_bytes();
     let len = (synced.len() + meta.len()) as u64;
     let header = RecordHeader {
@@ -184,7 +251,7 @@ pub fn push_meta_record(out: &mut Vec<u8>, synced: u64, meta: &[u8]) {
     };
     let end = out.len() + framed_len(len) as usize;
     out.reserve(end - out.len());
-    out.extend_from_slice(&header.encode());
+    out.extend_from_slice(&header.encode_salted(salt));
     out.extend_from_slice(&synced);
     out.extend_from_slice(meta);
     out.resize(end, 0);
@@ -453,6 +520,53 @@ mod tests {
     }
 
     #[test]
+    fn salted_headers_decode_only_with_their_salt() {
+        let h = RecordHeader {
+            kind: RecordKind::Meta,
+            len: 40,
+            payload_crc: 7,
+        };
+        let plain = h.encode();
+        let salted = h.encode_salted(Some(12));
+        assert_eq!(plain, h.encode_salted(None));
+        assert_eq!(RecordHeader::decode(&plain), Some(h));
+        assert_eq!(RecordHeader::decode_salted(&salted, Some(12)), Some(h));
+        assert_eq!(RecordHeader::decode_salted(&salted, None), None);
+        assert_eq!(RecordHeader::decode_salted(&salted, Some(13)), None);
+        assert_eq!(RecordHeader::decode_salted(&plain, Some(12)), None);
+        // Ids that differ in their low 32 bits only: a burst of at most 32
+        // bits, which CRC32C always detects.
+        for (a, b) in [
+            (1, 2),
+            (5, 1 << 31),
+            (u64::from(u32::MAX), 0),
+            (7, 7 ^ 0xdead_beef),
+        ] {
+            assert_ne!(
+                h.encode_salted(Some(a)),
+                h.encode_salted(Some(b)),
+                "{a} {b}"
+            );
+        }
+    }
+
+    #[test]
+    fn segment_header_versions() {
+        let v1 = encode_segment_header(9);
+        assert_eq!(decode_segment_header_version(&v1, "x").unwrap(), (9, 1));
+        assert_eq!(decode_segment_header(&v1, "x").unwrap(), 9);
+        let v2 = encode_segment_header_version(9, FORMAT_VERSION_RECYCLED);
+        assert_eq!(decode_segment_header_version(&v2, "x").unwrap(), (9, 2));
+        let v3 = encode_segment_header_version(9, 3);
+        let err = decode_segment_header_version(&v3, "x").unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Corrupt);
+        assert!(err.to_string().contains("format version 3"), "{err}");
+        assert_eq!(recycled_window(1 << 30), 16 << 20);
+        assert_eq!(recycled_window(256 << 10), 64 << 10);
+        assert_eq!(recycled_window(1 << 20), 128 << 10);
+    }
+
+    #[test]
     fn wave2_records_roundtrip_under_their_own_tags() {
         let tags: Vec<u8> = samples_v2().iter().map(|m| m.encode()[0]).collect();
         assert_eq!(tags, [12, 12, 13, 14, 15, 16, 16, 17, 18]);
@@ -562,7 +676,7 @@ mod tests {
             let mut payload = 77u64.to_le_bytes().to_vec();
             payload.extend_from_slice(&meta);
             let mut out = vec![9u8; 3];
-            push_meta_record(&mut out, 77, &meta);
+            push_meta_record_salted(&mut out, 77, &meta, None);
             assert_eq!(out[..3], [9, 9, 9]);
             assert_eq!(out[3..], frame_meta(&payload)[..], "meta of {n} bytes");
             let h = RecordHeader::decode(&out[3..27]).expect("valid header");

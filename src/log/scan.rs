@@ -10,7 +10,7 @@ use crate::log::checkpoint::CheckpointEnd;
 use crate::log::codec::{T_CHECKPOINT, T_CHECKPOINT_PAGE, T_LAST};
 use crate::log::format::{
     framed_len, split_meta_payload, RecordHeader, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN,
-    SEGMENT_HEADER_LEN,
+    RECORD_MAGIC, SEGMENT_HEADER_LEN,
 };
 use crate::log::segment::Segment;
 
@@ -75,9 +75,10 @@ impl<'a> Reader<'a> {
         &mut self,
         offset: u64,
     ) -> Result<std::result::Result<&[u8], &'static str>> {
+        let salt = self.seg.salt();
         let Some(header) = self
             .get(offset, RECORD_HEADER_LEN)?
-            .and_then(RecordHeader::decode)
+            .and_then(|h| RecordHeader::decode_salted(h, salt))
             .filter(|h| h.kind == RecordKind::Meta)
         else {
             return Ok(Err("not a valid metadata record"));
@@ -121,6 +122,10 @@ pub(crate) struct Scan {
     pub(crate) holes: u64,
     /// A torn record was found at `end` (only ever in the newest segment).
     pub(crate) torn: bool,
+    /// In a recycled segment, the end of the last record found past `end`
+    /// (`end` if none): cutting the tail zeros up to there (the file's
+    /// blocks stay; past it are only the records of its earlier life).
+    pub(crate) found_until: u64,
 }
 
 /// What a scan learns of a valid metadata record without decoding it.
@@ -142,13 +147,14 @@ enum Step {
 
 fn step(r: &mut Reader, pos: u64) -> Result<Step> {
     let seg_len = r.seg.len();
+    let salt = r.seg.salt();
     let Some(h) = r.get(pos, RECORD_HEADER_LEN)? else {
         return Ok(Step::End); // no room for another header: the segment is full
     };
     if h.iter().all(|b| *b == 0) {
         return Ok(Step::End);
     }
-    let Some(header) = RecordHeader::decode(h) else {
+    let Some(header) = RecordHeader::decode_salted(h, salt) else {
         return Ok(Step::Invalid("bad record header"));
     };
     let total = framed_len(header.len);
@@ -252,6 +258,41 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
             Step::Invalid(why) => (why, true),
         };
         let mut torn = invalid;
+        let mut found_until = pos;
+        if seg.recycled() {
+            // The bytes past the end are the file's earlier life: only
+            // records of its own (salted with its id) count, and only
+            // within the window of what was written but not synced.
+            let after = recycled_records_after(&mut r, pos)?;
+            found_until = after.iter().map(|f| f.2).max().unwrap_or(pos);
+            torn = !after.is_empty();
+            match policy {
+                TailPolicy::Salvage => {}
+                TailPolicy::Sealed => {
+                    // Sealing wrote a zero header at the end: an invalid
+                    // one is damage, as in a new file.
+                    if invalid {
+                        return Err(sealed_damage(seg.id, pos, why, true, pos));
+                    }
+                    if let Some((next, _, _)) = after.first() {
+                        return Err(sealed_damage(seg.id, pos, why, false, *next));
+                    }
+                }
+                TailPolicy::Newest => {
+                    if let Some((next, synced, _)) = after.iter().find(|f| f.1 > pos) {
+                        return Err(written_after(seg.id, pos, why, *next, *synced));
+                    }
+                }
+            }
+            return Ok(Scan {
+                metas,
+                end: pos,
+                region_bytes,
+                holes,
+                torn,
+                found_until,
+            });
+        }
         match policy {
             TailPolicy::Salvage => {}
             TailPolicy::Sealed => {
@@ -262,21 +303,13 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
                     .0
                     .first()
                 {
-                    return Err(corrupt!(
-                        "segment {} offset {pos}: {why}, followed by a valid record at offset {next}",
-                        seg.id
-                    )
-                    .at(seg.id, pos));
+                    return Err(sealed_damage(seg.id, pos, why, false, *next));
                 }
             }
             TailPolicy::Newest => {
                 let (after, zeros) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?;
                 if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
-                    return Err(corrupt!(
-                        "segment {} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable",
-                        seg.id
-                    )
-                    .at(seg.id, pos));
+                    return Err(written_after(seg.id, pos, why, *next, *synced));
                 }
                 // Unacknowledged records after a torn or lost write, or any
                 // other non-zero bytes past the end (a torn write whose
@@ -291,8 +324,67 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
             region_bytes,
             holes,
             torn,
+            found_until,
         });
     }
+}
+
+/// A sealed segment's records stop at `pos` (an invalid record, or a zero
+/// header followed by a valid record at `next`).
+fn sealed_damage(id: u64, pos: u64, why: &str, invalid: bool, next: u64) -> Error {
+    if invalid {
+        corrupt!("segment {id} offset {pos}: {why}").at(id, pos)
+    } else {
+        corrupt!("segment {id} offset {pos}: {why}, followed by a valid record at offset {next}")
+            .at(id, pos)
+    }
+}
+
+/// The newest segment's records stop at `pos`, but the record at `next`
+/// was written once `pos` was durable: damage, not a torn tail.
+fn written_after(id: u64, pos: u64, why: &str, next: u64, synced: u64) -> Error {
+    corrupt!(
+        "segment {id} offset {pos}: {why}, but the record at offset {next} was written when everything before offset {synced} was durable"
+    )
+    .at(id, pos)
+}
+
+/// The records of a recycled segment's own life after `end` (where its
+/// records stop): (offset, `synced` for a metadata record else 0, end).
+/// Searched from `end` to the window (`format::recycled_window`) past it, the window moving on
+/// past each record found (a region is skipped whole, its data is not
+/// searched): nothing of this life was written further out (see
+/// `format::recycled_window`). Bytes of the file's earlier life never decode:
+/// their header CRC32Cs are not salted with this segment's id.
+fn recycled_records_after(r: &mut Reader, end: u64) -> Result<Vec<(u64, u64, u64)>> {
+    let mut found = Vec::new();
+    let seg_len = r.seg.len();
+    let window = crate::log::format::recycled_window(seg_len);
+    let mut limit = end.saturating_add(window).min(seg_len);
+    let mut p = end.div_ceil(RECORD_ALIGN) * RECORD_ALIGN + RECORD_ALIGN;
+    while p < limit && p + RECORD_HEADER_LEN <= seg_len {
+        let chunk = (limit - p).min(ZERO_STRETCH);
+        let Some(bytes) = r.get(p, chunk)? else { break };
+        // Offsets (relative to `p`) where a record's magic starts.
+        let hit = (0..chunk)
+            .step_by(RECORD_ALIGN as usize)
+            .find(|i| bytes.get(*i as usize..*i as usize + 4) == Some(&RECORD_MAGIC[..]));
+        let Some(i) = hit else {
+            p += chunk;
+            continue;
+        };
+        let at = p + i;
+        match step(r, at)? {
+            Step::Record(_, total, info) => {
+                let stop = at + total;
+                found.push((at, info.map_or(0, |i| i.synced), stop));
+                limit = limit.max(stop.saturating_add(window)).min(seg_len);
+                p = stop;
+            }
+            _ => p = at + RECORD_ALIGN,
+        }
+    }
+    Ok(found)
 }
 
 /// What a walk over the record headers of a segment's part that `open`
@@ -322,7 +414,7 @@ pub(crate) fn count_regions(seg: &Segment, upto: u64) -> Result<Counted> {
     while pos < upto {
         let Some(header) = r
             .get(pos, RECORD_HEADER_LEN)?
-            .and_then(RecordHeader::decode)
+            .and_then(|h| RecordHeader::decode_salted(h, seg.salt()))
         else {
             break;
         };
@@ -413,7 +505,7 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
                 .div_ceil(RECORD_ALIGN)
                 * RECORD_ALIGN;
             while p < stretch.end && p + RECORD_HEADER_LEN <= seg_len {
-                if r.get(p, 4)? == Some(&crate::log::format::RECORD_MAGIC[..]) {
+                if r.get(p, 4)? == Some(&RECORD_MAGIC[..]) {
                     if let Step::Record(_, _, info) = step(r, p)? {
                         found.push((p, info.map_or(0, |i| i.synced)));
                     }
@@ -423,6 +515,27 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
         }
     }
     Ok((found, zeros))
+}
+
+/// Cuts a torn tail of a recycled segment: zeros `end..to` (the records
+/// of its own life found past the end) in place, keeping the file's
+/// blocks, and syncs. Done before the file is mapped for use.
+pub(crate) fn zero_tail(backend: &dyn Backend, path: &Path, end: u64, to: u64) -> Result<()> {
+    let name = path.display().to_string();
+    let file = backend
+        .open(path)
+        .map_err(|e| Error::io(format!("opening {name}"), e))?;
+    let zeros = vec![0u8; (to.saturating_sub(end)).min(ZERO_STRETCH) as usize];
+    let mut at = end;
+    let r = (|| {
+        while at < to {
+            let n = (to - at).min(ZERO_STRETCH);
+            file.write_all_at(&zeros[..n as usize], at)?;
+            at += n;
+        }
+        file.sync_data()
+    })();
+    r.map_err(|e| Error::io(format!("zeroing the torn tail of {name} at {end}"), e))
 }
 
 /// Cuts a torn tail: zeros everything from `end` to the end of the file by

@@ -10,7 +10,10 @@ use crate::log::map::Map;
 
 use crate::backend::{Backend, BackendFile};
 use crate::error::{corrupt, Error, Result};
-use crate::log::format::{decode_segment_header, encode_segment_header, SEGMENT_HEADER_LEN};
+use crate::log::format::{
+    decode_segment_header_version, encode_segment_header, encode_segment_header_version,
+    FORMAT_VERSION_RECYCLED, SEGMENT_HEADER_LEN,
+};
 
 /// How much of a file's blocks [`Segment::free_in_steps`] and the
 /// pre-writer's give-backs free at a time: a few milliseconds of file-system
@@ -22,6 +25,22 @@ pub(crate) const FREE_PAUSE: std::time::Duration = std::time::Duration::from_mil
 /// File name of segment `id`.
 pub(crate) fn segment_file_name(id: u64) -> String {
     format!("seg-{id:08}.log")
+}
+
+/// File name of a segment file kept for reuse (`Options::recycle_segments`);
+/// `n` is the id of the segment it was.
+pub(crate) fn pool_file_name(n: u64) -> String {
+    format!("free-{n:08}.log")
+}
+
+/// Parses a pool file name back into its number.
+pub(crate) fn parse_pool_file_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("free-")?.strip_suffix(".log")?;
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.parse().ok()?;
+    (pool_file_name(n) == name).then_some(n)
 }
 
 /// Parses a segment file name back into its id.
@@ -50,8 +69,12 @@ pub(crate) struct Segment {
     pub(crate) file: Arc<dyn BackendFile>,
     map: Arc<Map>,
     /// Every record header before this offset is durable (see
-    /// `format::push_meta_record`).
+    /// `format::push_meta_record_salted`).
     synced: AtomicU64,
+    /// A recycled file (format version 2): its record headers' CRC32Cs are
+    /// salted with its id, and the records of its earlier life may follow
+    /// its own.
+    recycled: bool,
 }
 
 impl Segment {
@@ -79,7 +102,7 @@ impl Segment {
                     .map_err(|e| Error::io(format!("fsync of {name}"), e))?;
                 sync_dir(backend, dir)?;
             }
-            Segment::from_file(id, path.clone(), Arc::clone(&file))
+            Segment::from_file(id, path.clone(), Arc::clone(&file), false)
         })();
         if seg.is_err() {
             // Never leave a half-made segment behind for recovery to trip on.
@@ -97,11 +120,61 @@ impl Segment {
         let mut header = [0u8; SEGMENT_HEADER_LEN as usize];
         file.read_exact_at(&mut header, 0)
             .map_err(|_| corrupt!("segment {name}: shorter than its header"))?;
-        let id = decode_segment_header(&header, &name)?;
-        Segment::from_file(id, path.to_path_buf(), file)
+        let (id, version) = decode_segment_header_version(&header, &name)?;
+        Segment::from_file(
+            id,
+            path.to_path_buf(),
+            file,
+            version == FORMAT_VERSION_RECYCLED,
+        )
     }
 
-    fn from_file(id: u64, path: PathBuf, file: Arc<dyn BackendFile>) -> Result<Segment> {
+    /// Makes the pool file at `pool` segment `id`: a version-2 header is
+    /// written over the old one and made durable, then the file is renamed
+    /// to the segment's name and the directory synced. Its old records
+    /// stay, never valid again (their header CRCs are not salted with
+    /// `id`). A failure before the rename leaves the pool file as it was
+    /// (a pool file's header is never read); after it, the file is removed.
+    pub(crate) fn recycle(
+        backend: &dyn Backend,
+        dir: &Path,
+        pool: &Path,
+        id: u64,
+    ) -> Result<Segment> {
+        let path = dir.join(segment_file_name(id));
+        let name = pool.display().to_string();
+        let file = backend
+            .open(pool)
+            .map_err(|e| Error::io(format!("opening {name}"), e))?;
+        file.write_all_at(
+            &encode_segment_header_version(id, FORMAT_VERSION_RECYCLED),
+            0,
+        )
+        .and_then(|()| file.sync_data())
+        .map_err(|e| Error::io(format!("writing the header of {name}"), e))?;
+        drop(file);
+        backend
+            .rename(pool, &path)
+            .map_err(|e| Error::io(format!("renaming {name} to {}", path.display()), e))?;
+        // Opened again by its new name (a backend may track files by name).
+        let seg = sync_dir(backend, dir).and_then(|()| {
+            let file = backend
+                .open(&path)
+                .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+            Segment::from_file(id, path.clone(), file, true)
+        });
+        if seg.is_err() {
+            let _ = backend.remove_file(&path);
+        }
+        seg
+    }
+
+    fn from_file(
+        id: u64,
+        path: PathBuf,
+        file: Arc<dyn BackendFile>,
+        recycled: bool,
+    ) -> Result<Segment> {
         let map = file
             .map()
             .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
@@ -111,7 +184,19 @@ impl Segment {
             file,
             map: Arc::new(map),
             synced: AtomicU64::new(SEGMENT_HEADER_LEN),
+            recycled,
         })
+    }
+
+    /// True for a recycled file (format version 2).
+    pub(crate) fn recycled(&self) -> bool {
+        self.recycled
+    }
+
+    /// The salt of this segment's record header CRC32Cs: its id in a
+    /// recycled file, none in a new one.
+    pub(crate) fn salt(&self) -> Option<u64> {
+        self.recycled.then_some(self.id)
     }
 
     /// The mapped length of the segment.

@@ -20,13 +20,14 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::log::format::{
-    framed_len, push_meta_record, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN,
+    framed_len, push_meta_record_salted, Meta, RecordHeader, RecordKind, RECORD_HEADER_LEN,
     SEGMENT_HEADER_LEN,
 };
 use crate::log::segment::{self, Segment};
 use crate::options::Durability;
 
 mod durability;
+mod pool;
 mod prewrite;
 mod segments;
 pub(crate) use durability::Flusher;
@@ -46,6 +47,17 @@ const META_RESERVE: u64 = 1 << 20;
 /// How far past what an append needs the active segment is allocated at
 /// once: one fallocate per this many appended bytes, not one per append.
 const ALLOC_STEP: u64 = 256 << 10;
+
+/// The header of a data region of `len` bytes, in a segment whose record
+/// headers carry `salt` (see `Segment::salt`).
+fn region_header(len: u64, salt: Option<u64>) -> [u8; RECORD_HEADER_LEN as usize] {
+    RecordHeader {
+        kind: RecordKind::Extent,
+        len,
+        payload_crc: 0,
+    }
+    .encode_salted(salt)
+}
 
 /// The active segment and where the next record goes.
 struct Tail {
@@ -160,6 +172,12 @@ pub(crate) struct Log {
     prewrite: Option<Arc<prewrite::Signal>>,
     /// Wakes writers waiting for a claimed chunk (`Tail::claim`).
     claim_cv: Condvar,
+    /// Segment files kept for reuse (`Options::recycle_segments`), ready.
+    pool: Mutex<Vec<PathBuf>>,
+    /// Renamed into the pool by compaction, not yet durably.
+    pool_pending: Mutex<Vec<PathBuf>>,
+    /// How many files the pool keeps at most.
+    pool_max: usize,
 }
 
 impl Log {
@@ -170,9 +188,11 @@ impl Log {
         segment_size: u64,
         durability: Durability,
         prewrite: bool,
+        recycle: usize,
         rec: Recovered,
     ) -> Result<Log> {
         let mut segments = rec.segments;
+        let pool = pool::load_pool(&*backend, dir, recycle, segment_size);
         let (active, at) = match segments.values().next_back() {
             Some(s) => (Arc::clone(s), rec.tail),
             None => {
@@ -182,6 +202,11 @@ impl Log {
             }
         };
         let upto = (active.id, at);
+        let allocated_until = if active.recycled() {
+            Log::allocated_run(&active).max(at)
+        } else {
+            at
+        };
         Ok(Log {
             dir: dir.to_path_buf(),
             backend,
@@ -190,7 +215,7 @@ impl Log {
             tail: Mutex::new(Tail {
                 active,
                 at,
-                allocated_until: at,
+                allocated_until,
                 dirty_until: at,
                 pre: at..at,
                 claim: None,
@@ -213,6 +238,9 @@ impl Log {
             appended: AtomicBool::new(false),
             prewrite: prewrite.then(|| Arc::new(prewrite::Signal::default())),
             claim_cv: Condvar::new(),
+            pool: Mutex::new(pool),
+            pool_pending: Mutex::new(Vec::new()),
+            pool_max: recycle,
         })
     }
 
@@ -281,12 +309,6 @@ impl Log {
     /// gives the region back). [`Log::shrink`] fits it to what was written.
     pub(crate) fn reserve_allocating(&self, len: u64, alloc: u64) -> Result<Region> {
         self.check_poison()?;
-        let header = RecordHeader {
-            kind: RecordKind::Extent,
-            len,
-            payload_crc: 0,
-        }
-        .encode();
         let total = framed_len(len);
         // Room left in the segment after the region, for the metadata
         // records that follow it: past it, a metadata record needs a new
@@ -301,6 +323,7 @@ impl Log {
         }
         // The region and, as far as the segment reaches, the reserve.
         self.allocate(&mut t, framed_len(alloc.min(len)) + META_RESERVE)?;
+        let header = region_header(len, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
         Ok(Region {
@@ -318,12 +341,6 @@ impl Log {
     /// disk); with it, a full disk is `NoSpace` and nothing changes.
     pub(crate) fn reserve_page(&self, len: u64, keep_reserve: bool) -> Result<Region> {
         self.check_poison()?;
-        let header = RecordHeader {
-            kind: RecordKind::Extent,
-            len,
-            payload_crc: 0,
-        }
-        .encode();
         let total = framed_len(len);
         let mut t = self.tail.lock();
         self.wait_claim(&mut t, total);
@@ -336,6 +353,7 @@ impl Log {
             }
             self.allocate(&mut t, total)?;
         }
+        let header = region_header(len, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
         Ok(Region {
@@ -361,12 +379,7 @@ impl Log {
             self.unused_region_bytes(region.segment.id, region.len - used.min(region.len));
             return Ok(region);
         }
-        let header = RecordHeader {
-            kind: RecordKind::Extent,
-            len: used,
-            payload_crc: 0,
-        }
-        .encode();
+        let header = region_header(used, region.segment.salt());
         region.segment.write_at(&header, region.header_at())?;
         let shrunk = Region {
             segment: Arc::clone(&region.segment),
@@ -406,6 +419,18 @@ impl Log {
             return Ok(());
         }
         let from = t.allocated_until.max(t.at);
+        if t.active.recycled() {
+            // Allocated already, up to the next hole (a region compaction
+            // punched in the file's earlier life).
+            let run = t.active.file.next_hole(from).unwrap_or(from);
+            if run > from {
+                t.allocated_until = run.min(t.active.len());
+                if end <= t.allocated_until {
+                    return Ok(());
+                }
+            }
+        }
+        let from = t.allocated_until.max(t.at);
         // Ahead by a step more than asked, so small appends do not each
         // cost an fallocate; on a full disk, exactly what is asked. Not
         // into a pre-written range that covers the rest of what is asked.
@@ -414,6 +439,10 @@ impl Log {
             ahead = t.pre.start;
         }
         if t.active.allocate(from, ahead - from).is_err() {
+            // A full disk: the kept segment files go first.
+            if t.active.allocate(from, end - from).is_err() && self.drain_pool() {
+                return self.allocate(t, need);
+            }
             t.active.allocate(from, end - from)?;
             t.allocated_until = end;
             t.merge_prewritten();
@@ -466,7 +495,7 @@ impl Log {
             self.allocate(&mut t, total)?;
         }
         let mut frame = Vec::with_capacity(total as usize);
-        push_meta_record(&mut frame, t.active.synced(), meta);
+        push_meta_record_salted(&mut frame, t.active.synced(), meta, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
@@ -517,17 +546,12 @@ impl Log {
         // Like a data reservation: the region and the metadata reserve
         // after it, or nothing (a full disk keeps its reserve for deletes).
         self.allocate(&mut t, total + META_RESERVE)?;
-        let header = RecordHeader {
-            kind: RecordKind::Extent,
-            len,
-            payload_crc: 0,
-        }
-        .encode();
+        let header = region_header(len, t.active.salt());
         let mut buf = Vec::with_capacity(total as usize);
         buf.extend_from_slice(&header);
         buf.extend_from_slice(data);
         buf.resize(data_total as usize, 0);
-        push_meta_record(&mut buf, t.active.synced(), &meta);
+        push_meta_record_salted(&mut buf, t.active.synced(), &meta, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &buf, total)?;
         drop(t);
         *self.region_bytes.lock().entry(seg.id).or_default() += len;
@@ -541,9 +565,18 @@ impl Log {
     /// Writes `frame` at the tail and moves the tail `total` bytes on,
     /// rotating first when it does not fit.
     fn write_at_tail(&self, t: &mut Tail, frame: &[u8], total: u64) -> Result<(Arc<Segment>, u64)> {
+        // (Callers rotate first: the frame's headers carry the segment's
+        // salt, so it must not change under them.)
         if t.at + total > t.active.len() {
-            self.rotate(t, total, 0)?;
+            return Err(Error::io(
+                format!(
+                    "appending {total} bytes at offset {} of segment {}",
+                    t.at, t.active.id
+                ),
+                std::io::Error::other("past the end of the segment"),
+            ));
         }
+        self.keep_window(t, total)?;
         let at = t.at;
         if let Err(e) = t.active.write_at(frame, at) {
             // The tail stays; the next record overwrites these bytes.
@@ -551,6 +584,10 @@ impl Log {
             return Err(e);
         }
         t.at += total;
+        // A region larger than the window, in a recycled segment: its
+        // header is durable before any of its data is written (recovery
+        // then skips the region whole, and the window starts past it).
+        self.keep_window(t, 0)?;
         t.dirty_until = t.dirty_until.max(t.at);
         t.last_write = Instant::now();
         if total > prewrite::CHUNK {
@@ -583,7 +620,11 @@ impl Log {
         self.advance_durable((t.active.id, t.at));
         let id = t.active.id + 1;
         let size = self.segment_size.max(SEGMENT_HEADER_LEN + need);
-        let seg = Arc::new(Segment::create(&*self.backend, &self.dir, id, size, true)?);
+        let seg = match self.take_pooled(id, size) {
+            Some(seg) => Arc::new(seg),
+            None => Arc::new(Segment::create(&*self.backend, &self.dir, id, size, true)?),
+        };
+        let size = seg.len();
         let allocated = (SEGMENT_HEADER_LEN + need + reserve).min(size);
         if let Err(e) = seg.allocate(SEGMENT_HEADER_LEN, allocated - SEGMENT_HEADER_LEN) {
             let path = seg.path.clone();
@@ -604,7 +645,11 @@ impl Log {
         let old = std::mem::replace(&mut t.active, seg);
         let (old_at, old_pre) = (t.at, t.pre.clone());
         t.at = SEGMENT_HEADER_LEN;
-        t.allocated_until = allocated;
+        t.allocated_until = if t.active.recycled() {
+            Log::allocated_run(&t.active).max(allocated)
+        } else {
+            allocated
+        };
         t.dirty_until = SEGMENT_HEADER_LEN;
         t.pre = SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
@@ -619,6 +664,7 @@ impl Log {
     /// garbage follows the last record of a sealed or closed segment.
     fn zero_dirty(t: &mut Tail) -> Result<()> {
         const CHUNK: u64 = 1 << 20;
+        Log::end_marker(t);
         let zeros = vec![0u8; CHUNK.min(t.dirty_until.saturating_sub(t.at)) as usize];
         let mut at = t.at;
         while at < t.dirty_until {

@@ -314,6 +314,29 @@ impl Backend for Faulty {
         self.call(false)?;
         StdBackend.allocated_bytes(path)
     }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.call(false)?;
+        self.with_file(from, |_| ());
+        StdBackend.rename(from, to)?;
+        // Until the directory is synced, a power loss may keep the old
+        // name or the new one (this model: each independently), with the
+        // file's content as its writes left it.
+        let mut s = self.state.lock().unwrap();
+        let Some(old) = s.files.get_mut(from) else {
+            return Ok(());
+        };
+        let new = FileModel {
+            entry_durable: false,
+            removed: false,
+            removal_durable: false,
+            ..old.clone()
+        };
+        old.removed = true;
+        old.removal_durable = false;
+        s.files.insert(to.to_path_buf(), new);
+        Ok(())
+    }
 }
 
 impl FaultyFile {

@@ -187,6 +187,10 @@ impl Log {
     /// short (called under the tail lock after every append).
     pub(super) fn kick_prewriter(&self, t: &Tail) {
         let Some(sig) = &self.prewrite else { return };
+        // A recycled segment's blocks are written already.
+        if t.active.recycled() {
+            return;
+        }
         if t.pre.end < t.at + BUSY_WINDOW - CHUNK && sig.sleeping.swap(false, Ordering::Relaxed) {
             sig.kick();
         }
@@ -220,6 +224,11 @@ impl Log {
         }
         let (seg, start, end) = {
             let mut t = self.tail.lock();
+            if t.active.recycled() {
+                // Nothing to write ahead: a recycled segment's blocks are
+                // written already (a later segment kicks it again).
+                return Next::Wait(None);
+            }
             let idle_for = now.saturating_duration_since(t.last_write);
             let idle = idle_for >= IDLE_AFTER;
             // Large appends (parts of megabytes) gain little from written
