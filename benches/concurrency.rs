@@ -32,7 +32,9 @@
 //!   store whose active segment is a recycled file (`Options::recycle_segments`:
 //!   a segment compaction emptied, its blocks allocated and written), next
 //!   to a fresh store with the pre-writer on (the default) and off, and the
-//!   raw baselines (ratios: other variant's time / the recycled store's).
+//!   raw baselines (ratios: other variant's time / the recycled store's);
+//!   at 4 writers also one writer into a recycled segment (the N-vs-1
+//!   ratio).
 //! - `peers/<size>/<N>w`, size 64 KiB, 1 MiB and 8 MiB, 1 and 4 writers:
 //!   partstore `put_object` next to redb (one write transaction per value,
 //!   `Durability::Immediate`, its default), fjall (`insert`, then
@@ -281,13 +283,17 @@ fn recycled_points(c: &mut Criterion, size: u64, ops: u64) {
             format!("raw write_all_at+fdatasync per {s}, {w}, growing file"),
             format!("raw write_all_at+fdatasync per {s}, {w}, pre-written file"),
         ];
-        let names: Vec<(&str, &str)> = vec![
+        let one = format!("partstore put_object of {s}, 1 writer, into a recycled segment");
+        let mut names: Vec<(&str, &str)> = vec![
             ("recycled", &descs[0]),
             ("fresh_prewrite", &descs[1]),
             ("fresh_no_prewrite", &descs[2]),
             ("raw_growing", &descs[3]),
             ("raw_prewritten", &descs[4]),
         ];
+        if n > 1 {
+            names.push(("recycled_1w", &one));
+        }
         let label = format!("put_{s}/{n}w");
         let v = RefCell::new(Variants::new("concurrency", &label, ops, bytes, &names));
         bench_variants(&mut g, &label, &v, |round| {
@@ -296,7 +302,15 @@ fn recycled_points(c: &mut Criterion, size: u64, ops: u64) {
             let mut e = || engine_puts_no_prewrite(n, &data, ops);
             let mut r = || raw_growing(n, &data, ops);
             let mut p = || raw_prewritten(&pre, n, &data, ops);
-            run_rotated(round, &mut [&mut a, &mut b, &mut e, &mut r, &mut p])
+            let mut one = || engine_puts_recycled(1, &data, ops);
+            if n > 1 {
+                run_rotated(
+                    round,
+                    &mut [&mut a, &mut b, &mut e, &mut r, &mut p, &mut one],
+                )
+            } else {
+                run_rotated(round, &mut [&mut a, &mut b, &mut e, &mut r, &mut p])
+            }
         });
         v.borrow().report();
     }
