@@ -189,8 +189,13 @@ fn recycled_store(room: u64) -> (tempfile::TempDir, Store) {
             .collect();
         names.sort();
         let newest = names.pop().expect("a segment");
-        let head = std::fs::read(path.join(newest)).expect("segment");
-        u32::from_le_bytes(head[8..12].try_into().expect("header"))
+        let mut head = [0u8; 12];
+        std::io::Read::read_exact(
+            &mut File::open(path.join(newest)).expect("segment"),
+            &mut head,
+        )
+        .expect("header");
+        u32::from_le_bytes([head[8], head[9], head[10], head[11]])
     };
     {
         let store = Store::open(&path, opts(Durability::None)).expect("open");

@@ -30,7 +30,8 @@ pub trait Backend: Send + Sync + Debug {
     fn allocated_bytes(&self, path: &Path) -> io::Result<u64>;
     /// Renames a file (`to` does not exist); durable once the directory is
     /// synced. The default is `Unsupported`: a store on such a backend
-    /// never keeps segment files for reuse (`Options::recycle_segments`).
+    /// never keeps segment files for reuse
+    /// (`crate::Options::recycle_segments`).
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         let _ = (from, to);
         Err(io::ErrorKind::Unsupported.into())
@@ -41,14 +42,6 @@ pub trait Backend: Send + Sync + Debug {
     fn available_bytes(&self, dir: &Path) -> io::Result<u64> {
         let _ = dir;
         Err(io::ErrorKind::Unsupported.into())
-    }
-    /// How many segment files compaction emptied a store keeps for reuse
-    /// when `Options::recycle_segments` is left unset
-    /// (`crate::Options::recycle_segments`). The default is 0: a test
-    /// backend gets no recycling unless the test asks for it.
-    /// [`StdBackend`] says 1.
-    fn recycle_by_default(&self) -> usize {
-        0
     }
     /// Whether a store runs its pre-writer when `Options::prewrite` is left
     /// unset (`crate::Options::prewrite`). The default is `false`: a test
@@ -198,10 +191,6 @@ impl Backend for StdBackend {
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         std::fs::rename(from, to)
-    }
-
-    fn recycle_by_default(&self) -> usize {
-        1
     }
 
     fn available_bytes(&self, dir: &Path) -> io::Result<u64> {

@@ -74,7 +74,7 @@ impl Store {
             opts.segment_size,
             opts.durability,
             opts.prewrites(),
-            opts.recycled_files(),
+            opts.recycle_segments,
             opened.log,
         )?);
         let prewriter = Prewriter::spawn(&log);

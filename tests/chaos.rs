@@ -192,7 +192,8 @@ fn writers_readers_and_maintenance_at_once_match_the_model() {
         .durability(durability)
         .segment_size(8 << 20)
         .checkpoint_bytes(256 << 10)
-        .compact_threshold(0.1);
+        .compact_threshold(0.1)
+        .recycle_segments(2);
     let s = Arc::new(Store::open(dir.path(), opts.clone()).unwrap());
     s.create_layer(L, LayerConfig::new(CT)).unwrap();
     let stop = Arc::new(AtomicBool::new(false));
@@ -254,6 +255,16 @@ fn writers_readers_and_maintenance_at_once_match_the_model() {
     println!("{whole} whole reads by readers, {rounds} maintenance rounds");
     assert!(rounds > 0);
 
+    let recycled = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .filter(|p| std::fs::read(p).is_ok_and(|b| b.get(8) == Some(&2)))
+        .count();
+    println!("{recycled} recycled segment files in use");
     check_model(&s, &model, "before the reopen");
     drop(s);
     let s = Store::open(dir.path(), opts.clone()).unwrap();

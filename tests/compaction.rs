@@ -15,22 +15,10 @@ const MIB: u64 = 1 << 20;
 
 /// Bytes the store's files occupy on disk (allocated blocks).
 fn disk_usage(dir: &std::path::Path) -> u64 {
-    usage_where(dir, |_| true)
-}
-
-/// Disk blocks of the segment files compaction kept for reuse
-/// (`Options::recycle_segments`): held on purpose, up to that many files.
-fn pool_usage(dir: &std::path::Path) -> u64 {
-    usage_where(dir, |n| n.starts_with("free-"))
-}
-
-fn usage_where(dir: &std::path::Path, keep: impl Fn(&str) -> bool) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap())
-        .filter(|e| keep(&e.file_name().to_string_lossy()))
-        .map(|e| e.metadata().unwrap().blocks() * 512)
+        .map(|e| e.unwrap().metadata().unwrap().blocks() * 512)
         .sum()
 }
 
@@ -209,12 +197,9 @@ fn compaction_reclaims_overwritten_aborted_and_deleted_space() {
         "space: live {live} B, on disk before {before} B, after {after} B; {report:?}; garbage now {}",
         stats.garbage_bytes
     );
-    // The one segment file kept for reuse (the default) holds its space.
-    let pool = pool_usage(dir.path());
-    assert!(stats.recycled_segments <= 1 && pool <= seg * stats.recycled_segments as u64);
     assert!(
-        after - pool <= live + seg,
-        "after compaction {after} bytes on disk ({pool} kept for reuse) > live {live} + one segment {seg}"
+        after <= live + seg,
+        "after compaction {after} bytes on disk > live {live} + one segment {seg}"
     );
     assert!(report.bytes_reclaimed > 0 && report.segments_removed > 0);
     for (u, bytes) in kept.iter().enumerate() {
@@ -682,11 +667,8 @@ fn segments_of_dead_records_are_reclaimed() {
     let before = disk_usage(dir.path());
     let segments = store.stats().segments;
     let report = store.compact().unwrap();
-    // (Less the segment file kept for reuse: at most one, the default.)
-    let pool = pool_usage(dir.path());
-    assert!(pool <= MIB);
-    let after = disk_usage(dir.path()) - pool;
-    println!("{segments} segments, {before} B on disk; {report:?}; then {after} B (+ {pool} B kept for reuse)");
+    let after = disk_usage(dir.path());
+    println!("{segments} segments, {before} B on disk; {report:?}; then {after} B");
     assert!(segments >= 4, "the workload filled {segments} segments");
     assert!(report.segments_removed + 2 >= segments, "{report:?}");
     assert!(

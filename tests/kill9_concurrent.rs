@@ -43,6 +43,24 @@ fn state(s: &Store, key: &str) -> Result<u64, String> {
     }
 }
 
+/// Segment files of `dir` that are recycled ones (format version 2).
+fn recycled_segments(dir: &std::path::Path) -> usize {
+    use std::io::Read;
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .filter(|p| {
+            let mut head = [0u8; 12];
+            std::fs::File::open(p).is_ok_and(|mut f| f.read_exact(&mut head).is_ok())
+                && head[8] == 2
+        })
+        .count()
+}
+
 fn key(w: u64, k: u64) -> String {
     format!("w{w}/k{k:02}")
 }
@@ -53,6 +71,8 @@ fn options(durability: Durability) -> Options {
         .segment_size(8 << 20)
         .checkpoint_bytes(128 << 10)
         .compact_threshold(0.1)
+        // Emptied segments are reused: kills land in recycled ones too.
+        .recycle_segments(2)
 }
 
 /// One writer of the child: announces each operation ("B writer key
@@ -167,6 +187,7 @@ fn run_loop(durability: Durability, name: &str, iters: u64) {
     let mut acked: HashMap<String, u64> = HashMap::new();
     let mut rng = Rng::new(0x00c0_ffee);
     let mut total = 0;
+    let mut recycled = 0;
     for it in 1..=iters {
         let child = common::Child::spawn(
             "kill9_concurrent_child",
@@ -203,6 +224,7 @@ fn run_loop(durability: Durability, name: &str, iters: u64) {
                 }
             }
         }
+        recycled += recycled_segments(dir.path());
         let s = Store::open(dir.path(), options(durability))
             .unwrap_or_else(|e| panic!("{name} run {it}: open after kill -9: {e}"));
         for w in 0..WRITERS {
@@ -224,7 +246,9 @@ fn run_loop(durability: Durability, name: &str, iters: u64) {
         let report = s.verify().unwrap();
         assert!(report.is_clean(), "{name} run {it}: {report:?}");
     }
-    println!("{name}: kill -9 runs: {iters}, acknowledged operations checked: {total}");
+    println!(
+        "{name}: kill -9 runs: {iters}, acknowledged operations checked: {total}, recycled segments reopened: {recycled}"
+    );
     assert!(
         total > iters as usize,
         "the children acknowledged too little"
