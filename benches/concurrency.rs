@@ -125,6 +125,17 @@ fn fresh_store() -> (tempfile::TempDir, Store) {
 /// a fresh store; the time of the puts alone.
 fn engine_puts(writers: usize, data: &[u8], ops: u64) -> Duration {
     let (dir, store) = fresh_store();
+    timed_puts(dir, store, writers, data, ops)
+}
+
+/// The puts of [`engine_puts`] into `store` (then closed, `dir` removed).
+fn timed_puts(
+    dir: tempfile::TempDir,
+    store: Store,
+    writers: usize,
+    data: &[u8],
+    ops: u64,
+) -> Duration {
     let d = run_threads(writers, ops, |w, i| {
         store
             .put_object(
@@ -231,18 +242,7 @@ fn recycled_store(room: u64) -> (tempfile::TempDir, Store) {
 /// [`engine_puts`] into a store whose active segment is recycled.
 fn engine_puts_recycled(writers: usize, data: &[u8], ops: u64) -> Duration {
     let (dir, store) = recycled_store(ops * (data.len() as u64 + 4 * KIB));
-    let d = run_threads(writers, ops, |w, i| {
-        store
-            .put_object(
-                LAYER,
-                &format!("w{w}/{i:08}"),
-                PartBody::new(data, data.len() as u64),
-            )
-            .expect("put_object");
-    });
-    drop(store);
-    drop(dir);
-    d
+    timed_puts(dir, store, writers, data, ops)
 }
 
 /// [`engine_puts`] into a fresh store with the pre-writer off.
@@ -255,18 +255,7 @@ fn engine_puts_no_prewrite(writers: usize, data: &[u8], ops: u64) -> Duration {
     store
         .create_layer(LAYER, LayerConfig::default())
         .expect("layer");
-    let d = run_threads(writers, ops, |w, i| {
-        store
-            .put_object(
-                LAYER,
-                &format!("w{w}/{i:08}"),
-                PartBody::new(data, data.len() as u64),
-            )
-            .expect("put_object");
-    });
-    drop(store);
-    drop(dir);
-    d
+    timed_puts(dir, store, writers, data, ops)
 }
 
 /// 64 KiB puts into a recycled segment, next to a fresh one (with and

@@ -79,6 +79,21 @@ fn fill_and_empty(store: &Store, n: usize, len: usize) -> partstore::CompactionR
     store.compact().unwrap()
 }
 
+/// Puts 30 KiB objects (`fill/NNN`) until the newest segment of the store
+/// in `dir` is a recycled one; returns what they hold.
+fn fill_until_recycled(store: &Store, dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut put_so_far = BTreeMap::new();
+    let mut i = 0;
+    while version(&dir.join(files(dir, "seg-").pop().unwrap())) != 2 {
+        let (key, body) = (format!("fill/{i:03}"), common::tagged(i, 30 * KIB));
+        put(store, &key, &body);
+        put_so_far.insert(key, body);
+        i += 1;
+        assert!(i < 1000, "no rotation took a kept file");
+    }
+    put_so_far
+}
+
 #[test]
 fn rotations_reuse_the_files_compaction_emptied() {
     let dir = tempfile::tempdir().unwrap();
@@ -385,16 +400,7 @@ fn a_torn_tail_in_a_recycled_segment_is_zeroed_in_place() {
         let store = Store::open(dir.path(), o()).unwrap();
         store.create_layer(LAYER, LayerConfig::default()).unwrap();
         fill_and_empty(&store, 40, 100 * KIB);
-        // Into a recycled segment.
-        let mut i = 0;
-        while version(&dir.path().join(files(dir.path(), "seg-").pop().unwrap())) != 2 {
-            put(
-                &store,
-                &format!("fill/{i:03}"),
-                &common::tagged(i, 30 * KIB),
-            );
-            i += 1;
-        }
+        fill_until_recycled(&store, dir.path());
         for k in ["t/A", "t/B", "t/C", "t/D"] {
             put(&store, k, &common::tagged(7, 100));
         }
@@ -464,15 +470,7 @@ fn appends_stay_within_the_window_of_the_durable_point() {
     }
     assert_eq!(f.syncs(), before, "None syncs nothing in a new segment");
     fill_and_empty(&store, 40, 100 * KIB);
-    let mut i = 0;
-    while version(&dir.path().join(files(dir.path(), "seg-").pop().unwrap())) != 2 {
-        put(
-            &store,
-            &format!("fill/{i:03}"),
-            &common::tagged(i, 30 * KIB),
-        );
-        i += 1;
-    }
+    fill_until_recycled(&store, dir.path());
     let before = f.syncs();
     for i in 0..30 {
         put(&store, &format!("b/{i}"), &common::tagged(i, 20 * KIB));
@@ -535,16 +533,7 @@ fn damage_along_the_last_operation_in_a_recycled_segment() {
             let store = Store::open(&dir, o()).unwrap();
             store.create_layer(LAYER, LayerConfig::default()).unwrap();
             fill_and_empty(&store, 12, 60 * KIB);
-            let mut live = BTreeMap::new();
-            let mut i = 0;
-            while newest_segment(&dir).0.file_name().is_some()
-                && version(&newest_segment(&dir).0) != 2
-            {
-                let b = common::tagged(i, 20 * KIB);
-                put(&store, &format!("h/{i:02}"), &b);
-                live.insert(format!("h/{i:02}"), b);
-                i += 1;
-            }
+            let mut live = fill_until_recycled(&store, &dir);
             for j in 0..3 {
                 let b = common::tagged(100 + j, 5000);
                 put(&store, &format!("r/{j}"), &b);

@@ -257,23 +257,19 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
             Step::End => ("zeroed record header", false),
             Step::Invalid(why) => (why, true),
         };
-        let mut torn = invalid;
-        let mut found_until = pos;
-        if seg.recycled() {
+        let (torn, found_until) = if seg.recycled() {
             // The bytes past the end are the file's earlier life: only
             // records of its own (salted with its id) count, and only
             // within the window of what was written but not synced.
             let after = recycled_records_after(&mut r, pos)?;
-            found_until = after.iter().map(|f| f.2).max().unwrap_or(pos);
-            torn = !after.is_empty();
             match policy {
                 TailPolicy::Salvage => {}
+                // Sealing wrote a zero header at the end: an invalid one is
+                // damage, as in a new file.
+                TailPolicy::Sealed if invalid => {
+                    return Err(sealed_damage(seg.id, pos, why, true, pos));
+                }
                 TailPolicy::Sealed => {
-                    // Sealing wrote a zero header at the end: an invalid
-                    // one is damage, as in a new file.
-                    if invalid {
-                        return Err(sealed_damage(seg.id, pos, why, true, pos));
-                    }
                     if let Some((next, _, _)) = after.first() {
                         return Err(sealed_damage(seg.id, pos, why, false, *next));
                     }
@@ -284,40 +280,37 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
                     }
                 }
             }
-            return Ok(Scan {
-                metas,
-                end: pos,
-                region_bytes,
-                holes,
-                torn,
-                found_until,
-            });
-        }
-        match policy {
-            TailPolicy::Salvage => {}
-            TailPolicy::Sealed => {
-                if invalid {
+            let until = after.iter().map(|f| f.2).max().unwrap_or(pos);
+            (!after.is_empty(), until)
+        } else {
+            let mut torn = invalid;
+            match policy {
+                TailPolicy::Salvage => {}
+                TailPolicy::Sealed if invalid => {
                     return Err(corrupt!("segment {} offset {pos}: {why}", seg.id).at(seg.id, pos));
                 }
-                if let Some((next, _)) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?
-                    .0
-                    .first()
-                {
-                    return Err(sealed_damage(seg.id, pos, why, false, *next));
+                TailPolicy::Sealed => {
+                    if let Some((next, _)) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?
+                        .0
+                        .first()
+                    {
+                        return Err(sealed_damage(seg.id, pos, why, false, *next));
+                    }
+                }
+                TailPolicy::Newest => {
+                    let (after, zeros) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?;
+                    if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
+                        return Err(written_after(seg.id, pos, why, *next, *synced));
+                    }
+                    // Unacknowledged records after a torn or lost write, or
+                    // any other non-zero bytes past the end (a torn write
+                    // whose first page was lost): cut, so new records never
+                    // land in front of them.
+                    torn |= !after.is_empty() || !zeros;
                 }
             }
-            TailPolicy::Newest => {
-                let (after, zeros) = valid_records_after(&mut r, pos, pos + RECORD_ALIGN)?;
-                if let Some((next, synced)) = after.iter().find(|(_, synced)| *synced > pos) {
-                    return Err(written_after(seg.id, pos, why, *next, *synced));
-                }
-                // Unacknowledged records after a torn or lost write, or any
-                // other non-zero bytes past the end (a torn write whose
-                // first page was lost): cut, so new records never land in
-                // front of them.
-                torn |= !after.is_empty() || !zeros;
-            }
-        }
+            (torn, pos)
+        };
         return Ok(Scan {
             metas,
             end: pos,
