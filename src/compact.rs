@@ -59,7 +59,7 @@ impl Store {
         // only write the same checkpoint into the next segment, every
         // time). Those pages are not garbage either (`Stats`).
         let checkpoint = inner.checkpoints();
-        let records_dead = self.records_dead();
+        let records_dead = self.records_dead(checkpoint.durable_base().0);
         let share_over = |s: &SegmentStats, garbage: u64| {
             s.data_bytes > 0 && garbage as f64 / s.data_bytes as f64 > threshold
         };
@@ -97,7 +97,11 @@ impl Store {
         }
         // Removing the victims takes a new checkpoint, which makes the
         // newest one's pages garbage: segments over the threshold with
-        // those counted go too.
+        // those counted go too. Its base lies past every sealed segment,
+        // so the records of each of them are then no longer needed either:
+        // those holding mostly such records go too (else which ones go
+        // would depend on where the last periodic checkpoint fell).
+        let records_dead_after = self.records_dead(limit);
         victims.extend(
             segments
                 .iter()
@@ -105,7 +109,7 @@ impl Store {
                     s.id < limit
                         && (s.live_bytes == 0
                             || share_over(s, s.garbage_bytes + checkpoint.page_bytes(s.id))
-                            || records_dead(s))
+                            || records_dead_after(s))
                 })
                 .map(|s| s.id),
         );
@@ -244,7 +248,9 @@ impl Store {
     }
 
     /// Whether a segment is mostly metadata records no open needs: wholly
-    /// before the newest checkpoint's base (replay starts there), with its
+    /// before segment `base` (the newest checkpoint's, where replay starts;
+    /// or, once compaction has victims and so writes a checkpoint past every
+    /// sealed segment, the first segment that may not be sealed), with its
     /// live extents (and their framing) and that checkpoint's pages taking
     /// under an eighth of what it holds on disk. Records of deletes, copies
     /// and renames write no data, so the data garbage share never counts
@@ -252,9 +258,8 @@ impl Store {
     /// records for ever. An eighth, not `compact_threshold`: the segment
     /// the live extents move to holds their framing and a move record each,
     /// and must not be a victim in turn (tiny extents: about half live).
-    fn records_dead(&self) -> impl Fn(&SegmentStats) -> bool + '_ {
+    fn records_dead(&self, base: u64) -> impl Fn(&SegmentStats) -> bool + '_ {
         let inner = &self.inner;
-        let base = inner.checkpoints().durable_base().0;
         let extents = inner.index().live_extents().clone();
         move |s: &SegmentStats| {
             if s.id >= base {
