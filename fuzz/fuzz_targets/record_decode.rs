@@ -98,7 +98,9 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(&h.encode()[..], &data[..24]);
     }
     // Salted (a recycled segment's): the salt from the input's tail.
-    let salt = data.get(24..32).map(|s| u64::from_le_bytes(s.try_into().unwrap()));
+    let salt = data
+        .get(24..32)
+        .map(|s| u64::from_le_bytes(s.try_into().unwrap()));
     if let Some(h) = RecordHeader::decode_salted(data, salt) {
         assert_eq!(&h.encode_salted(salt)[..], &data[..24]);
     }
