@@ -634,3 +634,148 @@ fn damage_along_the_last_operation_in_a_recycled_segment() {
         println!("{name}: {cases} damaged images");
     }
 }
+
+// ----- a full disk ---------------------------------------------------------
+
+/// The real file system, except that while `full` is set every block
+/// allocation fails with ENOSPC, until a kept segment file is deleted.
+#[derive(Debug, Clone, Default)]
+struct FullDisk {
+    full: Arc<std::sync::atomic::AtomicBool>,
+}
+
+struct FullFile {
+    full: Arc<std::sync::atomic::AtomicBool>,
+    real: Arc<dyn partstore::backend::BackendFile>,
+}
+
+impl FullDisk {
+    fn wrap(
+        &self,
+        real: Arc<dyn partstore::backend::BackendFile>,
+    ) -> Arc<dyn partstore::backend::BackendFile> {
+        Arc::new(FullFile {
+            full: Arc::clone(&self.full),
+            real,
+        })
+    }
+}
+
+impl partstore::backend::Backend for FullDisk {
+    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+        partstore::backend::StdBackend.create_dir_all(dir)
+    }
+    fn read_dir(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+        partstore::backend::StdBackend.read_dir(dir)
+    }
+    fn create_new(&self, path: &Path) -> std::io::Result<Arc<dyn partstore::backend::BackendFile>> {
+        Ok(self.wrap(partstore::backend::StdBackend.create_new(path)?))
+    }
+    fn open(&self, path: &Path) -> std::io::Result<Arc<dyn partstore::backend::BackendFile>> {
+        Ok(self.wrap(partstore::backend::StdBackend.open(path)?))
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        partstore::backend::StdBackend.remove_file(path)?;
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("free-"))
+        {
+            self.full.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        partstore::backend::StdBackend.sync_dir(dir)
+    }
+    fn allocated_bytes(&self, path: &Path) -> std::io::Result<u64> {
+        partstore::backend::StdBackend.allocated_bytes(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        partstore::backend::StdBackend.rename(from, to)
+    }
+}
+
+impl partstore::backend::BackendFile for FullFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        self.real.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.real.write_all_at(buf, offset)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.real.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.real.sync_all()
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.real.set_len(len)
+    }
+    fn len(&self) -> std::io::Result<u64> {
+        self.real.len()
+    }
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<u64>> {
+        self.real.next_data(offset)
+    }
+    fn next_hole(&self, offset: u64) -> std::io::Result<u64> {
+        self.real.next_hole(offset)
+    }
+    fn allocate(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        // Full: blocks that exist already are fine, new ones are not.
+        let new_blocks = len > 0 && self.real.next_hole(offset)? < offset + len;
+        if new_blocks && self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::from_raw_os_error(28));
+        }
+        self.real.allocate(offset, len)
+    }
+    fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
+        self.real.punch_hole(offset, len)
+    }
+    fn map(&self) -> std::io::Result<partstore::backend::Map> {
+        self.real.map()
+    }
+}
+
+/// A write that finds the disk full deletes the kept segment files and
+/// tries again: the space recycling holds goes back when it is needed.
+#[test]
+fn a_full_disk_takes_the_kept_files_back() {
+    // A put into the active segment (8 MiB segments: only a megabyte
+    // past the tail is allocated), then one larger than a segment (a new
+    // one, larger than the kept files), then no kept files at all.
+    for (segment, recycle, len) in [
+        (8 << 20, 2, 2 << 20),
+        (1 << 20, 2, 2 << 20),
+        (1 << 20, 0, 2 << 20),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let disk = FullDisk::default();
+        let o = || {
+            opts(segment)
+                .recycle_segments(recycle)
+                .backend(Arc::new(disk.clone()))
+        };
+        let store = Store::open(dir.path(), o()).unwrap();
+        store.create_layer(LAYER, LayerConfig::default()).unwrap();
+        fill_and_empty(&store, (segment / (40 * KIB as u64)) as usize, 100 * KIB);
+        assert_eq!(files(dir.path(), "free-").len(), recycle);
+        disk.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        let body = common::tagged(1, len);
+        let r = store.put_object(LAYER, "big", PartBody::new(&body[..], body.len() as u64));
+        if recycle == 0 {
+            let e = r.err().and_then(|e| e.reason());
+            assert_eq!(
+                e,
+                Some(partstore::Reason::NoSpace),
+                "no kept files to give back"
+            );
+            continue;
+        }
+        r.unwrap_or_else(|e| panic!("the put should take the kept files' space: {e}"));
+        assert!(files(dir.path(), "free-").is_empty());
+        assert_eq!(store.stats().recycled_segments, 0);
+        drop(store);
+        let store = Store::open(dir.path(), o()).unwrap();
+        assert_eq!(store.get(LAYER, "big").unwrap().to_vec().unwrap(), body);
+    }
+}

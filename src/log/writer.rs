@@ -172,10 +172,11 @@ pub(crate) struct Log {
     prewrite: Option<Arc<prewrite::Signal>>,
     /// Wakes writers waiting for a claimed chunk (`Tail::claim`).
     claim_cv: Condvar,
-    /// Segment files kept for reuse (`Options::recycle_segments`), ready.
-    pool: Mutex<Vec<PathBuf>>,
+    /// Segment files kept for reuse (`Options::recycle_segments`), ready,
+    /// with their lengths.
+    pool: Mutex<Vec<(PathBuf, u64)>>,
     /// Renamed into the pool by compaction, not yet durably.
-    pool_pending: Mutex<Vec<PathBuf>>,
+    pool_pending: Mutex<Vec<(PathBuf, u64)>>,
     /// How many files the pool keeps at most.
     pool_max: usize,
 }
@@ -418,16 +419,14 @@ impl Log {
         if end <= t.allocated_until {
             return Ok(());
         }
-        let from = t.allocated_until.max(t.at);
         if t.active.recycled() {
             // Allocated already, up to the next hole (a region compaction
             // punched in the file's earlier life).
+            let from = t.allocated_until.max(t.at);
             let run = t.active.file.next_hole(from).unwrap_or(from);
-            if run > from {
-                t.allocated_until = run.min(t.active.len());
-                if end <= t.allocated_until {
-                    return Ok(());
-                }
+            t.allocated_until = run.min(t.active.len()).max(t.allocated_until);
+            if end <= t.allocated_until {
+                return Ok(());
             }
         }
         let from = t.allocated_until.max(t.at);
@@ -439,11 +438,14 @@ impl Log {
             ahead = t.pre.start;
         }
         if t.active.allocate(from, ahead - from).is_err() {
-            // A full disk: the kept segment files go first.
-            if t.active.allocate(from, end - from).is_err() && self.drain_pool() {
-                return self.allocate(t, need);
+            // A full disk: exactly what is asked, the kept segment files
+            // deleted first if that is what it takes.
+            if let Err(e) = t.active.allocate(from, end - from) {
+                if !self.drain_pool() {
+                    return Err(e);
+                }
+                t.active.allocate(from, end - from)?;
             }
-            t.active.allocate(from, end - from)?;
             t.allocated_until = end;
             t.merge_prewritten();
             return Ok(());
@@ -626,7 +628,21 @@ impl Log {
         };
         let size = seg.len();
         let allocated = (SEGMENT_HEADER_LEN + need + reserve).min(size);
-        if let Err(e) = seg.allocate(SEGMENT_HEADER_LEN, allocated - SEGMENT_HEADER_LEN) {
+        // (A recycled file's blocks exist up to its first hole; on a full
+        // disk the kept files go first.)
+        let run = if seg.recycled() {
+            Log::allocated_run(&seg).min(allocated)
+        } else {
+            SEGMENT_HEADER_LEN
+        };
+        let got = seg.allocate(run, allocated - run).or_else(|e| {
+            if self.drain_pool() {
+                seg.allocate(run, allocated - run)
+            } else {
+                Err(e)
+            }
+        });
+        if let Err(e) = got {
             let path = seg.path.clone();
             drop(seg);
             // Records go on into the old segment, which recovery treats as

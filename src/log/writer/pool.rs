@@ -31,15 +31,15 @@ use crate::log::writer::{Log, Tail};
 /// times its size free: near a full disk, compaction gives space back.
 const FREE_SPACE_FACTOR: u64 = 4;
 
-/// The pool files of a store directory (by name), at open. Those beyond
-/// `max`, or shorter than a segment of `segment_size`, are deleted (best
-/// effort: a file that stays is ignored).
+/// The pool files of a store directory (by name) and their lengths, at
+/// open. Those beyond `max`, or shorter than a segment of `segment_size`,
+/// are deleted (best effort: a file that stays is ignored).
 pub(super) fn load_pool(
     backend: &dyn Backend,
     dir: &Path,
     max: usize,
     segment_size: u64,
-) -> Vec<PathBuf> {
+) -> Vec<(PathBuf, u64)> {
     let Ok(names) = backend.read_dir(dir) else {
         return Vec::new();
     };
@@ -52,12 +52,9 @@ pub(super) fn load_pool(
     let mut removed = false;
     for n in numbers {
         let path = dir.join(segment::pool_file_name(n));
-        let fits = backend
-            .open(&path)
-            .and_then(|f| f.len())
-            .is_ok_and(|len| len >= segment_size.max(SEGMENT_HEADER_LEN));
-        if fits && pool.len() < max {
-            pool.push(path);
+        let len = backend.open(&path).and_then(|f| f.len()).unwrap_or(0);
+        if len >= segment_size.max(SEGMENT_HEADER_LEN) && pool.len() < max {
+            pool.push((path, len));
         } else {
             removed |= backend.remove_file(&path).is_ok();
         }
@@ -115,11 +112,11 @@ impl Log {
         self.region_bytes.lock().remove(&id);
         self.holes.lock().remove(&id);
         let to = self.dir.join(segment::pool_file_name(id));
-        let path = seg.path.clone();
+        let (path, len) = (seg.path.clone(), seg.len());
         drop(seg);
         match self.backend.rename(&path, &to) {
             Ok(()) => {
-                self.pool_pending.lock().push(to);
+                self.pool_pending.lock().push((to, len));
                 Ok(Some(true))
             }
             Err(_) => {
@@ -144,7 +141,7 @@ impl Log {
     pub(super) fn drain_pool(&self) -> bool {
         let files = std::mem::take(&mut *self.pool.lock());
         let mut any = false;
-        for path in files {
+        for (path, _) in files {
             any |= self.backend.remove_file(&path).is_ok();
         }
         if any {
@@ -158,14 +155,9 @@ impl Log {
     /// that fails is dropped from the pool).
     pub(super) fn take_pooled(&self, id: u64, size: u64) -> Option<Segment> {
         loop {
-            let path = {
+            let (path, _) = {
                 let mut pool = self.pool.lock();
-                let i = pool.iter().position(|p| {
-                    self.backend
-                        .open(p)
-                        .and_then(|f| f.len())
-                        .is_ok_and(|len| len >= size)
-                })?;
+                let i = pool.iter().position(|(_, len)| *len >= size)?;
                 pool.remove(i)
             };
             match Segment::recycle(&*self.backend, &self.dir, &path, id) {
