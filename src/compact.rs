@@ -302,14 +302,18 @@ impl Store {
         // it will be kept for reuse, its blocks stay (a hole would have to
         // be allocated again when it is reused).
         let recycled = {
-            let live = inner.index().live_by_segment().clone();
+            let live = log
+                .recycles()
+                .then(|| inner.index().live_by_segment().clone());
             let active = log.active_id();
             let checkpoints = inner.checkpoints();
             move |id: u64| {
-                id < active
-                    && live.get(&id).is_none_or(|n| *n == 0)
-                    && checkpoints.page_bytes(id) == 0
-                    && log.segment(id).is_some_and(|s| log.pool_has_room(s.len()))
+                live.as_ref().is_some_and(|live| {
+                    id < active
+                        && live.get(&id).is_none_or(|n| *n == 0)
+                        && checkpoints.page_bytes(id) == 0
+                        && log.segment(id).is_some_and(|s| log.pool_has_room(s.len()))
+                })
             }
         };
         for (seg, regions) in by_segment {

@@ -635,9 +635,13 @@ impl Log {
         } else {
             SEGMENT_HEADER_LEN
         };
-        let got = seg.allocate(run, allocated - run).or_else(|e| {
+        let allocate = || match allocated - run {
+            0 => Ok(()),
+            n => seg.allocate(run, n),
+        };
+        let got = allocate().or_else(|e| {
             if self.drain_pool() {
-                seg.allocate(run, allocated - run)
+                allocate()
             } else {
                 Err(e)
             }

@@ -66,6 +66,11 @@ pub(super) fn load_pool(
 }
 
 impl Log {
+    /// Whether the store keeps emptied segment files for reuse at all.
+    pub(crate) fn recycles(&self) -> bool {
+        self.pool_max > 0
+    }
+
     /// Whether compaction may keep a removed segment of `len` bytes for
     /// reuse: recycling is on, the pool has room, and the disk is not
     /// nearly full.
