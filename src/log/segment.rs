@@ -35,23 +35,24 @@ pub(crate) fn pool_file_name(n: u64) -> String {
 
 /// Parses a pool file name back into its number.
 pub(crate) fn parse_pool_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("free-")?.strip_suffix(".log")?;
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let n = digits.parse().ok()?;
-    (pool_file_name(n) == name).then_some(n)
+    parse_numbered(name, "free-", pool_file_name)
 }
 
 /// Parses a segment file name back into its id.
 /// Only the canonical spelling counts, so no two files name one segment.
 pub(crate) fn parse_segment_file_name(name: &str) -> Option<u64> {
-    let digits = name.strip_prefix("seg-")?.strip_suffix(".log")?;
+    parse_numbered(name, "seg-", segment_file_name)
+}
+
+/// The number in `name` = `prefix` + digits + `.log`, when `name` is its
+/// canonical spelling (`format`).
+fn parse_numbered(name: &str, prefix: &str, format: fn(u64) -> String) -> Option<u64> {
+    let digits = name.strip_prefix(prefix)?.strip_suffix(".log")?;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let id = digits.parse().ok()?;
-    (segment_file_name(id) == name).then_some(id)
+    let n = digits.parse().ok()?;
+    (format(n) == name).then_some(n)
 }
 
 /// Fsyncs a directory, so that created or removed entries are durable.
