@@ -63,7 +63,7 @@ pub(crate) fn open(dir: &Path, opts: &Options) -> Result<Opened> {
         .create_dir_all(dir)
         .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
     let lock = lock_dir(dir)?;
-    let ids = segment_ids(backend, dir, opts.recovery)?;
+    let ids = segment_ids(&opts.backend, dir, opts.recovery)?;
     // The last checkpoint's base, as its hint file says: the records
     // before it need no scan. A stale or damaged hint only costs the full
     // scan below.
@@ -89,7 +89,7 @@ fn names_a_checkpoint(dir: &Path, opts: &Options, ids: &[u64], p: &checkpoint::P
             return Ok(false);
         }
         let path = dir.join(segment::segment_file_name(p.record.0));
-        let seg = Segment::open(&*opts.backend, &path)?;
+        let seg = Segment::open(&opts.backend, &path)?;
         let mut r = Reader::new(&seg);
         let Ok(payload) = r.checked_payload(p.record.1)? else {
             return Ok(false);
@@ -141,7 +141,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
     for (i, id) in ids.iter().enumerate() {
         let newest = i + 1 == ids.len();
         let path = dir.join(segment::segment_file_name(*id));
-        let mut seg = Segment::open(backend, &path)?;
+        let mut seg = Segment::open(&opts.backend, &path)?;
         if seg.id != *id {
             return Err(corrupt!(
                 "segment file {} says it is segment {}",
@@ -154,6 +154,7 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
                 // Wholly before the base: its regions are counted later.
                 uncounted.push((*id, u64::MAX));
                 region_bytes.insert(*id, 0);
+                seg.seal_file();
                 segments.insert(*id, Arc::new(seg));
                 continue;
             }
@@ -190,12 +191,12 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
             let to = scan.found_until.max(end_before_cut);
             drop(seg);
             scan::zero_tail(backend, &path, scan.end, to)?;
-            seg = Segment::open(backend, &path)?;
+            seg = Segment::open(&opts.backend, &path)?;
         } else if scan.torn {
             let len = seg.len();
             drop(seg);
             scan::truncate_tail(backend, &path, scan.end, len)?;
-            seg = Segment::open(backend, &path)?;
+            seg = Segment::open(&opts.backend, &path)?;
         }
         let first = metas.len();
         metas.extend(scan.metas.into_iter().map(|m| (*id, m)));
@@ -209,6 +210,11 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         tail = scan.end;
         // What open read from disk is durable.
         seg.mark_synced(scan.end);
+        if !newest {
+            // (Closed now: a store of thousands of segments must not hold
+            // a file descriptor per segment, even while it opens.)
+            seg.seal_file();
+        }
         segments.insert(*id, Arc::new(seg));
     }
     let Replayed {
@@ -265,7 +271,8 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// bad but which holds nothing else was being created when the process
 /// stopped: no record was ever written to it, so it is removed (not in
 /// Strict mode).
-fn segment_ids(backend: &dyn Backend, dir: &Path, mode: RecoveryMode) -> Result<Vec<u64>> {
+fn segment_ids(backends: &Arc<dyn Backend>, dir: &Path, mode: RecoveryMode) -> Result<Vec<u64>> {
+    let backend: &dyn Backend = &**backends;
     let names = backend
         .read_dir(dir)
         .map_err(|e| Error::io(format!("listing {}", dir.display()), e))?;
@@ -276,7 +283,7 @@ fn segment_ids(backend: &dyn Backend, dir: &Path, mode: RecoveryMode) -> Result<
     ids.sort_unstable();
     while let Some(&last) = ids.last() {
         let path = dir.join(segment::segment_file_name(last));
-        match Segment::open(backend, &path) {
+        match Segment::open(backends, &path) {
             Ok(_) => break,
             Err(e)
                 if e.kind() == crate::ErrorKind::Corrupt

@@ -12,7 +12,7 @@ use crate::log::format::{
     framed_len, split_meta_payload, RecordHeader, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN,
     RECORD_MAGIC, SEGMENT_HEADER_LEN,
 };
-use crate::log::segment::Segment;
+use crate::log::segment::{FilePin, Segment};
 
 /// Positional reads of a segment through a buffer: the scan never touches
 /// the map, so a page that was never written (a hole, or a region reserved
@@ -20,6 +20,9 @@ use crate::log::segment::Segment;
 /// kernel instead of faulting in through a map (SIGBUS on a full tmpfs).
 pub(crate) struct Reader<'a> {
     seg: &'a Segment,
+    /// The segment's file, open while the reader reads (taken at its first
+    /// read: a sealed segment keeps none of its own).
+    pin: Option<FilePin<'a>>,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
     start: u64,
@@ -32,6 +35,7 @@ impl<'a> Reader<'a> {
     pub(crate) fn new(seg: &'a Segment) -> Reader<'a> {
         Reader {
             seg,
+            pin: None,
             buf: Vec::new(),
             start: 0,
         }
@@ -50,6 +54,9 @@ impl<'a> Reader<'a> {
         let buffered = self.start + self.buf.len() as u64;
         if off < self.start || end > buffered {
             let n = len.max(READ_AHEAD).min(self.seg.len() - off);
+            if self.pin.is_none() {
+                self.pin = Some(self.seg.pin()?);
+            }
             self.buf.resize(n as usize, 0);
             self.seg.read_at(&mut self.buf, off)?;
             self.start = off;
@@ -458,7 +465,8 @@ impl Allocated {
 }
 
 fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {
-    crate::backend::data_ranges(&*seg.file, from, seg.len())
+    let file = seg.file();
+    file.and_then(|f| crate::backend::data_ranges(&*f, from, seg.len()))
         .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 

@@ -3,8 +3,10 @@
 //! [`Backend`](crate::backend::Backend).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 use crate::log::map::Map;
 
@@ -64,10 +66,23 @@ pub(crate) fn sync_dir(backend: &dyn Backend, dir: &Path) -> Result<()> {
 
 /// One segment file, sized to its full length up front and mapped once, so
 /// the map never points past the end of the file.
+///
+/// The map needs no open file, so a sealed segment keeps no file
+/// descriptor: a store of thousands of segments holds a handful of them
+/// (the active segment's, the pre-writer's), not one per segment. What
+/// needs the file of a sealed segment (a scan, a hole punched, a region of
+/// a writer that outlived a rotation, its fdatasync) opens it again by
+/// path for as long as it needs it.
 pub(crate) struct Segment {
     pub(crate) id: u64,
     pub(crate) path: PathBuf,
-    pub(crate) file: Arc<dyn BackendFile>,
+    backend: Arc<dyn Backend>,
+    /// The open file: kept while the segment is active (or being freed);
+    /// `None` once sealed, unless a [`FilePin`] holds it.
+    file: Mutex<FileSlot>,
+    /// Written since its last successful fdatasync (`sync_all` skips the
+    /// sealed segments that are not).
+    dirty: AtomicBool,
     map: Arc<Map>,
     /// Every record header before this offset is durable (see
     /// `format::push_meta_record_salted`).
@@ -78,11 +93,36 @@ pub(crate) struct Segment {
     recycled: bool,
 }
 
+#[derive(Default)]
+struct FileSlot {
+    file: Option<Arc<dyn BackendFile>>,
+    /// Sealed: the file is not kept open for itself.
+    sealed: bool,
+    /// Holders of a [`FilePin`]: the file stays open while any is alive.
+    pins: usize,
+}
+
+/// Keeps a segment's file open (and shared by every call on the segment)
+/// while it lives: for a loop of many calls on a sealed segment.
+pub(crate) struct FilePin<'a> {
+    seg: &'a Segment,
+}
+
+impl Drop for FilePin<'_> {
+    fn drop(&mut self) {
+        let mut slot = self.seg.file.lock();
+        slot.pins -= 1;
+        if slot.pins == 0 && slot.sealed {
+            slot.file = None;
+        }
+    }
+}
+
 impl Segment {
     /// Creates segment `id` of `size` bytes (header written, rest zeros) and
     /// maps it. With `durable`, the file and its directory entry are synced.
     pub(crate) fn create(
-        backend: &dyn Backend,
+        backend: &Arc<dyn Backend>,
         dir: &Path,
         id: u64,
         size: u64,
@@ -101,9 +141,9 @@ impl Segment {
             if durable {
                 file.sync_all()
                     .map_err(|e| Error::io(format!("fsync of {name}"), e))?;
-                sync_dir(backend, dir)?;
+                sync_dir(&**backend, dir)?;
             }
-            Segment::from_file(id, path.clone(), Arc::clone(&file), false)
+            Segment::from_file(backend, id, path.clone(), Arc::clone(&file), false, false)
         })();
         if seg.is_err() {
             // Never leave a half-made segment behind for recovery to trip on.
@@ -113,7 +153,7 @@ impl Segment {
     }
 
     /// Opens an existing segment file and checks its header.
-    pub(crate) fn open(backend: &dyn Backend, path: &Path) -> Result<Segment> {
+    pub(crate) fn open(backend: &Arc<dyn Backend>, path: &Path) -> Result<Segment> {
         let name = path.display().to_string();
         let file = backend
             .open(path)
@@ -123,10 +163,14 @@ impl Segment {
             .map_err(|_| corrupt!("segment {name}: shorter than its header"))?;
         let (id, version) = decode_segment_header_version(&header, &name)?;
         Segment::from_file(
+            backend,
             id,
             path.to_path_buf(),
             file,
             version == FORMAT_VERSION_RECYCLED,
+            // Not known synced by this process: a process that stopped
+            // may have left pages of it unwritten (`sync_all` covers them).
+            true,
         )
     }
 
@@ -137,7 +181,7 @@ impl Segment {
     /// `id`). A failure before the rename leaves the pool file as it was
     /// (a pool file's header is never read); after it, the file is removed.
     pub(crate) fn recycle(
-        backend: &dyn Backend,
+        backend: &Arc<dyn Backend>,
         dir: &Path,
         pool: &Path,
         id: u64,
@@ -158,11 +202,11 @@ impl Segment {
             .rename(pool, &path)
             .map_err(|e| Error::io(format!("renaming {name} to {}", path.display()), e))?;
         // Opened again by its new name (a backend may track files by name).
-        let seg = sync_dir(backend, dir).and_then(|()| {
+        let seg = sync_dir(&**backend, dir).and_then(|()| {
             let file = backend
                 .open(&path)
                 .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-            Segment::from_file(id, path.clone(), file, true)
+            Segment::from_file(backend, id, path.clone(), file, true, false)
         });
         if seg.is_err() {
             let _ = backend.remove_file(&path);
@@ -171,10 +215,12 @@ impl Segment {
     }
 
     fn from_file(
+        backend: &Arc<dyn Backend>,
         id: u64,
         path: PathBuf,
         file: Arc<dyn BackendFile>,
         recycled: bool,
+        dirty: bool,
     ) -> Result<Segment> {
         let map = file
             .map()
@@ -182,11 +228,68 @@ impl Segment {
         Ok(Segment {
             id,
             path,
-            file,
+            backend: Arc::clone(backend),
+            file: Mutex::new(FileSlot {
+                file: Some(file),
+                sealed: false,
+                pins: 0,
+            }),
+            dirty: AtomicBool::new(dirty),
             map: Arc::new(map),
             synced: AtomicU64::new(SEGMENT_HEADER_LEN),
             recycled,
         })
+    }
+
+    /// The open file: the one kept (active, pinned), else the file opened
+    /// again by path for the caller alone (closed when it drops it).
+    pub(crate) fn file(&self) -> std::io::Result<Arc<dyn BackendFile>> {
+        if let Some(f) = &self.file.lock().file {
+            return Ok(Arc::clone(f));
+        }
+        self.backend.open(&self.path)
+    }
+
+    /// Keeps the file open while the pin lives (opening it again if the
+    /// segment is sealed).
+    pub(crate) fn pin(&self) -> Result<FilePin<'_>> {
+        let mut slot = self.file.lock();
+        if slot.file.is_none() {
+            let f = self
+                .backend
+                .open(&self.path)
+                .map_err(|e| Error::io(format!("opening {}", self.path.display()), e))?;
+            slot.file = Some(f);
+        }
+        slot.pins += 1;
+        Ok(FilePin { seg: self })
+    }
+
+    /// The segment is sealed (or, at open, scanned and not the newest): its
+    /// file is closed once no pin holds it, and opened again on demand.
+    pub(crate) fn seal_file(&self) {
+        let mut slot = self.file.lock();
+        slot.sealed = true;
+        if slot.pins == 0 {
+            slot.file = None;
+        }
+    }
+
+    /// Keeps the file open from now on (a removed segment, to free its
+    /// blocks in steps after its name is gone). Best effort: without an
+    /// open file, its blocks go back at the unlink.
+    pub(crate) fn keep_file(&self) {
+        let mut slot = self.file.lock();
+        if slot.file.is_none() {
+            slot.file = self.backend.open(&self.path).ok();
+        }
+        slot.sealed = false;
+    }
+
+    /// True when something was written since the last successful
+    /// fdatasync.
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::SeqCst)
     }
 
     /// True for a recycled file (format version 2).
@@ -214,37 +317,44 @@ impl Segment {
                 self.id
             ));
         }
-        self.file
-            .write_all_at(buf, offset)
-            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e))
+        let r = self
+            .file()
+            .and_then(|f| f.write_all_at(buf, offset))
+            .map_err(|e| Error::io(format!("writing {}", self.path.display()), e));
+        // (After the write: an fdatasync that cleared the flag before
+        // it may have missed it.)
+        self.dirty.store(true, Ordering::SeqCst);
+        r
     }
 
     /// Reads `buf.len()` bytes at `offset` with a positional read (not
     /// through the map: safe on bytes that may never have been written).
     pub(crate) fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.file
-            .read_exact_at(buf, offset)
+        self.file()
+            .and_then(|f| f.read_exact_at(buf, offset))
             .map_err(|e| Error::io(format!("reading {}", self.path.display()), e))
     }
 
     /// Allocates disk blocks for `offset..offset+len` (see
     /// [`BackendFile::allocate`]).
     pub(crate) fn allocate(&self, offset: u64, len: u64) -> Result<()> {
-        self.file.allocate(offset, len).map_err(|e| {
-            Error::io(
-                format!(
-                    "allocating {len} bytes at {offset} in {}",
-                    self.path.display()
-                ),
-                e,
-            )
-        })
+        self.file()
+            .and_then(|f| f.allocate(offset, len))
+            .map_err(|e| {
+                Error::io(
+                    format!(
+                        "allocating {len} bytes at {offset} in {}",
+                        self.path.display()
+                    ),
+                    e,
+                )
+            })
     }
 
     /// Frees the disk blocks of `offset..offset+len` (see
     /// [`BackendFile::punch_hole`]).
     pub(crate) fn punch_hole(&self, offset: u64, len: u64) -> std::io::Result<()> {
-        self.file.punch_hole(offset, len)
+        self.file()?.punch_hole(offset, len)
     }
 
     /// Frees the blocks of an unlinked segment no one else holds, from the
@@ -254,11 +364,14 @@ impl Segment {
     /// too, while every writer's fdatasync waits behind it. Best effort:
     /// what is left goes at the last close.
     pub(crate) fn free_in_steps(&self) {
+        let Some(file) = self.file.lock().file.clone() else {
+            return;
+        };
         let mut len = self.len();
         while len > 0 {
             len = len.saturating_sub(FREE_STEP);
             let t = std::time::Instant::now();
-            if self.file.set_len(len).is_err() {
+            if file.set_len(len).is_err() {
                 return;
             }
             // At most half of the time freeing: a slow step (a fragmented
@@ -271,14 +384,22 @@ impl Segment {
     /// [`BackendFile::start_writeback`]). A hint: failures are ignored here
     /// and surface at the next [`Segment::sync_data`].
     pub(crate) fn start_writeback(&self, offset: u64, len: u64) {
-        let _ = self.file.start_writeback(offset, len);
+        if let Ok(f) = self.file() {
+            let _ = f.start_writeback(offset, len);
+        }
     }
 
     /// fdatasync of the segment file.
     pub(crate) fn sync_data(&self) -> Result<()> {
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(format!("fdatasync of {}", self.path.display()), e))
+        self.dirty.store(false, Ordering::SeqCst);
+        let r = self
+            .file()
+            .and_then(|f| f.sync_data())
+            .map_err(|e| Error::io(format!("fdatasync of {}", self.path.display()), e));
+        if r.is_err() {
+            self.dirty.store(true, Ordering::SeqCst);
+        }
+        r
     }
 
     /// Every record header before this offset is known durable.

@@ -197,7 +197,7 @@ impl Log {
         let (active, at) = match segments.values().next_back() {
             Some(s) => (Arc::clone(s), rec.tail),
             None => {
-                let s = Arc::new(Segment::create(&*backend, dir, 1, segment_size, true)?);
+                let s = Arc::new(Segment::create(&backend, dir, 1, segment_size, true)?);
                 segments.insert(1, Arc::clone(&s));
                 (s, SEGMENT_HEADER_LEN)
             }
@@ -423,7 +423,11 @@ impl Log {
             // Allocated already, up to the next hole (a region compaction
             // punched in the file's earlier life).
             let from = t.allocated_until.max(t.at);
-            let run = t.active.file.next_hole(from).unwrap_or(from);
+            let run = t
+                .active
+                .file()
+                .and_then(|f| f.next_hole(from))
+                .unwrap_or(from);
             t.allocated_until = run.min(t.active.len()).max(t.allocated_until);
             if end <= t.allocated_until {
                 return Ok(());
@@ -624,7 +628,7 @@ impl Log {
         let size = self.segment_size.max(SEGMENT_HEADER_LEN + need);
         let seg = match self.take_pooled(id, size) {
             Some(seg) => Arc::new(seg),
-            None => Arc::new(Segment::create(&*self.backend, &self.dir, id, size, true)?),
+            None => Arc::new(Segment::create(&self.backend, &self.dir, id, size, true)?),
         };
         let size = seg.len();
         let allocated = (SEGMENT_HEADER_LEN + need + reserve).min(size);
@@ -673,6 +677,8 @@ impl Log {
         t.dirty_until = SEGMENT_HEADER_LEN;
         t.pre = SEGMENT_HEADER_LEN..SEGMENT_HEADER_LEN;
         self.advance_durable((id, SEGMENT_HEADER_LEN));
+        // Sealed and synced: its file is closed (reopened on demand).
+        old.seal_file();
         // The sealed segment's pre-written zeros past its records go back
         // to the file system (nothing is ever written there again), by the
         // pre-writer, after this lock is released.

@@ -92,7 +92,9 @@ impl Log {
         for seg in segments {
             if seg.id == active {
                 self.sync_active()?;
-            } else {
+            } else if seg.is_dirty() {
+                // (A sealed segment was synced when sealed: only a region
+                // written into it since needs it again.)
                 self.fsync(&seg)?;
             }
         }

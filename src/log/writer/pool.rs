@@ -165,7 +165,7 @@ impl Log {
                 let i = pool.iter().position(|(_, len)| *len >= size)?;
                 pool.remove(i)
             };
-            match Segment::recycle(&*self.backend, &self.dir, &path, id) {
+            match Segment::recycle(&self.backend, &self.dir, &path, id) {
                 Ok(seg) => return Some(seg),
                 Err(_) => {
                     let _ = self.backend.remove_file(&path);
@@ -209,8 +209,8 @@ impl Log {
     /// header (compaction may have punched holes in it): what counts as
     /// allocated when it becomes active.
     pub(super) fn allocated_run(seg: &Segment) -> u64 {
-        seg.file
-            .next_hole(SEGMENT_HEADER_LEN)
+        seg.file()
+            .and_then(|f| f.next_hole(SEGMENT_HEADER_LEN))
             .unwrap_or(SEGMENT_HEADER_LEN)
             .min(seg.len())
     }

@@ -161,6 +161,7 @@ pub(super) fn give_back(seg: &Segment, from: u64, to: u64) {
 /// 64 MiB of zeros: at once, the file system's work, and its discards,
 /// would hold up writers' fdatasyncs).
 fn give_back_in_steps(seg: &Segment, from: u64, to: u64) {
+    let _pin = seg.pin();
     let mut at = from;
     while at < to {
         let end = (at + FREE_STEP).min(to);

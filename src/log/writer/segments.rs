@@ -93,6 +93,8 @@ impl Log {
         self.holes.lock().remove(&id);
         let Some(seg) = seg else { return Ok((0, None)) };
         let allocated = self.backend.allocated_bytes(&seg.path).unwrap_or(0);
+        // Open while its name goes, for `free_removed`.
+        seg.keep_file();
         self.backend
             .remove_file(&seg.path)
             .map_err(|e| Error::io(format!("removing {}", seg.path.display()), e))?;
@@ -127,6 +129,7 @@ impl Log {
             return Ok(None);
         }
         let io = |e| Error::io(format!("punching holes in {}", seg.path.display()), e);
+        let _pin = seg.pin()?;
         let before = self.backend.allocated_bytes(&seg.path).map_err(io)?;
         let mut dead = 0;
         for (offset, len) in regions {
