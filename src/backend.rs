@@ -90,6 +90,21 @@ pub trait BackendFile: Send + Sync {
         let _ = (offset, len);
         Ok(())
     }
+    /// Says that this file descriptor will read at scattered offsets (record
+    /// headers between data regions the reader skips), so the kernel reads
+    /// what is asked and nothing ahead of it (Linux
+    /// `posix_fadvise(RANDOM)`). Only a hint; the default does nothing.
+    fn advise_scattered_reads(&self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Starts reading `offset..offset+len` into the cache without waiting
+    /// (Linux `posix_fadvise(WILLNEED)`): a scan reading records that
+    /// follow each other asks for the next stretch while it parses this
+    /// one. Only a hint; the default does nothing.
+    fn prefetch(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
     /// Allocates disk blocks for `offset..offset+len` (Linux `fallocate`,
     /// keeping the file's size), so later writes there cannot fail for lack
     /// of space. ENOSPC when the disk is full. The default does nothing (a
@@ -251,6 +266,18 @@ impl BackendFile for StdFile {
             return Ok(());
         };
         rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::DontNeed)
+            .map_err(io::Error::from)
+    }
+
+    fn advise_scattered_reads(&self) -> io::Result<()> {
+        rustix::fs::fadvise(&self.0, 0, None, rustix::fs::Advice::Random).map_err(io::Error::from)
+    }
+
+    fn prefetch(&self, offset: u64, len: u64) -> io::Result<()> {
+        let Some(len) = std::num::NonZeroU64::new(len) else {
+            return Ok(());
+        };
+        rustix::fs::fadvise(&self.0, offset, Some(len), rustix::fs::Advice::WillNeed)
             .map_err(io::Error::from)
     }
 

@@ -26,10 +26,23 @@ pub(crate) struct Reader<'a> {
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
     start: u64,
+    /// End of the bytes last asked for.
+    last_end: u64,
+    /// Smallest next read: doubles while the records read follow each
+    /// other (up to `MAX_READ_AHEAD`), a page after a jump.
+    ahead: u64,
 }
 
-/// Smallest read the buffer makes.
+/// The buffer's first read.
 const READ_AHEAD: u64 = 64 << 10;
+/// Its largest read where records follow each other (the kernel is told
+/// not to read ahead: see `segment::open_existing`).
+const MAX_READ_AHEAD: u64 = 4 << 20;
+/// Smallest read the buffer makes after a jump of more than this (over a
+/// data region's payload, which the scan does not read): a page. Reading
+/// ahead there would read the data of every region shorter than
+/// `READ_AHEAD`: an open of a log of 64 KiB objects read all of it.
+const AFTER_JUMP: u64 = 4 << 10;
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(seg: &'a Segment) -> Reader<'a> {
@@ -38,6 +51,8 @@ impl<'a> Reader<'a> {
             pin: None,
             buf: Vec::new(),
             start: 0,
+            last_end: 0,
+            ahead: READ_AHEAD,
         }
     }
 
@@ -53,7 +68,20 @@ impl<'a> Reader<'a> {
         };
         let buffered = self.start + self.buf.len() as u64;
         if off < self.start || end > buffered {
-            let n = len.max(READ_AHEAD).min(self.seg.len() - off);
+            let jump = off > self.last_end.saturating_add(AFTER_JUMP);
+            self.ahead = if jump {
+                AFTER_JUMP
+            } else {
+                (self.ahead * 2).min(MAX_READ_AHEAD)
+            };
+            let n = len.max(self.ahead).min(self.seg.len() - off);
+            if !jump {
+                // The stretch after this one, read by the kernel while
+                // this one is parsed.
+                let next = (off + n).min(self.seg.len());
+                self.seg
+                    .prefetch(next, (self.ahead * 2).min(self.seg.len() - next));
+            }
             if self.pin.is_none() {
                 self.pin = Some(self.seg.pin()?);
             }
@@ -61,6 +89,7 @@ impl<'a> Reader<'a> {
             self.seg.read_at(&mut self.buf, off)?;
             self.start = off;
         }
+        self.last_end = end;
         let from = (off - self.start) as usize;
         Ok(self.buf.get(from..from + len as usize))
     }
