@@ -10,6 +10,8 @@
 //!   measured), and acknowledges only durable writes (checked on the
 //!   fault-injecting backend's model of the disk, against a long-interval
 //!   `Batched` store that does lose writes, so the check can fail).
+//! - A caller's reader that panics mid-body unwinds through every ingest
+//!   path and leaves the store usable.
 //! - An upload whose part is blocked mid-body is not idle: `expire_uploads`
 //!   (even with a zero idle time) leaves it, and the part then succeeds.
 //!
@@ -475,4 +477,101 @@ fn segment_truncated_under_a_live_map_is_sigbus_never_wrong_bytes() {
         status.signal() == Some(7) || rest.contains("read right") || rest.contains("error"),
         "child: {status:?} {rest}"
     );
+}
+
+/// A body whose reader panics after `after` bytes.
+struct Panics {
+    left: u64,
+    after: u64,
+}
+
+impl Read for Panics {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        assert!(self.after > 0, "the caller's reader panics mid-body");
+        let n = (buf.len() as u64)
+            .min(self.left)
+            .min(self.after)
+            .min(100_000) as usize;
+        buf[..n].fill(5);
+        self.left -= n as u64;
+        self.after -= n as u64;
+        Ok(n)
+    }
+}
+
+/// A caller's reader that panics (a server's request body, say) unwinds
+/// through the engine on every ingest path (the one-write path of small
+/// bodies, the serial and the pipelined stream, with and without a
+/// digest): nothing is published, nothing is locked up, and the store
+/// goes on (writes, complete, compaction, a clean reopen).
+#[test]
+fn a_reader_that_panics_mid_body_leaves_the_store_usable() {
+    let _serial = serial();
+    for durability in [Durability::Sync, Durability::None] {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(dir.path(), Options::default().durability(durability));
+        let up = store
+            .start_multipart(L, "mp", "application/octet-stream")
+            .unwrap();
+        let md5 = "MD5:00000000000000000000000000000000";
+        let cases: [(u64, u64, Option<&str>); 4] = [
+            (1_000, 990, None),
+            (20 << 20, 15 << 20, None),
+            (20 << 20, 15 << 20, Some(md5)),
+            (8 << 20, 1 << 20, Some(md5)),
+        ];
+        for (i, (len, after, digest)) in cases.into_iter().enumerate() {
+            let body = |len: u64| {
+                let b = PartBody::new(Panics { left: len, after }, len);
+                match digest {
+                    Some(d) => b.digest(d.parse().unwrap()),
+                    None => b,
+                }
+            };
+            let key = format!("k{i}");
+            let put = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.put_object(L, &key, body(len))
+            }));
+            assert!(put.is_err(), "{durability:?} case {i}: the put returned");
+            assert_eq!(store.head(L, &key).unwrap_err().kind(), ErrorKind::NotFound);
+            let part = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                store.upload_part(L, &up, 1, body(len.max(5 << 20)))
+            }));
+            assert!(part.is_err(), "{durability:?} case {i}: the part returned");
+            assert!(store.list_parts(L, &up).unwrap().is_empty());
+        }
+        let big = gen(7, 6 << 20);
+        store
+            .put_object(L, "ok", PartBody::new(&big[..], big.len() as u64))
+            .unwrap();
+        store
+            .upload_part(L, &up, 1, PartBody::new(&big[..], big.len() as u64))
+            .unwrap();
+        store
+            .upload_part(L, &up, 2, PartBody::new(&b"tail"[..], 4))
+            .unwrap();
+        store.complete_multipart(L, &up).unwrap();
+        store.compact().unwrap();
+        assert!(store.verify().unwrap().is_clean());
+        drop(store);
+        let store = Store::open(dir.path(), Options::default()).unwrap();
+        let mut out = Vec::new();
+        store
+            .get(L, "ok")
+            .unwrap()
+            .reader()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out == big, "{durability:?}: the object read back differs");
+        out.clear();
+        store
+            .get(L, "mp")
+            .unwrap()
+            .reader()
+            .read_to_end(&mut out)
+            .unwrap();
+        assert!(out[..big.len()] == big[..] && out[big.len()..] == b"tail"[..]);
+        assert_eq!(store.stats().objects, 2);
+        assert!(store.verify().unwrap().is_clean());
+    }
 }
