@@ -73,7 +73,6 @@ impl Pipeline {
 /// The state a `Store` shares with its flusher thread.
 pub(crate) struct Inner {
     opts: Options,
-    _lock: File,
     index: RwLock<Index>,
     log: Arc<Log>,
     pipeline: Mutex<Pipeline>,
@@ -93,6 +92,8 @@ pub(crate) struct Inner {
     /// not idle, whatever its last recorded activity.
     parts_in_flight: Mutex<HashMap<[u8; 16], usize>>,
     checkpoints: Checkpoints,
+    /// The directory's lock: declared last, so dropped after the log.
+    _lock: File,
 }
 
 /// Marks a part of an upload in flight until dropped.

@@ -24,8 +24,9 @@ use crate::types::*;
 /// `Send + Sync`: share it between threads by reference or in an `Arc`.
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
-    // Dropped first: stops the flusher before the log's final sync.
-    _flusher: Option<Flusher>,
+    /// The flusher of `Durability::Batched`; stopped (and joined) on drop
+    /// before the log closes.
+    flusher: Option<Flusher>,
     /// Periodic checkpoints; stopped (and joined) first on drop.
     checkpointer: Option<Checkpointer>,
     /// The pre-writer (`Options::prewrite`); stopped (and joined) on drop
@@ -94,7 +95,7 @@ impl Store {
             tokens,
             checkpoints,
         ));
-        let _flusher = batched.map(|every| Flusher::spawn(inner.log_weak(), every));
+        let flusher = batched.map(|every| Flusher::spawn(inner.log_weak(), every));
         // The data bytes of the log before the restored checkpoint's base
         // (open did not scan it), counted off the open's path.
         let log = inner.log_weak();
@@ -108,7 +109,7 @@ impl Store {
         let checkpointer = periodic.then(|| Checkpointer::spawn(&inner));
         Ok(Store {
             inner,
-            _flusher,
+            flusher,
             checkpointer,
             prewriter,
         })
@@ -433,11 +434,15 @@ impl Store {
 impl Drop for Store {
     fn drop(&mut self) {
         // No periodic checkpoint runs past this point; then the close's
-        // own, if one is worth writing. The log's final sync and mark come
-        // when `inner` goes.
+        // own, if one is worth writing; then the log's final sync and mark,
+        // while the directory's lock is still held (a background thread,
+        // the count after open say, may hold the log a moment longer: its
+        // last drop then writes nothing).
         self.prewriter.take();
         self.checkpointer.take();
+        self.flusher.take();
         self.inner.close_checkpoint();
+        self.inner.log().close();
     }
 }
 

@@ -87,6 +87,8 @@ struct Tail {
     /// back to the file system (segment id, from, to): the pre-writer does
     /// it, not the writer that sealed the segment under this lock.
     sealed_zeros: Vec<(u64, u64, u64)>,
+    /// [`Log::close`] ran.
+    closed: bool,
 }
 
 impl Tail {
@@ -224,6 +226,7 @@ impl Log {
                 last_write: prewrite::idle_since_open(),
                 last_big: prewrite::idle_since_open(),
                 sealed_zeros: Vec::new(),
+                closed: false,
             }),
             segments: RwLock::new(segments),
             region_bytes: Mutex::new(rec.region_bytes),
@@ -705,23 +708,6 @@ impl Log {
 
 impl Drop for Log {
     fn drop(&mut self) {
-        // A clean close leaves everything durable, whatever the mode, and
-        // says so with a mark (so the next open checks no extent).
-        if self.appended.load(Ordering::SeqCst) && self.poison.lock().is_none() {
-            let _ = self
-                .sync_active()
-                .and_then(|()| self.append_meta(&Meta::Mark.encode()))
-                .and_then(|_| Self::zero_dirty(&mut self.tail.lock()))
-                .and_then(|()| self.sync_active());
-        }
-        // Pre-written zeros past the metadata reserve go back, so the next
-        // open does not read them when it looks past the end.
-        let mut t = self.tail.lock();
-        prewrite::give_back(&t.active, t.at + META_RESERVE, t.pre.end);
-        for (id, from, to) in std::mem::take(&mut t.sealed_zeros) {
-            if let Some(seg) = self.segment(id) {
-                prewrite::give_back(&seg, from, to);
-            }
-        }
+        self.close();
     }
 }

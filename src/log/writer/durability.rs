@@ -8,11 +8,50 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::Result;
+use crate::log::meta::Meta;
 use crate::log::segment::Segment;
-use crate::log::writer::{Log, Pos};
+use crate::log::writer::{prewrite, Log, Pos, META_RESERVE};
 use crate::options::Durability;
 
 impl Log {
+    /// Closes the log (once; later calls do nothing): everything is made
+    /// durable, a mark says so, and the pre-written zeros go back. After
+    /// it, every write fails. The store calls it while it still holds the
+    /// directory's lock: a background thread may hold the log a moment
+    /// longer, and the last holder's drop must not write into a directory
+    /// another `Store` may have opened since.
+    pub(crate) fn close(&self) {
+        let mut t = self.tail.lock();
+        if t.closed {
+            return;
+        }
+        t.closed = true;
+        drop(t);
+        // A clean close leaves everything durable, whatever the mode, and
+        // says so with a mark (so the next open checks no extent).
+        if self.appended.load(Ordering::SeqCst) && self.poison.lock().is_none() {
+            let _ = self
+                .sync_active()
+                .and_then(|()| self.append_meta(&Meta::Mark.encode()))
+                .and_then(|_| Self::zero_dirty(&mut self.tail.lock()))
+                .and_then(|()| self.sync_active());
+        }
+        // Pre-written zeros past the metadata reserve go back, so the next
+        // open does not read them when it looks past the end.
+        let mut t = self.tail.lock();
+        prewrite::give_back(&t.active, t.at + META_RESERVE, t.pre.end);
+        for (id, from, to) in std::mem::take(&mut t.sealed_zeros) {
+            if let Some(seg) = self.segment(id) {
+                prewrite::give_back(&seg, from, to);
+            }
+        }
+        drop(t);
+        let mut p = self.poison.lock();
+        if p.is_none() {
+            *p = Some("the store was closed".into());
+        }
+    }
+
     pub(super) fn advance_durable(&self, to: Pos) {
         let mut d = self.durable.lock();
         if to > d.upto {
