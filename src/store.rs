@@ -32,6 +32,9 @@ pub struct Store {
     /// The pre-writer (`Options::prewrite`); stopped (and joined) on drop
     /// before anything else.
     prewriter: Option<Prewriter>,
+    /// The count of data bytes after the open; stopped (and joined) on
+    /// drop once the log is closed, so nothing of the store outlives it.
+    counter: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Streams a body into a new extent: exactly its declared length, or (for
@@ -99,19 +102,21 @@ impl Store {
         // The data bytes of the log before the restored checkpoint's base
         // (open did not scan it), counted off the open's path.
         let log = inner.log_weak();
-        let _ = std::thread::Builder::new()
+        let counter = std::thread::Builder::new()
             .name("partstore-count".into())
             .spawn(move || {
                 if let Some(log) = log.upgrade() {
                     log.count_regions();
                 }
-            });
+            })
+            .ok();
         let checkpointer = periodic.then(|| Checkpointer::spawn(&inner));
         Ok(Store {
             inner,
             flusher,
             checkpointer,
             prewriter,
+            counter,
         })
     }
 
@@ -443,6 +448,9 @@ impl Drop for Store {
         self.flusher.take();
         self.inner.close_checkpoint();
         self.inner.log().close();
+        if let Some(t) = self.counter.take() {
+            let _ = t.join();
+        }
     }
 }
 

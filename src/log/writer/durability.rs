@@ -14,6 +14,11 @@ use crate::log::writer::{prewrite, Log, Pos, META_RESERVE};
 use crate::options::Durability;
 
 impl Log {
+    /// True once [`Log::close`] ran.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tail.lock().closed
+    }
+
     /// Closes the log (once; later calls do nothing): everything is made
     /// durable, a mark says so, and the pre-written zeros go back. After
     /// it, every write fails. The store calls it while it still holds the

@@ -38,6 +38,10 @@ impl Log {
     pub(crate) fn count_regions(&self) {
         let mut uncounted = self.uncounted.lock();
         for (id, upto) in std::mem::take(&mut *uncounted) {
+            if self.is_closed() {
+                // (The store is going: no one will ask.)
+                break;
+            }
             let Some(seg) = self.segments.read().get(&id).cloned() else {
                 continue;
             };
