@@ -207,6 +207,9 @@ impl Inner {
             base,
             max_id,
             pages,
+            // (Read now: segments sealed before the base stay as they are,
+            // but an open's count of them may have ended meanwhile.)
+            counts: log.sealed_counts(base.0),
         };
         let encoded = end.encode();
         let (record, _) = log.append_meta_at(&encoded)?;

@@ -26,15 +26,14 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::error::{conflict, corrupt, Error, Reason, Result};
 use crate::index::{Index, Restorer};
-use crate::log::checkpoint::{self, CheckpointEnd, PageRef, Pos};
+use crate::log::checkpoint::{self, CheckpointEnd, PageRef, Pos, SegmentCount};
 use crate::log::codec::{
-    T_CHECKPOINT, T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET, T_PART_SET_V2, T_SNAPSHOT,
-    T_SNAPSHOT_V2,
+    T_MARK, T_OBJECT_PUT, T_OBJECT_PUT_V2, T_PART_SET, T_PART_SET_V2, T_SNAPSHOT, T_SNAPSHOT_V2,
 };
 use crate::log::format::{framed_len, split_meta_payload, ExtentDef, Meta, SEGMENT_HEADER_LEN};
 use crate::log::scan::{self, Reader, ScannedMeta, TailPolicy};
 use crate::log::segment::{self, Segment};
-use crate::log::writer::Recovered;
+use crate::log::writer::{Recovered, SegCounts, Uncounted};
 use crate::options::{Options, RecoveryMode};
 use crate::spec::BLOCK_SIZE;
 
@@ -131,8 +130,7 @@ impl Recovery {
 fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<Recovery>> {
     let backend: &dyn Backend = &*opts.backend;
     let mut segments = BTreeMap::new();
-    let mut region_bytes = HashMap::new();
-    let mut holes = HashMap::new();
+    let mut counts = HashMap::new();
     let mut uncounted = Vec::new();
     let mut tail = SEGMENT_HEADER_LEN;
     // The records from the last checkpoint's base on (earlier ones are
@@ -152,14 +150,22 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         let start = match (*id).cmp(&from.0) {
             std::cmp::Ordering::Less if !newest => {
                 // Wholly before the base: its regions are counted later.
-                uncounted.push((*id, u64::MAX));
-                region_bytes.insert(*id, 0);
+                uncounted.push(Uncounted {
+                    id: *id,
+                    upto: u64::MAX,
+                    known: None,
+                });
+                counts.insert(*id, SegCounts::default());
                 seg.seal_file();
                 segments.insert(*id, Arc::new(seg));
                 continue;
             }
             std::cmp::Ordering::Equal => {
-                uncounted.push((*id, from.1));
+                uncounted.push(Uncounted {
+                    id: *id,
+                    upto: from.1,
+                    known: None,
+                });
                 from.1
             }
             _ => SEGMENT_HEADER_LEN,
@@ -205,8 +211,14 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         if let Some((_, base)) = last_checkpoint(&metas[first..]) {
             metas.drain(..metas.partition_point(|(s, m)| (*s, m.offset) < base));
         }
-        region_bytes.insert(*id, scan.region_bytes);
-        holes.insert(*id, scan.holes);
+        counts.insert(
+            *id,
+            SegCounts {
+                bytes: scan.region_bytes,
+                holes: scan.holes,
+                headers: scan.region_bytes + scan.holes,
+            },
+        );
         tail = scan.end;
         // What open read from disk is durable.
         seg.mark_synced(scan.end);
@@ -222,17 +234,26 @@ fn recover(dir: &Path, opts: &Options, ids: &[u64], from: Pos) -> Result<Option<
         base: checkpoint_base,
         replayed: replayed_bytes,
         pages: checkpoint_pages,
+        counts: known,
     } = replay(&segments, &metas)?;
     if checkpoint_base < from {
         return Ok(None);
+    }
+    // What the checkpoint says of the segments it did not need scanned:
+    // their counts are not read from them again.
+    for u in uncounted.iter_mut().filter(|u| u.upto == u64::MAX) {
+        u.known = known
+            .binary_search_by_key(&u.id, |c| c.segment)
+            .ok()
+            .map(|i| known[i])
+            .filter(|c| segments.get(&u.id).is_some_and(|s| c.end <= s.len()));
     }
     check_extents(&index, &segments)?;
     Ok(Some(Recovery {
         index,
         log: Recovered {
             segments,
-            region_bytes,
-            holes,
+            counts,
             uncounted,
             tail,
         },
@@ -414,7 +435,7 @@ fn extent_intact(seg: &Segment, e: &ExtentDef, buf: &mut Vec<u8>) -> Result<bool
 fn last_checkpoint(metas: &[(u64, ScannedMeta)]) -> Option<(usize, Pos)> {
     let i = metas
         .iter()
-        .rposition(|(_, m)| matches!(m.tag, T_CHECKPOINT | T_SNAPSHOT | T_SNAPSHOT_V2))?;
+        .rposition(|(_, m)| m.end.is_some() || matches!(m.tag, T_SNAPSHOT | T_SNAPSHOT_V2))?;
     let (seg, m) = &metas[i];
     match &m.end {
         Some(end) => Some((i, end.base)),
@@ -431,6 +452,7 @@ fn replay(
     metas: &[(u64, ScannedMeta)],
 ) -> Result<Replayed> {
     let mut pages = Vec::new();
+    let mut counts = Vec::new();
     let (mut index, base, skip) = match last_checkpoint(metas) {
         None => (Index::new(), (0, 0), None),
         Some((i, base)) => {
@@ -438,6 +460,7 @@ fn replay(
             let index = match &m.end {
                 Some(end) => {
                     pages = end.page_bytes();
+                    counts.clone_from(&end.counts);
                     restore(segments, end, (*seg, m.offset))?
                 }
                 None => {
@@ -454,7 +477,7 @@ fn replay(
     let mut reader: Option<Reader> = None;
     for (i, (seg, m)) in metas.iter().enumerate() {
         let skipped =
-            Some(i) == skip || (*seg, m.offset) < base || matches!(m.tag, T_CHECKPOINT | T_MARK);
+            Some(i) == skip || (*seg, m.offset) < base || m.end.is_some() || m.tag == T_MARK;
         if skipped {
             continue;
         }
@@ -471,6 +494,7 @@ fn replay(
         base,
         replayed,
         pages,
+        counts,
     })
 }
 
@@ -483,6 +507,8 @@ struct Replayed {
     replayed: u64,
     /// Bytes of its pages per segment.
     pages: Vec<(u64, u64)>,
+    /// Its counts of the sealed segments before its base.
+    counts: Vec<SegmentCount>,
 }
 
 fn segment(segments: &BTreeMap<u64, Arc<Segment>>, id: u64) -> Result<&Segment> {

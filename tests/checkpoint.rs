@@ -38,9 +38,10 @@ const MIB: usize = 1 << 20;
 
 /// A checkpoint page, as `docs/FORMAT.md` lays it out, is the bytes of a
 /// data region: 19, base (2 x u64), seq u32, section u8 (1..=6), count u32,
-/// items. A checkpoint record is a metadata record with tag 20.
+/// items. A checkpoint record is a metadata record with tag 20 (21 when
+/// it also carries the counts of the segments before its base).
 const TAG_PAGE: u8 = 19;
-const TAG_CHECKPOINT: u8 = 20;
+const TAG_CHECKPOINT: [u8; 2] = [20, 21];
 const TAG_MARK: u8 = 11;
 
 /// True for the write of a checkpoint page (the test's own data never
@@ -276,7 +277,7 @@ fn last_checkpoint(dir: &Path) -> ((u64, u64), (u64, u64), usize) {
     let (seg, off, _, payload) = recs
         .iter()
         .rev()
-        .find(|r| r.2 == TAG_CHECKPOINT)
+        .find(|r| TAG_CHECKPOINT.contains(&r.2))
         .expect("a checkpoint record");
     let base = (
         u64::from_le_bytes(payload[9..17].try_into().unwrap()),
@@ -285,7 +286,7 @@ fn last_checkpoint(dir: &Path) -> ((u64, u64), (u64, u64), usize) {
     let between = recs
         .iter()
         .filter(|r| (r.0, r.1) >= base && (r.0, r.1) < (*seg, *off))
-        .filter(|r| ![TAG_CHECKPOINT, TAG_MARK].contains(&r.2))
+        .filter(|r| !TAG_CHECKPOINT.contains(&r.2) && r.2 != TAG_MARK)
         .count();
     (base, (*seg, *off), between)
 }
@@ -526,7 +527,7 @@ fn replay_after_interleaved_checkpoints_equals_the_live_store() {
     // right too: cut the log just after each one.
     let recs = meta_records(dir.path());
     let mut checked = 0;
-    for r in recs.iter().filter(|r| r.2 == TAG_CHECKPOINT) {
+    for r in recs.iter().filter(|r| TAG_CHECKPOINT.contains(&r.2)) {
         let base = (
             u64::from_le_bytes(r.3[9..17].try_into().unwrap()),
             u64::from_le_bytes(r.3[17..25].try_into().unwrap()),
@@ -534,7 +535,7 @@ fn replay_after_interleaved_checkpoints_equals_the_live_store() {
         let interleaved = recs
             .iter()
             .filter(|x| (x.0, x.1) >= base && (x.0, x.1) < (r.0, r.1))
-            .any(|x| ![TAG_CHECKPOINT, TAG_MARK].contains(&x.2));
+            .any(|x| !TAG_CHECKPOINT.contains(&x.2) && x.2 != TAG_MARK);
         if !interleaved {
             continue;
         }
@@ -928,4 +929,128 @@ fn a_stale_hint_is_ignored() {
     let fresh = shown(&s);
     drop(s);
     assert_eq!(shown(&reopen(dir.path())), fresh);
+}
+
+/// A reader that fails after `ok` bytes (a client that went away).
+struct Fails {
+    ok: usize,
+}
+
+impl io::Read for Fails {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.ok == 0 {
+            return Err(io::Error::other("client went away"));
+        }
+        let n = buf.len().min(self.ok);
+        buf[..n].fill(7);
+        self.ok -= n;
+        Ok(n)
+    }
+}
+
+fn data_bytes(s: &Store) -> Vec<(u64, u64, u64)> {
+    s.stats()
+        .per_segment
+        .iter()
+        .map(|g| (g.id, g.data_bytes, g.garbage_bytes))
+        .collect()
+}
+
+/// A checkpoint records what each sealed segment before its base holds
+/// (its records' end and data bytes: tag 21), so an open from it learns
+/// their data bytes without reading them. Those figures equal what a walk
+/// of every record finds (an open without the hint), over a history of
+/// every kind of region: bodies of every size, bodies of unknown length,
+/// bodies that failed half-way, parts, holes punched by compaction, writers
+/// in two threads; and they carry over into the next checkpoint written by
+/// a store that opened from them.
+#[test]
+fn segment_counts_in_a_checkpoint_equal_a_walk_of_the_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || {
+        Options::default()
+            .durability(Durability::None)
+            .segment_size(1 << 20)
+            .checkpoint_bytes(0)
+    };
+    {
+        let s = Arc::new(Store::open(dir.path(), opts()).unwrap());
+        s.create_layer(L, LayerConfig::default()).unwrap();
+        let work = |s: &Store, t: u64| {
+            for i in 0..300u64 {
+                let key = format!("t{t}/k{i:04}");
+                let len = [0, 10, 700, 5000, 70_000, 300_000][(i % 6) as usize];
+                let bytes = common::gen(t * 1000 + i, len);
+                match i % 5 {
+                    0 => {
+                        let body = PartBody::until_eof(&bytes[..]);
+                        s.put_object(L, &key, body).unwrap();
+                    }
+                    1 => {
+                        // Fails half-way: nothing stored, the region given
+                        // back or left as garbage.
+                        let body = PartBody::new(Fails { ok: len / 2 }, len as u64 + 1);
+                        assert!(s.put_object(L, &key, body).is_err());
+                    }
+                    _ => put(s, &key, &bytes),
+                }
+                if i % 3 == 0 {
+                    let _ = s.delete(L, &format!("t{t}/k{:04}", i / 2));
+                }
+            }
+        };
+        let other = Arc::clone(&s);
+        let t = std::thread::spawn(move || work(&other, 1));
+        work(&s, 0);
+        t.join().unwrap();
+        let up = s.start_multipart(L, "mp", CT).unwrap();
+        let big = common::gen(77, 5 * MIB);
+        s.upload_part(L, &up, 1, PartBody::new(&big[..], big.len() as u64))
+            .unwrap();
+        s.upload_part(L, &up, 2, PartBody::new(&b"tail"[..], 4))
+            .unwrap();
+        s.complete_multipart(L, &up).unwrap();
+        let r = s.compact().unwrap();
+        assert!(r.bytes_reclaimed > 0, "{r:?}");
+        work(&s, 2);
+        s.checkpoint().unwrap();
+        for i in 0..10 {
+            put(&s, &format!("after{i}"), &common::gen(500 + i, 3000));
+        }
+        assert!(s.stats().segments >= 5);
+    }
+    let (_, rec, _) = last_checkpoint(dir.path());
+    let tag = meta_records(dir.path())
+        .into_iter()
+        .find(|r| (r.0, r.1) == rec)
+        .map(|r| r.2);
+    assert_eq!(tag, Some(21), "the checkpoint carries segment counts");
+
+    // Opened from the hint (the counts), then without it (a walk of every
+    // record); the hint put back after.
+    let both = || {
+        let from_counts = data_bytes(&reopen(dir.path()));
+        let pos = dir.path().join("checkpoint.pos");
+        let hint = std::fs::read(&pos).unwrap();
+        std::fs::remove_file(&pos).unwrap();
+        let walked = data_bytes(&reopen(dir.path()));
+        std::fs::write(&pos, &hint).unwrap();
+        (from_counts, walked)
+    };
+    let (from_counts, walked) = both();
+    assert_eq!(from_counts, walked);
+    assert!(walked.iter().any(|(_, d, _)| *d > 0));
+
+    // A store opened from the counts writes them into its next checkpoint
+    // (at once, before its count after the open is done, and after it).
+    for wait in [false, true] {
+        let s = reopen(dir.path());
+        if wait {
+            s.stats();
+        }
+        s.checkpoint().unwrap();
+        drop(s);
+        let (from_counts, walked) = both();
+        assert_eq!(from_counts, walked, "count done first: {wait}");
+    }
 }

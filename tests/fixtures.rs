@@ -12,6 +12,13 @@
 //!   checkpoints, so it holds compaction's whole-state `Snapshot` record
 //!   (tag 18; for v1 rewritten in the version-1 layout, tag 10) with records
 //!   before it (not replayed) and after it (replayed).
+//! - `checkpoint_v20`: written by the build before checkpoints carried
+//!   segment counts (`90bb229`, 64 KiB segments): 12 puts over 4
+//!   segments, 3 deletes, a checkpoint (tag 20, without counts), 2 puts
+//!   and a delete after it; the hint file names the checkpoint. It was
+//!   written by a separate program against that build (the bodies are
+//!   `common::gen(i, 9_000 + 1_000 i)` under `tiles/{i:02}.bin`), not by a
+//!   test here: it cannot be written again.
 //!
 //! Regenerate (only on a deliberate format change, with a new version):
 //! `PARTSTORE_WRITE_FIXTURES=1 cargo test --test fixtures write_fixtures -- --ignored`
@@ -408,4 +415,80 @@ fn write_snapshot_fixtures() {
     assert!(done, "no snapshot record found");
     write_after_snapshot(&v1);
     std::fs::remove_file(v1.join("LOCK")).unwrap();
+}
+
+/// Data bytes and garbage of every segment.
+fn per_segment(s: &Store) -> Vec<(u64, u64, u64)> {
+    s.stats()
+        .per_segment
+        .iter()
+        .map(|g| (g.id, g.data_bytes, g.garbage_bytes))
+        .collect()
+}
+
+fn check_checkpoint_v20(s: &Store) {
+    for i in 0..14u64 {
+        let key = format!("tiles/{i:02}.bin");
+        let deleted = i == 0 || (i % 3 == 1 && i < 12);
+        match s.get("maps", &key) {
+            Ok(blob) => {
+                assert!(!deleted, "{key} was deleted");
+                let mut got = Vec::new();
+                std::io::Read::read_to_end(&mut blob.reader(), &mut got).unwrap();
+                assert_eq!(got, common::gen(i, 9_000 + i as usize * 1000), "{key}");
+            }
+            Err(e) => {
+                assert!(deleted, "{key}: {e}");
+                assert_eq!(e.kind(), ErrorKind::NotFound, "{key}: {e}");
+            }
+        }
+    }
+    assert!(s.verify().unwrap().is_clean());
+}
+
+/// A store whose checkpoint record is tag 20 (no segment counts) opens
+/// from it (the segments before its base are walked for their data
+/// bytes, as before), with the same figures as an open that scans every
+/// record; its next checkpoint (tag 21, with counts) opens to the same.
+#[test]
+fn checkpoint_without_segment_counts_opens() {
+    let dir = copy_fixture("checkpoint_v20");
+    let tags = |dir: &Path| -> Vec<u8> {
+        let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
+        segs.sort();
+        segs.iter()
+            .flat_map(|p| records(&std::fs::read(p).unwrap()))
+            .filter(|r| r.1 == 2 && matches!(r.2.get(8), Some(20 | 21)))
+            .map(|r| r.2[8])
+            .collect()
+    };
+    assert_eq!(tags(dir.path()), vec![20], "the fixture's checkpoint");
+    let s = Store::open(dir.path(), opts()).unwrap();
+    check_checkpoint_v20(&s);
+    let from_hint = per_segment(&s);
+    assert!(from_hint.len() >= 4, "{from_hint:?}");
+    drop(s);
+    let pos = dir.path().join("checkpoint.pos");
+    let hint = std::fs::read(&pos).unwrap();
+    std::fs::remove_file(&pos).unwrap();
+    let s = Store::open(dir.path(), opts()).unwrap();
+    assert_eq!(per_segment(&s), from_hint, "a walk of every record");
+    drop(s);
+    std::fs::write(&pos, &hint).unwrap();
+
+    // (Once the count after the open is done: before it, the segments it
+    // counts have no counts to write.)
+    let s = Store::open(dir.path(), opts()).unwrap();
+    per_segment(&s);
+    s.checkpoint().unwrap();
+    let live = per_segment(&s);
+    drop(s);
+    assert_eq!(tags(dir.path()), vec![20, 21]);
+    let s = Store::open(dir.path(), opts()).unwrap();
+    check_checkpoint_v20(&s);
+    assert_eq!(per_segment(&s), live);
 }

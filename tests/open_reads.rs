@@ -5,7 +5,9 @@
 //! regions between them, but reads of 64 KiB at each header, and the
 //! kernel's read-ahead (up to `read_ahead_kb`, 8 MiB on the development
 //! machine's disk), pulled in all of a log of 64 KiB objects: a server
-//! restarting on a store of a few TB read all of it.
+//! restarting on a store of a few TB read all of it. After an open from a
+//! checkpoint, the count of the data bytes of the segments before it read
+//! a page per data region; the checkpoint now carries those counts.
 //!
 //! One test per binary: the process's block-device reads are what is
 //! measured.
@@ -96,8 +98,10 @@ fn open_reads_the_records_not_the_data() {
     );
 
     // From a checkpoint: the segments before its base are not scanned by
-    // the open, but their data bytes are counted after it (`stats()` waits
-    // for that count), by the same walk over the record headers.
+    // the open, and the checkpoint record says what they hold: the count
+    // of their data bytes after the open (`stats()` waits for it) asks the
+    // file system for their holes and reads none of their records (it did
+    // read a page per data region: 8.4 MB here).
     store.checkpoint().unwrap();
     let live = store.stats();
     drop(store);
@@ -112,7 +116,7 @@ fn open_reads_the_records_not_the_data() {
         (live.live_bytes, live.garbage_bytes, live.objects)
     );
     assert!(
-        opened < data / 4,
+        opened < data / 64,
         "open and count read {opened} bytes of a log holding {data} bytes of data"
     );
 }

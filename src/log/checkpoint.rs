@@ -11,6 +11,9 @@
 //! checkpoint (tag 20)      base_segment u64, base_offset u64, max_id u64,
 //!                          n u32, n x (segment u64, offset u64, len u64,
 //!                          crc32c u32): the pages, in order
+//! checkpoint (tag 21)      tag 20's fields, then m u32, m x (segment u64,
+//!                          end u64, region_bytes u64): sealed segments
+//!                          before the base, ascending
 //! ```
 //! Sections, in this order (a section may span pages; an empty one has
 //! none): 1 layers, 2 extents, 3 uploads, each item encoded exactly as in a
@@ -61,13 +64,32 @@ pub(crate) struct PageRef {
     pub(crate) crc32c: u32,
 }
 
+/// What a sealed segment holds, as a checkpoint records it: the end of its
+/// records and the sum of its data regions' lengths (holes included), so
+/// that an open need not walk its records to learn them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentCount {
+    pub(crate) segment: u64,
+    /// Offset just past its last record.
+    pub(crate) end: u64,
+    /// Sum of the lengths its data regions' headers give.
+    pub(crate) region_bytes: u64,
+}
+
+/// Most segment counts one checkpoint record carries (24 bytes each): the
+/// record stays well inside the metadata reserve of a full disk; an open
+/// walks the records of the segments left out.
+pub(crate) const MAX_SEGMENT_COUNTS: usize = 8192;
+
 /// A checkpoint's record: the state of every record before `base`, in
-/// `pages` (in order).
+/// `pages` (in order), and the counts of sealed segments before the base
+/// (tag 21; none: tag 20).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CheckpointEnd {
     pub(crate) base: Pos,
     pub(crate) max_id: u64,
     pub(crate) pages: Vec<PageRef>,
+    pub(crate) counts: Vec<SegmentCount>,
 }
 
 impl CheckpointEnd {
@@ -83,10 +105,15 @@ impl CheckpointEnd {
         by
     }
 
-    /// The record's encoding (tag 20).
+    /// The record's encoding (tag 20, or 21 with counts).
     pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut e = Enc(Vec::with_capacity(32 + 28 * self.pages.len()));
-        e.u8(T_CHECKPOINT);
+        let mut e = Enc(Vec::with_capacity(
+            36 + 28 * self.pages.len() + 24 * self.counts.len(),
+        ));
+        e.u8(match self.counts.is_empty() {
+            true => T_CHECKPOINT,
+            false => T_CHECKPOINT_COUNTED,
+        });
         e.u64(self.base.0);
         e.u64(self.base.1);
         e.u64(self.max_id);
@@ -97,14 +124,23 @@ impl CheckpointEnd {
             e.u64(p.len);
             e.u32(p.crc32c);
         }
+        if !self.counts.is_empty() {
+            e.u32(self.counts.len() as u32);
+            for c in &self.counts {
+                e.u64(c.segment);
+                e.u64(c.end);
+                e.u64(c.region_bytes);
+            }
+        }
         e.0
     }
 
-    /// Decodes a tag-20 record (the encoded `Meta` part of its payload).
+    /// Decodes a tag-20 or tag-21 record (the encoded `Meta` part of its
+    /// payload).
     pub(crate) fn decode(meta: &[u8]) -> Result<CheckpointEnd> {
         let mut d = Dec(meta);
         let tag = d.u8()?;
-        if tag != T_CHECKPOINT {
+        if !is_checkpoint(tag) {
             return Err(corrupt!("record tag {tag} is not a checkpoint"));
         }
         let base = (d.u64()?, d.u64()?);
@@ -119,6 +155,33 @@ impl CheckpointEnd {
                 crc32c: d.u32()?,
             });
         }
+        let mut counts = Vec::new();
+        if tag == T_CHECKPOINT_COUNTED {
+            let n = d.count(24)?;
+            counts.reserve(n);
+            for _ in 0..n {
+                counts.push(SegmentCount {
+                    segment: d.u64()?,
+                    end: d.u64()?,
+                    region_bytes: d.u64()?,
+                });
+            }
+            // (Canonical: tag 21 only with counts, in ascending segment
+            // order, each a sealed segment before the base whose regions
+            // fit within its records.)
+            let bad = counts.is_empty()
+                || counts.windows(2).any(|w| w[0].segment >= w[1].segment)
+                || counts.iter().any(|c| {
+                    c.segment >= base.0
+                        || c.end < crate::log::format::SEGMENT_HEADER_LEN
+                        || c.region_bytes > c.end
+                });
+            if bad {
+                return Err(corrupt!(
+                    "checkpoint segment counts are empty, out of order, or past its base {base:?}"
+                ));
+            }
+        }
         if !d.0.is_empty() {
             return Err(corrupt!("{} trailing bytes after a checkpoint", d.0.len()));
         }
@@ -132,6 +195,7 @@ impl CheckpointEnd {
             base,
             max_id,
             pages,
+            counts,
         })
     }
 }
@@ -532,6 +596,7 @@ mod tests {
             base,
             max_id: snap.max_id,
             pages,
+            counts: Vec::new(),
         };
         let end2 = CheckpointEnd::decode(&end.encode()).unwrap();
         assert_eq!(end, end2);
@@ -621,7 +686,61 @@ mod tests {
                 len: 8,
                 crc32c: 0,
             }],
+            counts: Vec::new(),
         };
         assert!(CheckpointEnd::decode(&bad.encode()).is_err());
+    }
+
+    #[test]
+    fn segment_counts_round_trip_and_are_checked() {
+        let c = |segment, end, region_bytes| SegmentCount {
+            segment,
+            end,
+            region_bytes,
+        };
+        let page = PageRef {
+            segment: 7,
+            offset: 100,
+            len: 8,
+            crc32c: 3,
+        };
+        let end = CheckpointEnd {
+            base: (7, 64),
+            max_id: 9,
+            pages: vec![page],
+            counts: vec![c(2, 4096, 1000), c(5, 1 << 20, 0)],
+        };
+        let bytes = end.encode();
+        assert_eq!(bytes[0], T_CHECKPOINT_COUNTED);
+        assert_eq!(CheckpointEnd::decode(&bytes).unwrap(), end);
+        // Without counts: the old tag, byte for byte.
+        let plain = CheckpointEnd {
+            counts: Vec::new(),
+            ..end.clone()
+        };
+        assert_eq!(plain.encode()[0], T_CHECKPOINT);
+        assert_eq!(CheckpointEnd::decode(&plain.encode()).unwrap(), plain);
+        for counts in [
+            vec![c(5, 4096, 0), c(2, 4096, 0)],
+            vec![c(2, 4096, 0), c(2, 8192, 0)],
+            vec![c(7, 4096, 0)],
+            vec![c(2, 8, 0)],
+            vec![c(2, 4096, 4097)],
+        ] {
+            let bad = CheckpointEnd {
+                counts: counts.clone(),
+                ..end.clone()
+            };
+            assert!(CheckpointEnd::decode(&bad.encode()).is_err(), "{counts:?}");
+        }
+        // Tag 21 with no counts is not canonical.
+        let mut empty = plain.encode();
+        empty[0] = T_CHECKPOINT_COUNTED;
+        empty.extend_from_slice(&0u32.to_le_bytes());
+        assert!(CheckpointEnd::decode(&empty).is_err());
+        // Trailing bytes after the counts.
+        let mut trailing = bytes;
+        trailing.push(0);
+        assert!(CheckpointEnd::decode(&trailing).is_err());
     }
 }

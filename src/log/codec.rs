@@ -37,8 +37,17 @@ pub(crate) const T_SNAPSHOT_V2: u8 = 18;
 // applies them.
 pub(crate) const T_CHECKPOINT_PAGE: u8 = 19;
 pub(crate) const T_CHECKPOINT: u8 = 20;
+// A checkpoint record that also carries the counts of the sealed segments
+// before its base (tag 20's layout, then the counts): an open from it
+// learns their data bytes without reading them.
+pub(crate) const T_CHECKPOINT_COUNTED: u8 = 21;
 /// The highest tag this build knows; a higher one is `Corrupt`.
-pub(crate) const T_LAST: u8 = T_CHECKPOINT;
+pub(crate) const T_LAST: u8 = T_CHECKPOINT_COUNTED;
+
+/// True for the tags of a checkpoint record.
+pub(crate) fn is_checkpoint(tag: u8) -> bool {
+    tag == T_CHECKPOINT || tag == T_CHECKPOINT_COUNTED
+}
 
 pub(crate) fn key_rules_code(r: KeyRules) -> u8 {
     match r {

@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::backend::Backend;
 use crate::error::{corrupt, Error, Result};
 use crate::log::checkpoint::CheckpointEnd;
-use crate::log::codec::{T_CHECKPOINT, T_CHECKPOINT_PAGE, T_LAST};
+use crate::log::codec::{is_checkpoint, T_CHECKPOINT_PAGE, T_LAST};
 use crate::log::format::{
     framed_len, split_meta_payload, RecordHeader, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN,
     RECORD_MAGIC, SEGMENT_HEADER_LEN,
@@ -271,7 +271,7 @@ pub(crate) fn scan_from(seg: &Segment, policy: TailPolicy, start: u64) -> Result
                         if tag == 0 || tag > T_LAST || tag == T_CHECKPOINT_PAGE {
                             return Err(bad(corrupt!("unknown metadata record tag {tag}")));
                         }
-                        let end = if tag == T_CHECKPOINT {
+                        let end = if is_checkpoint(tag) {
                             let payload = r.meta_payload(pos)?;
                             let (_, m) = split_meta_payload(payload).map_err(bad)?;
                             Some(Box::new(CheckpointEnd::decode(m).map_err(bad)?))
@@ -491,6 +491,23 @@ impl Allocated {
             .map(|r| r.end.min(end).saturating_sub(r.start.max(start)))
             .sum()
     }
+}
+
+/// Bytes of `from..to` of `seg` that are holes (compaction punched them):
+/// the file system is asked, nothing is read. The records of a segment
+/// are never punched, so in a sealed segment's records these are the holes
+/// of its data regions ([`count_regions`] finds the same, region by
+/// region).
+pub(crate) fn hole_bytes(seg: &Segment, from: u64, to: u64) -> Result<u64> {
+    let ranges = seg
+        .file()
+        .and_then(|f| crate::backend::data_ranges(&*f, from, to))
+        .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))?;
+    let data: u64 = ranges
+        .iter()
+        .map(|r| r.end.min(to).saturating_sub(r.start.max(from)))
+        .sum();
+    Ok(to.saturating_sub(from).saturating_sub(data))
 }
 
 fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {

@@ -32,6 +32,7 @@ mod prewrite;
 mod segments;
 pub(crate) use durability::Flusher;
 pub(crate) use prewrite::Prewriter;
+pub(crate) use segments::{SegCounts, Uncounted};
 
 /// A position in the log: (segment id, byte offset). Positions order as
 /// records were appended.
@@ -134,12 +135,10 @@ impl Region {
 /// What the log was left as by recovery.
 pub(crate) struct Recovered {
     pub(crate) segments: BTreeMap<u64, Arc<Segment>>,
-    pub(crate) region_bytes: HashMap<u64, u64>,
-    /// Bytes of regions that are holes, per segment.
-    pub(crate) holes: HashMap<u64, u64>,
-    /// Parts of segments open did not scan (before a checkpoint's base):
-    /// (segment, end offset) whose regions are not in `region_bytes` yet.
-    pub(crate) uncounted: Vec<(u64, u64)>,
+    pub(crate) counts: HashMap<u64, SegCounts>,
+    /// Parts of segments open did not scan (before a checkpoint's base),
+    /// whose regions are not in `counts` yet.
+    pub(crate) uncounted: Vec<Uncounted>,
     /// End of the newest segment's records.
     pub(crate) tail: u64,
 }
@@ -152,17 +151,15 @@ pub(crate) struct Log {
     durability: Durability,
     tail: Mutex<Tail>,
     segments: RwLock<BTreeMap<u64, Arc<Segment>>>,
-    /// Data-region bytes written per segment (live or not). Until
-    /// `uncounted` is counted in, a value may have wrapped below zero (a
-    /// region given back before the part of the segment holding it was
-    /// counted): read it through [`Log::region_bytes`].
-    region_bytes: Mutex<HashMap<u64, u64>>,
-    /// Bytes of data regions that are holes (compaction punched them), per
-    /// segment: not in `region_bytes`, and not on disk.
-    holes: Mutex<HashMap<u64, u64>>,
-    /// What recovery left uncounted of `region_bytes` (counted by the
-    /// first reader, or in the background after open).
-    uncounted: Mutex<Vec<(u64, u64)>>,
+    /// The data regions of each segment (see [`SegCounts`]).
+    counts: Mutex<HashMap<u64, SegCounts>>,
+    /// What recovery left uncounted of `counts` (counted by the first
+    /// reader, or in the background after open). Lock order: this, then
+    /// `counts`.
+    uncounted: Mutex<Vec<Uncounted>>,
+    /// One count of `uncounted` at a time (held across its reads; the
+    /// list itself only while it changes).
+    counting: Mutex<()>,
     poison: Mutex<Option<String>>,
     durable: Mutex<Durable>,
     durable_cv: Condvar,
@@ -229,9 +226,9 @@ impl Log {
                 closed: false,
             }),
             segments: RwLock::new(segments),
-            region_bytes: Mutex::new(rec.region_bytes),
-            holes: Mutex::new(rec.holes),
+            counts: Mutex::new(rec.counts),
             uncounted: Mutex::new(rec.uncounted),
+            counting: Mutex::new(()),
             poison: Mutex::new(None),
             durable: Mutex::new(Durable {
                 upto,
@@ -329,7 +326,11 @@ impl Log {
         self.allocate(&mut t, framed_len(alloc.min(len)) + META_RESERVE)?;
         let header = region_header(len, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
-        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        self.counts
+            .lock()
+            .entry(seg.id)
+            .or_default()
+            .add_region(len);
         Ok(Region {
             segment: seg,
             data_at: at + RECORD_HEADER_LEN,
@@ -359,7 +360,11 @@ impl Log {
         }
         let header = region_header(len, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &header, total)?;
-        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        self.counts
+            .lock()
+            .entry(seg.id)
+            .or_default()
+            .add_region(len);
         Ok(Region {
             segment: seg,
             data_at: at + RECORD_HEADER_LEN,
@@ -380,7 +385,7 @@ impl Log {
         let fits = t.active.id == region.segment.id && t.at == region.end() && used < region.len;
         if !fits {
             drop(t);
-            self.unused_region_bytes(region.segment.id, region.len - used.min(region.len));
+            self.unused_region_bytes(region.segment.id, region.len - used.min(region.len), false);
             return Ok(region);
         }
         let header = region_header(used, region.segment.salt());
@@ -392,7 +397,7 @@ impl Log {
         };
         t.at = shrunk.end();
         drop(t);
-        self.unused_region_bytes(region.segment.id, region.len - used);
+        self.unused_region_bytes(region.segment.id, region.len - used, true);
         Ok(shrunk)
     }
 
@@ -406,10 +411,8 @@ impl Log {
         if t.active.id == region.segment.id && t.at == region.end() {
             t.at = region.header_at();
             t.dirty_until = t.dirty_until.max(region.end());
-            let mut rb = self.region_bytes.lock();
-            if let Some(n) = rb.get_mut(&region.segment.id) {
-                *n = n.wrapping_sub(region.len);
-            }
+            // (Its header goes too: the next record overwrites it.)
+            self.unused_region_bytes(region.segment.id, region.len, true);
         }
     }
 
@@ -563,7 +566,11 @@ impl Log {
         push_meta_record_salted(&mut buf, t.active.synced(), &meta, t.active.salt());
         let (seg, at) = self.write_at_tail(&mut t, &buf, total)?;
         drop(t);
-        *self.region_bytes.lock().entry(seg.id).or_default() += len;
+        self.counts
+            .lock()
+            .entry(seg.id)
+            .or_default()
+            .add_region(len);
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);

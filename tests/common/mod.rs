@@ -104,7 +104,7 @@ impl Child {
     }
 }
 
-/// How many checkpoint records (metadata records with tag 20, see
+/// How many checkpoint records (metadata records with tag 20 or 21, see
 /// docs/FORMAT.md) the segment files of a store directory hold.
 pub fn checkpoints_in(dir: &std::path::Path) -> usize {
     let mut n = 0;
@@ -117,7 +117,7 @@ pub fn checkpoints_in(dir: &std::path::Path) -> usize {
         let mut pos = 32usize;
         while pos + 24 <= b.len() && b[pos..pos + 24].iter().any(|x| *x != 0) {
             let len = u64::from_le_bytes(b[pos + 8..pos + 16].try_into().unwrap()) as usize;
-            if b[pos + 4] == 2 && len > 8 && b.get(pos + 32) == Some(&20) {
+            if b[pos + 4] == 2 && len > 8 && matches!(b.get(pos + 32), Some(20 | 21)) {
                 n += 1;
             }
             pos += 24 + len.div_ceil(8) * 8;

@@ -114,8 +114,7 @@ impl Log {
             table.remove(&id);
             seg
         };
-        self.region_bytes.lock().remove(&id);
-        self.holes.lock().remove(&id);
+        self.counts.lock().remove(&id);
         let to = self.dir.join(segment::pool_file_name(id));
         let (path, len) = (seg.path.clone(), seg.len());
         drop(seg);
