@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::Arc;
 
-pub use crate::log::map::Map;
+pub use crate::log::map::{Map, WriteMap};
 
 /// A directory of files, as the engine uses it.
 pub trait Backend: Send + Sync + Debug {
@@ -123,6 +123,16 @@ pub trait BackendFile: Send + Sync {
     /// through [`BackendFile::write_all_at`] must be visible through it (a
     /// shared mapping of the same file).
     fn map(&self) -> io::Result<Map>;
+    /// A writable shared map of the whole file, for small appends into
+    /// blocks already allocated ([`BackendFile::allocate`] or written), if
+    /// writing through one can never fail for lack of space on this file
+    /// system; writes through it must be visible through [`BackendFile::map`]
+    /// and made durable by [`BackendFile::sync_data`]. `None` (the default):
+    /// every write goes through [`BackendFile::write_all_at`] (a backend
+    /// that watches writes, such as a fault model, must leave it so).
+    fn map_writable(&self) -> io::Result<Option<WriteMap>> {
+        Ok(None)
+    }
 }
 
 /// The data extents of `file` within `from..end`, holes skipped (through
@@ -294,6 +304,20 @@ impl BackendFile for StdFile {
         use rustix::fs::FallocateFlags as F;
         rustix::fs::fallocate(&self.0, F::PUNCH_HOLE | F::KEEP_SIZE, offset, len)
             .map_err(io::Error::from)
+    }
+
+    fn map_writable(&self) -> io::Result<Option<WriteMap>> {
+        // File systems where a write fault into allocated blocks needs no
+        // new space (a copy-on-write one such as btrfs reserves space at
+        // the fault, and a fault that cannot have it kills the process).
+        const EXT4: u64 = 0xEF53;
+        const XFS: u64 = 0x5846_5342;
+        const TMPFS: u64 = 0x0102_1994;
+        let kind = rustix::fs::fstatfs(&self.0)?.f_type as u64;
+        if ![EXT4, XFS, TMPFS].contains(&kind) {
+            return Ok(None);
+        }
+        WriteMap::of_file(&self.0).map(Some)
     }
 
     fn map(&self) -> io::Result<Map> {

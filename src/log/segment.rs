@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::log::map::Map;
+use crate::log::map::{Map, WriteMap};
 
 use crate::backend::{Backend, BackendFile};
 use crate::error::{corrupt, Error, Result};
@@ -112,6 +112,9 @@ struct FileSlot {
     sealed: bool,
     /// Holders of a [`FilePin`]: the file stays open while any is alive.
     pins: usize,
+    /// The active segment's writable map for its appends (see
+    /// [`Segment::append_at`]), when the backend offers one.
+    wmap: Option<Arc<WriteMap>>,
 }
 
 /// Keeps a segment's file open (and shared by every call on the segment)
@@ -244,6 +247,7 @@ impl Segment {
                 file: Some(file),
                 sealed: false,
                 pins: 0,
+                wmap: None,
             }),
             dirty: AtomicBool::new(dirty),
             map: Arc::new(map),
@@ -279,6 +283,8 @@ impl Segment {
     pub(crate) fn seal_file(&self) {
         let mut slot = self.file.lock();
         slot.sealed = true;
+        // (Its dirty pages stay in the page cache: unmapping loses none.)
+        slot.wmap = None;
         if slot.pins == 0 {
             slot.file = None;
         }
@@ -334,6 +340,41 @@ impl Segment {
         // it may have missed it.)
         self.dirty.store(true, Ordering::SeqCst);
         r
+    }
+
+    /// Appends written through a map are at most this long (a larger one is
+    /// one `pwrite`, whose cost is the copy, not the call).
+    const MAPPED_APPEND_MAX: usize = 64 << 10;
+
+    /// Writes through a writable map from now on, for [`Segment::append_at`]
+    /// (the active segment under `Durability::None` and `Batched`), when
+    /// the backend offers one; otherwise, and on any error, appends stay
+    /// `pwrite`s.
+    pub(crate) fn map_appends(&self) {
+        let mut slot = self.file.lock();
+        if slot.wmap.is_none() && !slot.sealed {
+            if let Some(Ok(Some(w))) = slot.file.as_ref().map(|f| f.map_writable()) {
+                if w.len() as u64 == self.len() {
+                    slot.wmap = Some(Arc::new(w));
+                }
+            }
+        }
+    }
+
+    /// Writes the record(s) `buf` at the tail offset `offset`: a copy into
+    /// the writable map when there is one and `buf` is small, else
+    /// [`Segment::write_at`]. The caller must have allocated the blocks of
+    /// `offset..offset + buf.len()` (a write fault there must need no
+    /// space: see [`WriteMap`]).
+    pub(crate) fn append_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        if buf.len() <= Self::MAPPED_APPEND_MAX {
+            let wmap = self.file.lock().wmap.clone();
+            if wmap.is_some_and(|w| w.write(buf, offset)) {
+                self.dirty.store(true, Ordering::SeqCst);
+                return Ok(());
+            }
+        }
+        self.write_at(buf, offset)
     }
 
     /// Reads `buf.len()` bytes at `offset` with a positional read (not

@@ -201,6 +201,9 @@ impl Log {
                 (s, SEGMENT_HEADER_LEN)
             }
         };
+        if durability != Durability::Sync {
+            active.map_appends();
+        }
         let upto = (active.id, at);
         let allocated_until = if active.recycled() {
             Log::allocated_run(&active).max(at)
@@ -594,7 +597,8 @@ impl Log {
         }
         self.keep_window(t, total)?;
         let at = t.at;
-        if let Err(e) = t.active.write_at(frame, at) {
+        // (The blocks there are allocated: every caller allocates first.)
+        if let Err(e) = t.active.append_at(frame, at) {
             // The tail stays; the next record overwrites these bytes.
             t.dirty_until = t.dirty_until.max(at + frame.len() as u64);
             return Err(e);
@@ -674,6 +678,11 @@ impl Log {
                 self.set_poison(&gone);
             }
             return Err(e);
+        }
+        if self.durability != Durability::Sync {
+            // (Under `Sync` every append is followed by an fdatasync
+            // anyway: its `pwrite` is not what a write waits for.)
+            seg.map_appends();
         }
         self.segments.write().insert(id, Arc::clone(&seg));
         let old = std::mem::replace(&mut t.active, seg);
