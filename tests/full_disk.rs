@@ -8,7 +8,9 @@
 //! 40 MiB tmpfs and a 64 MiB ext4 image on a loop device. Mounting needs
 //! root (CI runs as root); otherwise, or when mounting fails, each test
 //! prints why and passes without checking anything. A guard unmounts and
-//! removes everything, also when an assertion fails.
+//! removes everything, also when an assertion fails. Every round runs under
+//! `Durability::Sync` and again under `None` (whose small appends are
+//! copies into a writable map of the active segment).
 //!
 //! Rounds (each prints its figures; run with `--nocapture` to see them):
 //! - `puts`: ~1 MiB objects until ENOSPC, then 256 KiB, 64 KiB, 4 KiB ones
@@ -439,8 +441,16 @@ struct Figures {
     puts_after: usize,
 }
 
+thread_local! {
+    /// The durability of the stores this test thread's rounds open.
+    static DURABILITY: std::cell::Cell<partstore::Durability> =
+        const { std::cell::Cell::new(partstore::Durability::Sync) };
+}
+
 fn opts(segment: u64) -> Options {
-    Options::default().segment_size(segment)
+    Options::default()
+        .segment_size(segment)
+        .durability(DURABILITY.get())
 }
 
 /// The rounds' common end: with the disk still full, drop and reopen
@@ -802,4 +812,21 @@ fn full_tmpfs_heals_through_the_store() {
 #[test]
 fn full_ext4_heals_through_the_store() {
     all_rounds(Kind::Ext4, "full_ext4_heals_through_the_store");
+}
+
+// The same rounds under `Durability::None`, whose small appends are copies
+// into a writable map of the active segment (docs/DURABILITY.md, "The
+// order of writes"): on a full disk they must fail with `NoSpace` or land
+// in blocks allocated before, never fault the process.
+
+#[test]
+fn full_tmpfs_heals_under_durability_none() {
+    DURABILITY.set(partstore::Durability::None);
+    all_rounds(Kind::Tmpfs, "full_tmpfs_heals_under_durability_none");
+}
+
+#[test]
+fn full_ext4_heals_under_durability_none() {
+    DURABILITY.set(partstore::Durability::None);
+    all_rounds(Kind::Ext4, "full_ext4_heals_under_durability_none");
 }
