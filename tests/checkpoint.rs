@@ -22,7 +22,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -246,14 +246,8 @@ type Rec = (u64, u64, u8, Vec<u8>);
 
 /// Every metadata record of the store's segments, in log order.
 fn meta_records(dir: &Path) -> Vec<Rec> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    segs.sort();
     let mut out = Vec::new();
-    for p in segs {
+    for p in common::segment_files(dir) {
         let n = p.file_name().unwrap().to_str().unwrap();
         let id: u64 = n[4..n.len() - 4].parse().unwrap();
         let b = std::fs::read(&p).unwrap();

@@ -454,13 +454,8 @@ fn check_checkpoint_v20(s: &Store) {
 fn checkpoint_without_segment_counts_opens() {
     let dir = copy_fixture("checkpoint_v20");
     let tags = |dir: &Path| -> Vec<u8> {
-        let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|x| x == "log"))
-            .collect();
-        segs.sort();
-        segs.iter()
+        common::segment_files(dir)
+            .iter()
             .flat_map(|p| records(&std::fs::read(p).unwrap()))
             .filter(|r| r.1 == 2 && matches!(r.2.get(8), Some(20 | 21)))
             .map(|r| r.2[8])

@@ -4,102 +4,15 @@
 //! bytes read back before and after a reopen, the map's pages are not
 //! kept resident behind the writes, and `Sync` keeps its `pwrite`s.
 
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use partstore::backend::{Backend, BackendFile, Map, StdBackend, WriteMap};
+use common::counting::Counting;
+use partstore::backend::{Backend, StdBackend};
 use partstore::{Durability, LayerConfig, Options, PartBody, Store};
-
-/// The real backend, with its `pwrite`s counted; it offers the real
-/// writable map.
-#[derive(Debug, Clone, Default)]
-struct Counting {
-    writes: Arc<AtomicU64>,
-}
-
-impl Counting {
-    fn wrap(&self, real: Arc<dyn BackendFile>) -> Arc<dyn BackendFile> {
-        Arc::new(CountingFile {
-            writes: Arc::clone(&self.writes),
-            real,
-        })
-    }
-}
-
-impl Backend for Counting {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        StdBackend.create_dir_all(dir)
-    }
-    fn read_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
-        StdBackend.read_dir(dir)
-    }
-    fn create_new(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
-        Ok(self.wrap(StdBackend.create_new(path)?))
-    }
-    fn open(&self, path: &Path) -> io::Result<Arc<dyn BackendFile>> {
-        Ok(self.wrap(StdBackend.open(path)?))
-    }
-    fn remove_file(&self, path: &Path) -> io::Result<()> {
-        StdBackend.remove_file(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        StdBackend.sync_dir(dir)
-    }
-    fn allocated_bytes(&self, path: &Path) -> io::Result<u64> {
-        StdBackend.allocated_bytes(path)
-    }
-    fn prewrite_by_default(&self) -> bool {
-        true
-    }
-}
-
-struct CountingFile {
-    writes: Arc<AtomicU64>,
-    real: Arc<dyn BackendFile>,
-}
-
-impl BackendFile for CountingFile {
-    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        self.real.read_exact_at(buf, offset)
-    }
-    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
-        self.writes.fetch_add(1, Ordering::SeqCst);
-        self.real.write_all_at(buf, offset)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        self.real.sync_data()
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.real.sync_all()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.real.set_len(len)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.real.len()
-    }
-    fn next_data(&self, offset: u64) -> io::Result<Option<u64>> {
-        self.real.next_data(offset)
-    }
-    fn next_hole(&self, offset: u64) -> io::Result<u64> {
-        self.real.next_hole(offset)
-    }
-    fn allocate(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.real.allocate(offset, len)
-    }
-    fn punch_hole(&self, offset: u64, len: u64) -> io::Result<()> {
-        self.real.punch_hole(offset, len)
-    }
-    fn map(&self) -> io::Result<Map> {
-        self.real.map()
-    }
-    fn map_writable(&self) -> io::Result<Option<WriteMap>> {
-        self.real.map_writable()
-    }
-}
 
 fn disk_tempdir() -> tempfile::TempDir {
     let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
@@ -150,7 +63,7 @@ fn run(durability: Durability, prewrite: bool) -> (u64, u64) {
     let writes = {
         let s = Store::open(dir.path(), opts()).unwrap();
         s.create_layer("l", LayerConfig::default()).unwrap();
-        let before = backend.writes.load(Ordering::SeqCst);
+        let before = backend.snapshot();
         for i in 0..n {
             let b = body(i);
             s.put_object(
@@ -163,7 +76,7 @@ fn run(durability: Durability, prewrite: bool) -> (u64, u64) {
                 s.delete("l", &format!("k{:05}", i / 2)).unwrap_or(());
             }
         }
-        let writes = backend.writes.load(Ordering::SeqCst) - before;
+        let writes = backend.snapshot().since(before).writes;
         for i in (0..n).step_by(7) {
             if let Ok(o) = s.head("l", &format!("k{i:05}")) {
                 assert_eq!(read(&s, &format!("k{i:05}")), body(i), "k{i:05}");

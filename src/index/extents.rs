@@ -24,6 +24,22 @@ const CHUNK_MIN: usize = CHUNK_MAX / 4;
 /// table); a read of a smaller one checks its few bytes again.
 pub const INLINE_VERIFY_MAX: u64 = 64 << 10;
 
+/// Which pair of chunks to merge for a small chunk `ci` (the left one's
+/// index): it and its next neighbour, or else its previous one, when the
+/// two hold at most three quarters of `max` (room left for inserts: a
+/// merge is not undone by the next split). `len(i)` is chunk `i`'s length,
+/// `usize::MAX` past the last.
+pub(super) fn merge_partner(ci: usize, max: usize, len: impl Fn(usize) -> usize) -> Option<usize> {
+    let fits = |a: usize, b: usize| a.saturating_add(b) <= max * 3 / 4;
+    if fits(len(ci), len(ci + 1)) {
+        Some(ci)
+    } else if ci > 0 && fits(len(ci - 1), len(ci)) {
+        Some(ci - 1)
+    } else {
+        None
+    }
+}
+
 /// Ids in ascending order, each with a value, in shared chunks.
 #[derive(Debug, Clone)]
 pub struct IdMap<T: Clone> {
@@ -161,13 +177,7 @@ impl<T: Clone> IdMap<T> {
     /// when the two fit in one chunk.
     fn merge_small(&mut self, ci: usize) {
         let len = |i: usize| self.chunks.get(i).map_or(usize::MAX, |c| c.len());
-        // (Room left for inserts: a merge is not undone by the next split.)
-        let fits = |a: usize, b: usize| a.saturating_add(b) <= CHUNK_MAX * 3 / 4;
-        let left = if fits(len(ci), len(ci + 1)) {
-            ci
-        } else if ci > 0 && fits(len(ci - 1), len(ci)) {
-            ci - 1
-        } else {
+        let Some(left) = merge_partner(ci, CHUNK_MAX, len) else {
             return;
         };
         let (Some(a), Some(b)) = (self.chunks.get(left), self.chunks.get(left + 1)) else {

@@ -449,13 +449,7 @@ impl ObjectMap {
     /// when the two fit in one chunk.
     fn merge_small(&mut self, ci: usize) {
         let len = |i: usize| self.chunks.get(i).map_or(usize::MAX, |c| c.recs.len());
-        // (Room left for inserts: a merge is not undone by the next split.)
-        let fits = |a: usize, b: usize| a.saturating_add(b) <= CHUNK_MAX * 3 / 4;
-        let left = if fits(len(ci), len(ci + 1)) {
-            ci
-        } else if ci > 0 && fits(len(ci - 1), len(ci)) {
-            ci - 1
-        } else {
+        let Some(left) = super::extents::merge_partner(ci, CHUNK_MAX, len) else {
             return;
         };
         let (Some(a), Some(b)) = (self.chunks.get(left), self.chunks.get(left + 1)) else {

@@ -1,6 +1,7 @@
 //! Shared test helpers.
 #![allow(dead_code)]
 
+pub mod counting;
 pub mod faulty;
 
 /// Deterministic pseudo-random bytes (xorshift64); different seeds give
@@ -124,4 +125,15 @@ pub fn checkpoints_in(dir: &std::path::Path) -> usize {
         }
     }
     n
+}
+
+/// The segment files (`seg-*.log`) of a store directory, in log order.
+pub fn segment_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segs.sort();
+    segs
 }
