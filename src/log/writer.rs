@@ -154,8 +154,9 @@ pub(crate) struct Log {
     /// The data regions of each segment (see [`SegCounts`]).
     counts: Mutex<HashMap<u64, SegCounts>>,
     /// What recovery left uncounted of `counts` (counted by the first
-    /// reader, or in the background after open). Lock order: this, then
-    /// `counts`.
+    /// reader, or in the background after open). Lock order: `tail`, this,
+    /// `counts`, `segments` (a holder of one takes only later ones: appends
+    /// count their regions under the tail lock).
     uncounted: Mutex<Vec<Uncounted>>,
     /// One count of `uncounted` at a time (held across its reads; the
     /// list itself only while it changes).

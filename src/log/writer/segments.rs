@@ -121,11 +121,14 @@ impl Log {
     /// checkpoint (at most [`MAX_SEGMENT_COUNTS`]): those whose regions
     /// are all counted (or that the last restored checkpoint counted).
     pub(crate) fn sealed_counts(&self, before: u64) -> Vec<SegmentCount> {
+        // (The tail lock first, and released: appends hold it while they
+        // count their regions into `counts`.)
+        let active = self.active_id();
         let list = self.uncounted.lock();
         let counts = self.counts.lock();
         let segments = self.segments.read();
         let mut out = Vec::new();
-        for (id, seg) in segments.range(..before.min(self.active_id())) {
+        for (id, seg) in segments.range(..before.min(active)) {
             if out.len() == MAX_SEGMENT_COUNTS {
                 break;
             }
