@@ -473,7 +473,7 @@ impl Allocated {
     /// The data ranges of `seg` from `from` on; where the file system
     /// cannot say, everything counts as data.
     fn of(seg: &Segment, from: u64) -> Allocated {
-        let ranges = data_ranges_after(seg, from)
+        let ranges = data_ranges(seg, from, seg.len())
             .unwrap_or_else(|_| std::iter::once(from..u64::MAX).collect());
         Allocated { ranges, next: 0 }
     }
@@ -499,20 +499,17 @@ impl Allocated {
 /// of its data regions ([`count_regions`] finds the same, region by
 /// region).
 pub(crate) fn hole_bytes(seg: &Segment, from: u64, to: u64) -> Result<u64> {
-    let ranges = seg
-        .file()
-        .and_then(|f| crate::backend::data_ranges(&*f, from, to))
-        .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))?;
-    let data: u64 = ranges
+    let data: u64 = data_ranges(seg, from, to)?
         .iter()
-        .map(|r| r.end.min(to).saturating_sub(r.start.max(from)))
+        .map(|r| r.end - r.start)
         .sum();
     Ok(to.saturating_sub(from).saturating_sub(data))
 }
 
-fn data_ranges_after(seg: &Segment, from: u64) -> Result<Vec<std::ops::Range<u64>>> {
+/// The data ranges of `seg` within `from..to` (holes skipped).
+fn data_ranges(seg: &Segment, from: u64, to: u64) -> Result<Vec<std::ops::Range<u64>>> {
     let file = seg.file();
-    file.and_then(|f| crate::backend::data_ranges(&*f, from, seg.len()))
+    file.and_then(|f| crate::backend::data_ranges(&*f, from, to))
         .map_err(|e| Error::io(format!("seeking in {}", seg.path.display()), e))
 }
 
@@ -531,7 +528,7 @@ fn valid_records_after(r: &mut Reader, end: u64, from: u64) -> Result<(Vec<(u64,
     let mut found = Vec::new();
     let mut zeros = true;
     let seg_len = r.seg.len();
-    for range in data_ranges_after(r.seg, end)? {
+    for range in data_ranges(r.seg, end, r.seg.len())? {
         // Stretches of ZERO_STRETCH bytes, aligned to RECORD_ALIGN: a magic
         // at an aligned offset lies wholly inside one.
         let mut at = range.start / RECORD_ALIGN * RECORD_ALIGN;
