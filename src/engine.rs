@@ -407,11 +407,10 @@ impl Inner {
             }
             let mut meta_len = 0;
             let (start, pos) = match data {
-                Some(bytes) => self.log.append_with_data(bytes, |segment, offset| {
+                Some(bytes) => self.log.append_with_data(bytes, |segment, offset, out| {
                     record.place_new_extent(segment, offset);
-                    let encoded = record.encode();
-                    meta_len = encoded.len();
-                    encoded
+                    record.encode_into(out);
+                    meta_len = out.len();
                 })?,
                 None => {
                     // A data region in a segment sealed after it was
@@ -422,9 +421,10 @@ impl Inner {
                             self.log.sync_region(&seg)?;
                         }
                     }
-                    let encoded = record.encode();
-                    meta_len = encoded.len();
-                    self.log.append_meta_at(&encoded)?
+                    self.log.append_encoded(|out| {
+                        record.encode_into(out);
+                        meta_len = out.len();
+                    })?
                 }
             };
             // A checkpoint this record makes due starts once the commit is

@@ -127,15 +127,12 @@ impl Index {
                 check_crc_digest(digest.as_ref(), *crc32c)?;
                 spec::check_put_object_size(*size)?;
                 check_binding(l, layer, content_type, content_encoding.as_deref())?;
-                let pieces: Vec<Piece> = new_extent
-                    .iter()
-                    .map(|e| Piece {
-                        extent: e.id,
-                        offset: 0,
-                        len: e.len,
-                    })
-                    .collect();
-                self.check_pieces(new_extent.as_ref(), &pieces, *size)?;
+                let piece = new_extent.as_ref().map(|e| Piece {
+                    extent: e.id,
+                    offset: 0,
+                    len: e.len,
+                });
+                self.check_pieces(new_extent.as_ref(), piece.as_slice(), *size)?;
             }
             Meta::ObjectDeleted { layer, key } => {
                 self.layer(layer)?.key_rules.validate(key)?;

@@ -217,10 +217,15 @@ impl Index {
 
     /// The layer `id`: BadRequest for a malformed id, NotFound if missing.
     pub fn layer(&self, id: &str) -> Result<&Layer> {
+        // Only valid ids are ever created: one found needs no check.
+        if let Some(l) = self.layers.get(id) {
+            return Ok(l);
+        }
         spec::validate_layer_id(id)?;
-        self.layers
-            .get(id)
-            .ok_or_else(|| not_found!(Reason::UnknownLayer, "layer \"{id}\" does not exist"))
+        Err(not_found!(
+            Reason::UnknownLayer,
+            "layer \"{id}\" does not exist"
+        ))
     }
 
     /// Layer ids and configs.

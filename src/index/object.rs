@@ -83,11 +83,11 @@ pub(crate) fn etag(crc: u32, seq: u64) -> String {
     // By hand: this runs for every object a head or a listing returns.
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let v = (u128::from(crc) << 64) | u128::from(seq);
-    let mut out = String::with_capacity(24);
-    for i in (0..24).rev() {
-        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    let mut out = [0u8; 24];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = HEX[((v >> ((23 - i) * 4)) & 0xf) as usize];
     }
-    out
+    std::str::from_utf8(&out).unwrap_or_default().to_string()
 }
 
 /// The sequence number of an etag of the usual form for `crc`.

@@ -243,10 +243,15 @@ pub struct ObjectSnap {
 impl Meta {
     /// Encodes the payload (without the record frame).
     pub fn encode(&self) -> Vec<u8> {
-        // 64, grown as needed: starting at 256 (most records fit) cost
-        // 4-8 B of RSS per object in benches/scale.rs (the allocator's
-        // fragmentation), for ~0.1 us per put.
-        let mut e = Enc(Vec::with_capacity(64));
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// Appends the encoded payload to `out` (a writer's scratch buffer:
+    /// a record encoded per commit allocates nothing once it has grown).
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
+        let mut e = Enc(std::mem::take(out));
         match self {
             Meta::LayerCreated {
                 layer,
@@ -425,7 +430,7 @@ impl Meta {
             }
             Meta::Mark => e.u8(T_MARK),
         }
-        e.0
+        *out = e.0;
     }
 
     /// Decodes a payload. Never panics; allocations are bounded by the input.

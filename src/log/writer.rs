@@ -90,6 +90,22 @@ struct Tail {
     sealed_zeros: Vec<(u64, u64, u64)>,
     /// [`Log::close`] ran.
     closed: bool,
+    /// Scratch for the frames of small appends and the records encoded
+    /// for them, reused under this lock (a tiny put allocates no buffer).
+    frame: Vec<u8>,
+    record: Vec<u8>,
+}
+
+/// Scratch buffers are kept up to this capacity between appends.
+const SCRATCH_KEEP: usize = 256 << 10;
+
+/// `buf`, emptied, and given back its memory if a large append grew it.
+fn recycle(mut buf: Vec<u8>) -> Vec<u8> {
+    buf.clear();
+    if buf.capacity() > SCRATCH_KEEP {
+        buf = Vec::new();
+    }
+    buf
 }
 
 impl Tail {
@@ -228,6 +244,8 @@ impl Log {
                 last_big: prewrite::idle_since_open(),
                 sealed_zeros: Vec::new(),
                 closed: false,
+                frame: Vec::new(),
+                record: Vec::new(),
             }),
             segments: RwLock::new(segments),
             counts: Mutex::new(rec.counts),
@@ -499,25 +517,48 @@ impl Log {
     /// [`Log::append_meta`], returning the record's position and the
     /// position just past it.
     pub(crate) fn append_meta_at(&self, meta: &[u8]) -> Result<(Pos, Pos)> {
-        let total = framed_len(8 + meta.len() as u64);
+        self.append_encoded(|out| out.extend_from_slice(meta))
+    }
+
+    /// [`Log::append_meta_at`] of the record `encode` writes into its
+    /// (empty) buffer, under the tail lock: no buffer is allocated.
+    pub(crate) fn append_encoded(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Result<(Pos, Pos)> {
         let mut t = self.tail.lock();
-        self.wait_claim(&mut t, total);
-        if t.at + total > t.active.len() {
-            self.rotate(&mut t, total, 0)?;
-        }
-        // The reserve again when it can be had; on a full disk, what this
-        // record needs (often already allocated by a data reservation).
-        if self.allocate(&mut t, total + META_RESERVE).is_err() {
-            self.allocate(&mut t, total)?;
-        }
-        let mut frame = Vec::with_capacity(total as usize);
-        push_meta_record_salted(&mut frame, t.active.synced(), meta, t.active.salt());
-        let (seg, at) = self.write_at_tail(&mut t, &frame, total)?;
+        let mut meta = std::mem::take(&mut t.record);
+        encode(&mut meta);
+        let mut frame = std::mem::take(&mut t.frame);
+        let written = self.append_frame(&mut t, &meta, &mut frame);
+        t.frame = recycle(frame);
+        t.record = recycle(meta);
+        let (seg, at, total) = written?;
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
             self.dirty.store(true, Ordering::SeqCst);
         }
         Ok(((seg.id, at), (seg.id, at + total)))
+    }
+
+    /// Frames `meta` in `frame` and writes it at the tail (rotating and
+    /// allocating first); returns where it landed and its framed length.
+    fn append_frame(
+        &self,
+        t: &mut MutexGuard<'_, Tail>,
+        meta: &[u8],
+        frame: &mut Vec<u8>,
+    ) -> Result<(Arc<Segment>, u64, u64)> {
+        let total = framed_len(8 + meta.len() as u64);
+        self.wait_claim(t, total);
+        if t.at + total > t.active.len() {
+            self.rotate(t, total, 0)?;
+        }
+        // The reserve again when it can be had; on a full disk, what this
+        // record needs (often already allocated by a data reservation).
+        if self.allocate(t, total + META_RESERVE).is_err() {
+            self.allocate(t, total)?;
+        }
+        push_meta_record_salted(frame, t.active.synced(), meta, t.active.salt());
+        let (seg, at) = self.write_at_tail(t, frame, total)?;
+        Ok((seg, at, total))
     }
 
     /// Where the next record goes.
@@ -528,8 +569,8 @@ impl Log {
 
     /// Appends a small body and the metadata record that references it in
     /// one write: a data region holding `data`, then the record `encode`
-    /// returns for where the region landed (segment id, offset of its first
-    /// byte). One fdatasync makes both durable; recovery checks the data
+    /// writes into its (empty) buffer for where the region landed (segment
+    /// id, offset of its first byte). One fdatasync makes both durable; recovery checks the data
     /// against the record's block CRCs when the record is past the durable
     /// point, so a write torn between them is a torn tail. Returns where the
     /// write starts (the region's header) and the position just past the
@@ -537,38 +578,49 @@ impl Log {
     pub(crate) fn append_with_data(
         &self,
         data: &[u8],
-        mut encode: impl FnMut(u64, u64) -> Vec<u8>,
+        mut encode: impl FnMut(u64, u64, &mut Vec<u8>),
     ) -> Result<(Pos, Pos)> {
         self.check_poison()?;
         let len = data.len() as u64;
         let data_total = framed_len(len);
         let room = META_RESERVE.min(self.segment_size / 8);
         let mut t = self.tail.lock();
+        let mut meta = std::mem::take(&mut t.record);
+        let mut encode_at = |t: &Tail, meta: &mut Vec<u8>| {
+            meta.clear();
+            encode(t.active.id, t.at + RECORD_HEADER_LEN, meta);
+            data_total + framed_len(8 + meta.len() as u64)
+        };
         // (Encoded again after a wait for a claimed chunk: the tail may
         // have moved meanwhile.)
-        let (mut meta, mut total) = loop {
-            let meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
-            let total = data_total + framed_len(8 + meta.len() as u64);
+        let mut total = loop {
+            let total = encode_at(&t, &mut meta);
             if !self.claim_blocks(&t, total + room) {
-                break (meta, total);
+                break total;
             }
             self.claim_cv.wait(&mut t);
         };
-        if t.at + total + room > t.active.len() {
-            self.rotate(&mut t, total + room, META_RESERVE - room)?;
-            meta = encode(t.active.id, t.at + RECORD_HEADER_LEN);
-            total = data_total + framed_len(8 + meta.len() as u64);
-        }
-        // Like a data reservation: the region and the metadata reserve
-        // after it, or nothing (a full disk keeps its reserve for deletes).
-        self.allocate(&mut t, total + META_RESERVE)?;
-        let header = region_header(len, t.active.salt());
-        let mut buf = Vec::with_capacity(total as usize);
-        buf.extend_from_slice(&header);
-        buf.extend_from_slice(data);
-        buf.resize(data_total as usize, 0);
-        push_meta_record_salted(&mut buf, t.active.synced(), &meta, t.active.salt());
-        let (seg, at) = self.write_at_tail(&mut t, &buf, total)?;
+        let mut frame = std::mem::take(&mut t.frame);
+        let mut write = || {
+            if t.at + total + room > t.active.len() {
+                self.rotate(&mut t, total + room, META_RESERVE - room)?;
+                total = encode_at(&t, &mut meta);
+            }
+            // Like a data reservation: the region and the metadata reserve
+            // after it, or nothing (a full disk keeps its reserve for
+            // deletes).
+            self.allocate(&mut t, total + META_RESERVE)?;
+            frame.extend_from_slice(&region_header(len, t.active.salt()));
+            frame.extend_from_slice(data);
+            frame.resize(data_total as usize, 0);
+            push_meta_record_salted(&mut frame, t.active.synced(), &meta, t.active.salt());
+            self.write_at_tail(&mut t, &frame, total)
+                .map(|w| (w, total))
+        };
+        let written = write();
+        t.frame = recycle(frame);
+        t.record = recycle(meta);
+        let ((seg, at), total) = written?;
         drop(t);
         self.counts
             .lock()
