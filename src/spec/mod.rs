@@ -451,6 +451,39 @@ mod tests {
         r.unwrap_err().to_string()
     }
 
+    /// The one-pass check accepts exactly the keys the rule-by-rule checks
+    /// accept: every key of up to 4 bytes over an alphabet of good and bad
+    /// bytes, and long ones around the length limit.
+    #[test]
+    fn one_pass_key_check_agrees_with_the_rules() {
+        let rules = |k: &str| {
+            !k.is_empty()
+                && k.bytes().all(is_key_byte)
+                && k.len() <= MAX_KEY_LEN
+                && !k.starts_with('/')
+                && !k.ends_with('/')
+                && !k.contains("//")
+        };
+        let alphabet = ["a", "/", "Z", "9", ".", "-", " ", "%", "\0", "é", "~"];
+        let mut keys = vec![String::new()];
+        for _ in 0..4 {
+            let next: Vec<String> = keys
+                .iter()
+                .flat_map(|k| alphabet.iter().map(move |c| format!("{k}{c}")))
+                .collect();
+            keys.extend(next);
+            keys.dedup();
+        }
+        for n in [MAX_KEY_LEN - 1, MAX_KEY_LEN, MAX_KEY_LEN + 1] {
+            keys.push("k".repeat(n));
+            keys.push(format!("{}/", "k".repeat(n - 1)));
+        }
+        for k in &keys {
+            assert_eq!(key_is_plain(k.as_bytes()), rules(k), "{k:?}");
+            assert_eq!(validate_key(k).is_ok(), rules(k), "{k:?}");
+        }
+    }
+
     // ---- limits ----
 
     #[test]
