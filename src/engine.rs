@@ -441,8 +441,11 @@ impl Inner {
                 let mut index = self.index.write();
                 index.apply_validated(apply);
                 // What the caller gets back is read with readers let in
-                // (writers stay out: it is this write's result).
+                // (writers stay out of the index: it is this write's
+                // result), and with the pipeline free: the next writer
+                // validates and appends meanwhile.
                 let index = RwLockWriteGuard::downgrade(index);
+                drop(p);
                 let out = after(&index);
                 if due_now {
                     self.checkpoints.request();
