@@ -36,7 +36,8 @@ impl Log {
     /// [`Log::append_meta`], returning the record's position and the
     /// position just past it.
     pub(crate) fn append_meta_at(&self, meta: &[u8]) -> Result<(Pos, Pos)> {
-        self.append_encoded(|out| out.extend_from_slice(meta))
+        let mut t = self.tail.lock();
+        self.append_record(&mut t, meta)
     }
 
     /// [`Log::append_meta_at`] of the record `encode` writes into its
@@ -45,10 +46,16 @@ impl Log {
         let mut t = self.tail.lock();
         let mut meta = std::mem::take(&mut t.record);
         encode(&mut meta);
-        let mut frame = std::mem::take(&mut t.frame);
-        let written = self.append_frame(&mut t, &meta, &mut frame);
-        t.frame = recycle(frame);
+        let appended = self.append_record(&mut t, &meta);
         t.record = recycle(meta);
+        appended
+    }
+
+    /// Frames `meta` in the tail's frame buffer and writes it at the tail.
+    fn append_record(&self, t: &mut MutexGuard<'_, Tail>, meta: &[u8]) -> Result<(Pos, Pos)> {
+        let mut frame = std::mem::take(&mut t.frame);
+        let written = self.append_frame(t, meta, &mut frame);
+        t.frame = recycle(frame);
         let (seg, at, total) = written?;
         self.appended.store(true, Ordering::Relaxed);
         if self.durability != Durability::Sync {
