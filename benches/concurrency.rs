@@ -289,7 +289,13 @@ fn recycled_points(c: &mut Criterion, size: u64, ops: u64) {
             names.push(("recycled_1w", &one));
         }
         let label = format!("put_{s}/{n}w");
-        let v = RefCell::new(Variants::new("concurrency", &label, ops, bytes, &names));
+        let v = RefCell::new(Variants::new(
+            "concurrency/recycled",
+            &label,
+            ops,
+            bytes,
+            &names,
+        ));
         bench_variants(&mut g, &label, &v, |round| {
             let mut a = || engine_puts_recycled(n, &data, ops);
             let mut b = || engine_puts(n, &data, ops);
