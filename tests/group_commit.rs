@@ -227,3 +227,51 @@ fn eight_writers_share_fdatasyncs() {
         "{per_write:.3} fdatasyncs per acknowledged write with {WRITERS} writers (at most 0.5 expected)"
     );
 }
+
+/// Two fdatasyncs of the active segment at once, the first to start
+/// failing after the second succeeded (the kernel reports a writeback error
+/// to one fdatasync of a descriptor only): the put whose group fdatasync
+/// succeeded must not be acknowledged, since the failed one may have been
+/// the one that saw its pages' error. Both calls fail, the store is
+/// poisoned, and after a reopen every acknowledged object reads back whole.
+#[test]
+fn a_sync_beside_a_failing_one_acknowledges_nothing() {
+    let dir = disk_tempdir();
+    let (backend, store) = open(dir.path());
+    let before = bytes(1, 5000);
+    store
+        .put_object(LAYER, "before", PartBody::new(&before[..], 5000))
+        .unwrap();
+
+    backend.hold_next_sync();
+    let after = bytes(2, 7000);
+    let (synced, put) = std::thread::scope(|s| {
+        // An explicit sync() runs its fdatasync outside the group commit:
+        // it is the one held, then failed.
+        let t = s.spawn(|| store.sync());
+        while !backend.sync_held() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        // The put's group fdatasync succeeds while the other still runs.
+        let put = store.put_object(LAYER, "after", PartBody::new(&after[..], 7000));
+        (t.join().unwrap(), put)
+    });
+    assert!(
+        synced.is_err(),
+        "the failed fdatasync's sync() was: {synced:?}"
+    );
+    assert!(
+        put.is_err(),
+        "a put acknowledged by an fdatasync that ran beside a failed one: {put:?}"
+    );
+    let again = store.put_object(LAYER, "later", PartBody::new(&after[..], 7000));
+    assert!(
+        matches!(again, Err(partstore::Error::Poisoned(_))),
+        "{again:?}"
+    );
+    drop(store);
+
+    let store = Store::open(dir.path().join("store"), Options::default()).unwrap();
+    let got = store.get(LAYER, "before").unwrap();
+    assert_eq!(got.to_vec().unwrap(), before);
+}

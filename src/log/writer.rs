@@ -106,6 +106,15 @@ impl Tail {
     }
 }
 
+/// The fdatasyncs of [`Log::fsync`] running now.
+#[derive(Default)]
+struct Syncs {
+    /// The next ticket.
+    next: u64,
+    /// Tickets of the fdatasyncs not yet returned.
+    running: std::collections::BTreeSet<u64>,
+}
+
 /// Group-commit state.
 struct Durable {
     /// Everything before this position is durable.
@@ -168,6 +177,9 @@ pub(crate) struct Log {
     poison: Mutex<Option<String>>,
     durable: Mutex<Durable>,
     durable_cv: Condvar,
+    /// The fdatasyncs running now, by ticket (see [`Log::fsync`]).
+    syncs: Mutex<Syncs>,
+    syncs_cv: Condvar,
     /// Records appended since the last fsync (Batched / None).
     dirty: AtomicBool,
     /// Records appended since open.
@@ -245,6 +257,8 @@ impl Log {
                 in_flight: false,
             }),
             durable_cv: Condvar::new(),
+            syncs: Mutex::new(Syncs::default()),
+            syncs_cv: Condvar::new(),
             dirty: AtomicBool::new(false),
             appended: AtomicBool::new(false),
             prewrite: prewrite.then(|| Arc::new(prewrite::Signal::default())),
@@ -280,8 +294,36 @@ impl Log {
     /// The one place a segment is fsynced: a failure poisons the log (the
     /// kernel may have dropped the dirty pages, so what is on disk is no
     /// longer known).
+    ///
+    /// A success counts only once every fdatasync that was running beside
+    /// it has finished without failing. The kernel reports a writeback error
+    /// to the first fdatasync of a file descriptor that checks for it: of
+    /// two running at once, one may get the error of pages the other was
+    /// relied on to make durable, and the other succeed. So a success waits
+    /// for the fdatasyncs started before it returned, then checks the
+    /// poison.
     pub(crate) fn fsync(&self, seg: &Segment) -> Result<()> {
-        seg.sync_data().inspect_err(|e| self.set_poison(e))
+        let ticket = {
+            let mut s = self.syncs.lock();
+            let t = s.next;
+            s.next += 1;
+            s.running.insert(t);
+            t
+        };
+        let r = seg.sync_data();
+        let mut s = self.syncs.lock();
+        if let Err(e) = &r {
+            self.set_poison(e);
+        }
+        s.running.remove(&ticket);
+        self.syncs_cv.notify_all();
+        r?;
+        let started = s.next;
+        while s.running.first().is_some_and(|&t| t < started) {
+            self.syncs_cv.wait(&mut s);
+        }
+        drop(s);
+        self.check_poison()
     }
 
     // ----- segments ------------------------------------------------------

@@ -6,8 +6,8 @@
 use std::fmt;
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 
 use partstore::backend::{Backend, BackendFile, Map, StdBackend, WriteMap};
 
@@ -22,6 +22,20 @@ pub struct Counts {
     pub sync_dir: AtomicU64,
     /// `write_all_at` of a file (pwrite).
     pub writes: AtomicU64,
+    /// See [`Counting::hold_next_sync`].
+    hold: Hold,
+}
+
+/// A `sync_data` held back, to fail once another has succeeded.
+#[derive(Default)]
+struct Hold {
+    /// The next `sync_data` is to be held.
+    armed: AtomicBool,
+    /// A held `sync_data` is waiting.
+    waiting: AtomicBool,
+    /// `sync_data` calls that returned `Ok`, counted while one is held.
+    succeeded: Mutex<u64>,
+    cv: Condvar,
 }
 
 /// A snapshot of [`Counts`].
@@ -63,6 +77,21 @@ impl fmt::Debug for Counting {
 }
 
 impl Counting {
+    /// Holds the next `sync_data` until another `sync_data` has returned
+    /// `Ok`, then fails it with EIO without syncing: the kernel reports a
+    /// writeback error to the first fdatasync of the descriptor that checks
+    /// for it, so of two running at once one may fail while the other,
+    /// finishing first, succeeds.
+    pub fn hold_next_sync(&self) {
+        *self.counts.hold.succeeded.lock().unwrap() = 0;
+        self.counts.hold.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// True while the held `sync_data` waits.
+    pub fn sync_held(&self) -> bool {
+        self.counts.hold.waiting.load(Ordering::SeqCst)
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let c = &self.counts;
         Snapshot {
@@ -121,7 +150,22 @@ impl BackendFile for CountingFile {
     }
     fn sync_data(&self) -> io::Result<()> {
         self.counts.sync_data.fetch_add(1, Ordering::SeqCst);
-        self.real.sync_data()
+        let hold = &self.counts.hold;
+        if hold.armed.swap(false, Ordering::SeqCst) {
+            hold.waiting.store(true, Ordering::SeqCst);
+            let mut n = hold.succeeded.lock().unwrap();
+            while *n == 0 {
+                n = hold.cv.wait(n).unwrap();
+            }
+            hold.waiting.store(false, Ordering::SeqCst);
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        let r = self.real.sync_data();
+        if r.is_ok() {
+            *hold.succeeded.lock().unwrap() += 1;
+            hold.cv.notify_all();
+        }
+        r
     }
     fn sync_all(&self) -> io::Result<()> {
         self.counts.sync_all.fetch_add(1, Ordering::SeqCst);
